@@ -1,0 +1,78 @@
+import type { Logger } from '../log.ts';
+import type { Infra } from '../infra/types.ts';
+import type { SetupSpec, SecretRef } from '../spec/schema.ts';
+import type { Plan } from '../spec/plan.ts';
+
+/** Final state of a step run. 'warned' = succeeded with warnings the user must see. */
+export type StepOutcomeStatus = 'succeeded' | 'warned' | 'skipped';
+
+export interface StepOutcome {
+  status: StepOutcomeStatus;
+  /** one line, shown next to the step in Slack / terminal */
+  summary: string;
+  warnings?: string[];
+  /** checkpointed facts other steps and `/re status` read (Secret names, Helm revision, image digest…) */
+  output?: Record<string, unknown>;
+}
+
+export interface ApprovalRequest {
+  /** what is being approved, e.g. "helm upgrade --install astro-agent (chart 2.3.3)" */
+  title: string;
+  /** sha256 over values + chart ref/version + diff; an approval for another hash never counts */
+  hash: string;
+  /** redacted, human-readable */
+  diffText: string;
+  changedKeys: string[];
+  /** short facts shown next to the buttons: chart version, images, namespace… */
+  facts: Record<string, string>;
+}
+
+export interface ApprovalGrant {
+  approvalId: string;
+  hash: string;
+  approvedBy: string[];
+}
+
+export interface StepContext {
+  jobId: string;
+  attempt: number;
+  spec: SetupSpec;
+  plan: Plan;
+  infra: Infra;
+  /** resolves a secret reference and registers the value with the redactor */
+  resolveSecret(ref: SecretRef): Promise<string>;
+  /** this step's checkpoint; `set` persists immediately (survives kill -9) */
+  checkpoint: {
+    get<T = unknown>(key: string): T | undefined;
+    set(key: string, value: unknown): void;
+  };
+  /** outputs of earlier finished steps, by step id */
+  outputOf(stepId: string): Record<string, unknown> | undefined;
+  /** a progress line for the live display / thread (rate-limited by the consumer) */
+  progress(message: string): void;
+  /**
+   * Resolves when an approval for exactly `req.hash` has been granted (possibly in an earlier run of
+   * this step). Otherwise records the request, suspends the job in `waiting_approval` and throws
+   * `SuspendForApproval`, which the engine catches; the step is run again after the decision.
+   */
+  requireApproval(req: ApprovalRequest): Promise<ApprovalGrant>;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface StepHandler {
+  /** must match a step id of the plan (src/spec/plan.ts) */
+  id: string;
+  run(ctx: StepContext): Promise<StepOutcome>;
+}
+
+/** Thrown by a step for a user-facing failure; `field` names the spec path when config is at fault. */
+export class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly details: { field?: string; logTail?: string; hint?: string } = {},
+  ) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}

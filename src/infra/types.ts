@@ -1,0 +1,167 @@
+/**
+ * Adapter contracts. Steps talk to the world only through these (on `StepContext.infra`).
+ * Every method takes an optional AbortSignal and has its own timeout; errors are `RedactedError`s.
+ */
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+// ---------- Kubernetes ----------
+export interface NodeOomInfo {
+  node: string;
+  /** true / false as reported by the kubelet configz; null when configz could not be read */
+  singleProcessOOMKill: boolean | null;
+  error?: string;
+}
+
+export interface AccessCheck {
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+  subresource?: string;
+}
+
+export interface AccessResult extends AccessCheck {
+  allowed: boolean;
+  reason?: string;
+}
+
+export interface PodState {
+  name: string;
+  labels: Record<string, string>;
+  phase: string;
+  ready: boolean;
+  restarts: number;
+  /** e.g. CrashLoopBackOff, ImagePullBackOff */
+  waitingReason?: string;
+  message?: string;
+  containers: string[];
+}
+
+export interface KubeAdapter {
+  serverVersion(opts?: CallOptions): Promise<{ major: string; minor: string; gitVersion: string }>;
+  nodesOomKill(opts?: CallOptions): Promise<NodeOomInfo[]>;
+  checkAccess(checks: AccessCheck[], opts?: CallOptions): Promise<AccessResult[]>;
+  /** creates the namespace when missing; returns whether it was created */
+  ensureNamespace(name: string, labels?: Record<string, string>, opts?: CallOptions): Promise<{ created: boolean }>;
+  /** create-or-update an Opaque (or typed) Secret; returns whether content changed */
+  applySecret(
+    input: { namespace: string; name: string; type?: string; stringData: Record<string, string>; labels?: Record<string, string> },
+    opts?: CallOptions,
+  ): Promise<{ action: 'created' | 'updated' | 'unchanged' }>;
+  getSecretKeys(namespace: string, name: string, opts?: CallOptions): Promise<string[] | null>;
+  listPods(namespace: string, labelSelector?: string, opts?: CallOptions): Promise<PodState[]>;
+  podLogTail(namespace: string, pod: string, lines: number, opts?: CallOptions & { container?: string }): Promise<string>;
+}
+
+// ---------- Helm ----------
+export interface ChartRef {
+  /** either repo+chart+version or a local path */
+  repo?: string;
+  chart?: string;
+  version?: string;
+  path?: string;
+}
+
+export interface HelmReleaseInfo {
+  revision: number;
+  status: string;
+  chart: string;
+  appVersion?: string;
+  description?: string;
+  updated?: string;
+}
+
+export interface HelmUpgradeInput {
+  release: string;
+  namespace: string;
+  chart: ChartRef;
+  /** full values object; written to a 0600 temp file, never to argv */
+  values: unknown;
+  description?: string;
+  kubeContext?: string;
+  timeoutSeconds?: number;
+}
+
+export interface HelmDiff {
+  /** unified-ish readable diff with Secret data masked */
+  text: string;
+  changedKeys: string[];
+  /** true when no release exists yet */
+  firstInstall: boolean;
+}
+
+export interface HelmAdapter {
+  version(opts?: CallOptions): Promise<string>;
+  template(input: HelmUpgradeInput, opts?: CallOptions): Promise<string>;
+  upgradeInstall(input: HelmUpgradeInput, opts?: CallOptions): Promise<HelmReleaseInfo>;
+  diff(input: HelmUpgradeInput, opts?: CallOptions): Promise<HelmDiff>;
+  history(release: string, namespace: string, opts?: CallOptions): Promise<HelmReleaseInfo[]>;
+  getValues(release: string, namespace: string, opts?: CallOptions): Promise<unknown>;
+  rollback(release: string, namespace: string, revision: number, opts?: CallOptions): Promise<void>;
+  uninstall(release: string, namespace: string, opts?: CallOptions): Promise<void>;
+}
+
+// ---------- Images ----------
+export interface ImageBuildInput {
+  builder: 'buildah' | 'docker' | 'podman';
+  contextDir: string;
+  dockerfile: string;
+  /** repository without tag, e.g. 127.0.0.1:5000/acme/agent */
+  repository: string;
+  tag: string;
+  /** TLS verification for the push target (false for a local http registry) */
+  tlsVerify?: boolean;
+  platform?: string;
+}
+
+export interface ImageAdapter {
+  available(builder: ImageBuildInput['builder']): Promise<{ ok: boolean; version?: string; reason?: string }>;
+  buildAndPush(input: ImageBuildInput, opts?: CallOptions): Promise<{ image: string; tag: string; digest: string }>;
+  /** digest of repository:tag in the registry, or null when the tag does not exist */
+  remoteDigest(repository: string, tag: string, opts?: CallOptions & { tlsVerify?: boolean }): Promise<string | null>;
+}
+
+// ---------- Airflow REST API v2 ----------
+export interface DagRun {
+  dagId: string;
+  dagRunId: string;
+  state: 'queued' | 'running' | 'success' | 'failed' | string;
+}
+
+export interface AirflowClient {
+  unpauseDag(dagId: string, opts?: CallOptions): Promise<void>;
+  triggerDagRun(dagId: string, conf?: Record<string, unknown>, opts?: CallOptions): Promise<DagRun>;
+  getDagRun(dagId: string, dagRunId: string, opts?: CallOptions): Promise<DagRun>;
+  listTaskInstances(dagId: string, dagRunId: string, opts?: CallOptions): Promise<Array<{ taskId: string; state: string | null; tryNumber: number }>>;
+  taskLog(dagId: string, dagRunId: string, taskId: string, tryNumber: number, opts?: CallOptions): Promise<string>;
+}
+
+// ---------- Astro Platform API v1 ----------
+export interface AstroDeployment {
+  id: string;
+  name?: string;
+  namespace?: string;
+  workspaceId?: string;
+  runtimeVersion?: string;
+  webServerAirflowApiUrl?: string;
+  remoteExecution?: { enabled: boolean; remoteApiUrl?: string; allowedIpAddressRanges?: string[]; taskLogBucket?: string; taskLogUrlPattern?: string };
+}
+
+export interface AstroClient {
+  getDeployment(organizationId: string, deploymentId: string, opts?: CallOptions): Promise<AstroDeployment>;
+}
+
+/** What a step receives on ctx.infra. Airflow/Astro are absent when not configured. */
+export interface Infra {
+  kube: KubeAdapter;
+  helm: HelmAdapter;
+  images: ImageAdapter;
+  airflow?: AirflowClient;
+  astro?: AstroClient;
+  /** reachability probe for a URL (HEAD/GET with timeout); used by prerequisites */
+  probeUrl(url: string, opts?: CallOptions): Promise<{ ok: boolean; status?: number; error?: string }>;
+}

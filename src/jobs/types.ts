@@ -1,0 +1,125 @@
+import type { SetupSpec } from '../spec/schema.ts';
+
+export type JobState = 'queued' | 'running' | 'waiting_approval' | 'succeeded' | 'failed' | 'cancelled';
+export type StepState = 'pending' | 'running' | 'waiting_approval' | 'succeeded' | 'warned' | 'skipped' | 'failed' | 'cancelled';
+
+export interface Actor {
+  /** Slack user id (U…) or `cli:<os user>` */
+  id: string;
+  display?: string;
+}
+
+export interface SlackOrigin {
+  kind: 'slack';
+  channel: string;
+  teamId?: string;
+}
+export interface CliOrigin {
+  kind: 'cli';
+}
+export type JobOrigin = SlackOrigin | CliOrigin;
+
+export interface ApprovalPolicy {
+  /** user ids (U…) and user-group ids (S…); empty = anyone but (by default) the requester */
+  approvers: string[];
+  required: number;
+  allowSelfApproval: boolean;
+  expiresInMs: number;
+}
+
+export interface JobStepView {
+  stepId: string;
+  number: number;
+  title: string;
+  state: StepState;
+  summary?: string;
+  warnings?: string[];
+  error?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  attempt: number;
+  output?: Record<string, unknown>;
+}
+
+export interface ApprovalView {
+  id: string;
+  jobId: string;
+  stepId: string;
+  hash: string;
+  title: string;
+  state: 'pending' | 'approved' | 'rejected' | 'expired' | 'superseded';
+  required: number;
+  approvals: Array<{ user: string; at: string }>;
+  rejectedBy?: string;
+  expiresAt: string;
+  facts: Record<string, string>;
+  changedKeys: string[];
+  diffText: string;
+}
+
+export interface JobView {
+  id: string;
+  deployment: string;
+  state: JobState;
+  attempt: number;
+  requestedBy: string;
+  origin: JobOrigin;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  valuesHash: string;
+  chart: string;
+  error?: string;
+  steps: JobStepView[];
+  approvals: ApprovalView[];
+}
+
+export type JobEvent =
+  | { type: 'job.queued'; job: JobView }
+  | { type: 'job.started'; job: JobView }
+  | { type: 'job.succeeded' | 'job.failed' | 'job.cancelled'; job: JobView }
+  | { type: 'step.started'; job: JobView; stepId: string }
+  | { type: 'step.progress'; job: JobView; stepId: string; message: string }
+  | { type: 'step.finished'; job: JobView; stepId: string }
+  | { type: 'step.skipped'; job: JobView; stepId: string }
+  | { type: 'step.failed'; job: JobView; stepId: string; error: string; logTail?: string }
+  | { type: 'approval.requested'; job: JobView; approval: ApprovalView }
+  | { type: 'approval.updated'; job: JobView; approval: ApprovalView };
+
+export interface SubmitInput {
+  spec: SetupSpec;
+  requestedBy: Actor;
+  origin: JobOrigin;
+}
+
+export type DecisionResult =
+  | { ok: true; approval: ApprovalView }
+  | { ok: false; reason: 'not_found' | 'not_approver' | 'self_approval' | 'already_decided' | 'stale_hash' | 'expired' | 'duplicate'; message: string };
+
+export class DeploymentLockedError extends Error {
+  constructor(
+    readonly deployment: string,
+    readonly holder: { jobId: string; requestedBy: string; since: string; state: JobState },
+  ) {
+    super(`deployment ${deployment} is locked by job ${holder.jobId} (requested by ${holder.requestedBy}, ${holder.state} since ${holder.since})`);
+    this.name = 'DeploymentLockedError';
+  }
+}
+
+export interface JobEngine {
+  submit(input: SubmitInput): Promise<JobView>;
+  cancel(jobId: string, by: Actor): Promise<JobView>;
+  /** new attempt on the same job, from the failed step */
+  retry(jobId: string, by: Actor): Promise<JobView>;
+  decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[] }): Promise<DecisionResult>;
+  job(jobId: string): JobView | undefined;
+  latestJobFor(deployment: string): JobView | undefined;
+  on(listener: (e: JobEvent) => void): () => void;
+  /** starts claiming queued jobs; reclaims expired leases */
+  start(): void;
+  /** stops claiming, aborts running steps (jobs stay resumable) */
+  stop(): Promise<void>;
+  /** resolves when the job reaches a terminal state or waiting_approval */
+  settled(jobId: string): Promise<JobView>;
+}
