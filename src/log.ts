@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { redact, redactDeep } from './redact.ts';
+import { redact } from './redact.ts';
 
 /**
  * JSON logs (pino) with every string passed through the shared redaction.
@@ -8,25 +8,68 @@ import { redact, redactDeep } from './redact.ts';
 export type Logger = pino.Logger;
 
 export function createLogger(bindings: Record<string, unknown> = {}, destination?: pino.DestinationStream): Logger {
-  return pino(
+  const root = pino(
     {
       level: process.env.LOG_LEVEL ?? 'info',
-      base: { app: 're-bot', ...bindings },
+      base: { app: 're-bot', ...safe(bindings) as Record<string, unknown> },
       formatters: {
-        log: (obj) => redactDeep(obj),
+        // child bindings (job, step, requestId…) are caller-supplied too
+        bindings: (b) => safe(b) as Record<string, unknown>,
+        log: (obj) => safe(obj) as Record<string, unknown>,
       },
       hooks: {
         logMethod(args, method) {
-          const safe = args.map((a) => (typeof a === 'string' ? redact(a) : a instanceof Error ? { err: { message: redact(a.message), name: a.name } } : a));
-          return method.apply(this, safe as Parameters<typeof method>);
+          const out: unknown[] = args.map((a) => safe(a));
+          // logger.error(err) / logger.error(err, 'msg'): keep pino's shape { err, msg } after redaction
+          if (args[0] instanceof Error) {
+            out[0] = { err: out[0] };
+            if (typeof out[1] !== 'string') out.splice(1, 0, (out[0] as { err: { message: string } }).err.message);
+          }
+          return method.apply(this, out as Parameters<typeof method>);
         },
       },
       serializers: {
-        err: (e: unknown) => (e instanceof Error ? { name: e.name, message: redact(e.message), stack: redact(e.stack ?? '') } : e),
+        err: (e: unknown) => safe(e),
       },
     },
     destination ?? pino.destination(2),
   );
+  // pino applies formatters.bindings to the root only; children inherit this own property (Object.create)
+  const child = root.child;
+  root.child = function (this: Logger, b, options) {
+    return child.call(this, safe(b) as typeof b, options);
+  } as typeof root.child;
+  return root;
+}
+
+/**
+ * Errors become plain objects (message, stack, cause and own fields are non-enumerable or hidden, so
+ * a plain deep-redact would drop them or a serializer would see them unredacted); then every string
+ * goes through redact().
+ */
+function safe(value: unknown, seen = new WeakSet<object>()): unknown {
+  if (value instanceof Error) {
+    if (seen.has(value)) return '[Circular]';
+    seen.add(value);
+    const plain: Record<string, unknown> = { type: value.name, message: value.message, stack: value.stack };
+    for (const [k, v] of Object.entries(value)) plain[k] = v;
+    if (value.cause !== undefined) plain.cause = value.cause;
+    return safe(plain, seen);
+  }
+  if (typeof value === 'string') return redact(value);
+  if (Array.isArray(value)) {
+    if (seen.has(value)) return '[Circular]';
+    seen.add(value);
+    return value.map((v) => safe(v, seen));
+  }
+  if (value && typeof value === 'object') {
+    if (seen.has(value)) return '[Circular]';
+    seen.add(value);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = safe(v, seen);
+    return out;
+  }
+  return value;
 }
 
 let root: Logger | undefined;

@@ -1,0 +1,34 @@
+import type { Infra } from '../infra/types.ts';
+import type { SetupSpec } from '../spec/schema.ts';
+import { createKubeAdapter } from '../infra/kube.ts';
+import { createHelmAdapter } from '../infra/helm.ts';
+import { createImageAdapter } from '../infra/images.ts';
+import { createAirflowClient } from '../infra/airflow.ts';
+import { createAstroClient } from '../infra/astro.ts';
+import { probeUrl } from '../infra/probe.ts';
+
+export interface InfraOptions {
+  /** kubeconfig file; default $KUBECONFIG or ~/.kube/config (client-node's default loading) */
+  kubeconfigPath?: string;
+  /** resolves the Deployment API token (Astro + Airflow APIs) */
+  deploymentApiToken?: () => Promise<string | undefined>;
+}
+
+/** Builds the adapters for one job from its spec. Astro/Airflow clients exist only when configured. */
+export async function createInfra(spec: SetupSpec, opts: InfraOptions = {}): Promise<Infra> {
+  const kubeconfigPath = opts.kubeconfigPath ?? spec.cluster.kubeconfig ?? process.env.KUBECONFIG;
+  const token = await opts.deploymentApiToken?.();
+  const infra: Infra = {
+    kube: createKubeAdapter({ kubeconfigPath, context: spec.cluster.kubeContext }),
+    helm: createHelmAdapter({ kubeconfigPath, kubeContext: spec.cluster.kubeContext }),
+    images: createImageAdapter(),
+    probeUrl,
+  };
+  if (token && spec.deployment.astroApiUrl !== undefined) {
+    infra.astro = createAstroClient({ baseUrl: spec.deployment.astroApiUrl, token });
+  }
+  if (token && spec.deployment.airflowApiUrl) {
+    infra.airflow = createAirflowClient({ baseUrl: spec.deployment.airflowApiUrl, token });
+  }
+  return infra;
+}

@@ -1,0 +1,99 @@
+import type { StepHandler, StepContext, StepOutcome } from './types.ts';
+import { StepFailure } from './types.ts';
+import type { AccessCheck } from '../infra/types.ts';
+
+const MIN_KUBE_MINOR = 30;
+
+/** The RBAC the rest of the setup needs, checked with SelfSubjectAccessReview before anything is changed. */
+export function requiredAccess(namespace: string): AccessCheck[] {
+  const ns = (verb: string, resource: string, group = '', subresource?: string): AccessCheck => ({ verb, resource, group, namespace, subresource });
+  return [
+    { verb: 'get', resource: 'namespaces', group: '' },
+    { verb: 'create', resource: 'namespaces', group: '' },
+    ns('get', 'secrets'),
+    ns('create', 'secrets'),
+    ns('update', 'secrets'),
+    ns('create', 'deployments', 'apps'),
+    ns('patch', 'deployments', 'apps'),
+    ns('create', 'serviceaccounts'),
+    ns('create', 'configmaps'),
+    ns('list', 'pods'),
+    ns('get', 'pods', '', 'log'),
+  ];
+}
+
+export const OOM_ADVICE =
+  'kubelet singleProcessOOMKill is not true: on cgroup v2 (Kubernetes ≥ 1.32) an out-of-memory task then kills the whole agent worker container and every task running in it; set singleProcessOOMKill: true in the kubelet configuration';
+
+export const prerequisites: StepHandler = {
+  id: 'prerequisites',
+  async run(ctx: StepContext): Promise<StepOutcome> {
+    const { kube, helm } = ctx.infra;
+    const warnings: string[] = [];
+    const opts = { signal: ctx.signal };
+
+    ctx.progress('checking Kubernetes version');
+    const v = await kube.serverVersion(opts);
+    const minor = Number.parseInt(v.minor, 10);
+    if (Number(v.major) < 1 || (Number(v.major) === 1 && !(minor >= MIN_KUBE_MINOR))) {
+      throw new StepFailure(`Kubernetes ${v.gitVersion} is too old: Remote Execution needs Kubernetes ≥ 1.${MIN_KUBE_MINOR}`);
+    }
+
+    ctx.progress('checking Helm version');
+    const helmVersion = await helm.version(opts);
+    const helmMajor = Number(/v?(\d+)\./.exec(helmVersion)?.[1] ?? 0);
+    if (helmMajor < 3) throw new StepFailure(`Helm ${helmVersion} is too old: Helm ≥ 3 is required`);
+
+    ctx.progress('reading kubelet configuration of each node');
+    const nodes = await kube.nodesOomKill(opts);
+    const notSet = nodes.filter((n) => n.singleProcessOOMKill !== true);
+    if (notSet.length) {
+      const names = notSet.map((n) => `${n.node} (${n.singleProcessOOMKill === false ? 'false' : n.error ? 'unreadable' : 'not reported'})`);
+      warnings.push(`${notSet.length} of ${nodes.length} node(s): ${names.join(', ')} — ${OOM_ADVICE}`);
+    }
+
+    ctx.progress('checking permissions (SelfSubjectAccessReview)');
+    const access = await kube.checkAccess(requiredAccess(ctx.spec.cluster.namespace), opts);
+    const missing = access.filter((a) => !a.allowed);
+    if (missing.length) {
+      const list = missing.map((a) => `${a.verb} ${a.group ? `${a.group}/` : ''}${a.resource}${a.subresource ? `/${a.subresource}` : ''}${a.namespace ? ` in ${a.namespace}` : ''}`);
+      throw new StepFailure(`missing Kubernetes permissions: ${list.join('; ')}`, { hint: 'grant these verbs to the identity in the kube context (see manifests/ for a least-privilege role)' });
+    }
+
+    let astroFacts = '';
+    if (ctx.infra.astro) {
+      ctx.progress('checking the Deployment API token against the Astro API');
+      const dep = await ctx.infra.astro.getDeployment(ctx.spec.deployment.organizationId, ctx.spec.deployment.id, opts);
+      if (dep.remoteExecution && !dep.remoteExecution.enabled) {
+        throw new StepFailure(`Astro deployment ${ctx.spec.deployment.id} is not in Remote Execution mode`, { field: 'deployment.id' });
+      }
+      const remote = dep.remoteExecution?.remoteApiUrl;
+      if (remote && stripSlash(remote) !== stripSlash(ctx.spec.deployment.apiUrl)) {
+        warnings.push(`deployment.apiUrl ${ctx.spec.deployment.apiUrl} differs from the Astro API's remoteApiUrl ${remote}`);
+      }
+      astroFacts = `, API token valid`;
+    } else {
+      warnings.push('Deployment API token not checked: no Astro API configured');
+    }
+
+    ctx.progress(`checking network access to ${ctx.spec.deployment.apiUrl}`);
+    const probe = await ctx.infra.probeUrl(ctx.spec.deployment.apiUrl, { signal: ctx.signal, timeoutMs: 10_000 });
+    if (!probe.ok) warnings.push(`Astro API URL ${ctx.spec.deployment.apiUrl} not reachable from here (${probe.error ?? probe.status}); agents need egress to it`);
+
+    return {
+      status: warnings.length ? 'warned' : 'succeeded',
+      summary: `Kubernetes ${v.gitVersion}, Helm ${helmVersion}, ${nodes.length} node(s), permissions ok${astroFacts}`,
+      warnings,
+      output: {
+        kubernetesVersion: v.gitVersion,
+        helmVersion,
+        nodesWithoutSingleProcessOOMKill: notSet.map((n) => n.node),
+        astroReachable: probe.ok,
+      },
+    };
+  },
+};
+
+function stripSlash(u: string): string {
+  return u.replace(/\/+$/, '');
+}

@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import type { StepContext } from './types.ts';
+import { StepFailure } from './types.ts';
+import type { ChartRef, HelmUpgradeInput, PodState } from '../infra/types.ts';
+import { redact } from '../redact.ts';
+
+/**
+ * Shared by step 2 (first install) and step 7 (roll to the new client image): diff, approval bound to
+ * the exact change, an idempotent `helm upgrade --install`, then waiting for the agent pods.
+ */
+
+export function chartRefOf(chart: { path?: string; repo?: string; name?: string; version?: string }): ChartRef {
+  return chart.path ? { path: chart.path } : { repo: chart.repo, chart: chart.name, version: chart.version };
+}
+
+export function chartLabel(ref: ChartRef): string {
+  return ref.path ? `local chart ${ref.path}` : `${ref.chart} ${ref.version}`;
+}
+
+export function approvalHash(valuesHash: string, chart: ChartRef, diffText: string): string {
+  return createHash('sha256').update(JSON.stringify([valuesHash, chart.repo ?? '', chart.chart ?? '', chart.version ?? '', chart.path ?? '', diffText])).digest('hex');
+}
+
+export interface RolloutInput {
+  /** checkpoint key prefix, distinct per rollout within a step */
+  key: string;
+  values: unknown;
+  valuesHash: string;
+  title: string;
+  facts: Record<string, string>;
+}
+
+export interface RolloutResult {
+  revision: number;
+  approvalHash: string;
+  approvedBy: string[];
+  changed: boolean;
+}
+
+export async function rollout(ctx: StepContext, input: RolloutInput): Promise<RolloutResult> {
+  const { spec, infra } = ctx;
+  const chart = chartRefOf(spec.cluster.chart);
+  const upgrade: HelmUpgradeInput = {
+    release: spec.cluster.release,
+    namespace: spec.cluster.namespace,
+    chart,
+    values: input.values,
+    kubeContext: spec.cluster.kubeContext,
+    description: `re-bot job ${ctx.jobId} values ${input.valuesHash.slice(0, 16)}`,
+  };
+
+  const done = ctx.checkpoint.get<RolloutResult & { valuesHash: string }>(`${input.key}.done`);
+  if (done && done.valuesHash === input.valuesHash) return done;
+
+  // A crash between `helm upgrade` and the checkpoint leaves a revision carrying our description.
+  const history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
+  const applied = history.find((h) => h.description === upgrade.description && /deployed|superseded/.test(h.status));
+  const pendingHash = ctx.checkpoint.get<string>(`${input.key}.approvalHash`);
+  if (applied && pendingHash) {
+    const result = { revision: applied.revision, approvalHash: pendingHash, approvedBy: ctx.checkpoint.get<string[]>(`${input.key}.approvedBy`) ?? [], changed: true, valuesHash: input.valuesHash };
+    ctx.checkpoint.set(`${input.key}.done`, result);
+    return result;
+  }
+
+  ctx.progress('computing the diff against the current release');
+  const diff = await infra.helm.diff(upgrade, { signal: ctx.signal });
+  const hash = approvalHash(input.valuesHash, chart, diff.text);
+  const current = history.at(-1);
+  if (!diff.firstInstall && diff.changedKeys.length === 0 && current && current.status === 'deployed') {
+    const result = { revision: current.revision, approvalHash: hash, approvedBy: [], changed: false, valuesHash: input.valuesHash };
+    ctx.checkpoint.set(`${input.key}.done`, result);
+    return result;
+  }
+
+  const grant = await ctx.requireApproval({
+    title: input.title,
+    hash,
+    diffText: redact(diff.text),
+    changedKeys: diff.changedKeys,
+    facts: { ...input.facts, chart: chartLabel(chart), release: `${spec.cluster.release} in ${spec.cluster.namespace}`, change: diff.firstInstall ? 'first install' : `${diff.changedKeys.length} change(s)` },
+  });
+  ctx.checkpoint.set(`${input.key}.approvalHash`, grant.hash);
+  ctx.checkpoint.set(`${input.key}.approvedBy`, grant.approvedBy);
+
+  ctx.progress(`helm upgrade --install ${spec.cluster.release} (approved by ${grant.approvedBy.join(', ')})`);
+  const info = await infra.helm.upgradeInstall(upgrade, { signal: ctx.signal });
+  const result = { revision: info.revision, approvalHash: grant.hash, approvedBy: grant.approvedBy, changed: true, valuesHash: input.valuesHash };
+  ctx.checkpoint.set(`${input.key}.done`, result);
+  return result;
+}
+
+/** Names of the Deployments the agent chart creates, in the chart's naming scheme. */
+export function expectedComponents(spec: StepContext['spec']): string[] {
+  const p = spec.cluster.resourceNamePrefix;
+  const names = spec.agent.workers.map((w: { name: string }) => `${p}-worker-${w.name}`);
+  names.push(`${p}-dag-processor`, `${p}-triggerer`);
+  if (spec.sentinel?.enabled) names.push(`${p}-sentinel`);
+  return names;
+}
+
+function componentOf(pod: PodState, components: string[]): string | undefined {
+  // longest match first: "<p>-worker-a" must not claim pods of "<p>-worker-a-b"
+  return [...components].sort((a, b) => b.length - a.length).find((c) => pod.name.startsWith(`${c}-`));
+}
+
+export interface PodsReady {
+  components: Record<string, { ready: number; total: number }>;
+}
+
+/**
+ * Waits until every agent component has at least one Ready pod. A pod that keeps crashing fails fast
+ * with its waiting reason and a redacted log tail instead of running into the timeout.
+ */
+export async function waitForAgentPods(ctx: StepContext, timeoutMs: number, pollMs = 500): Promise<PodsReady> {
+  const { kube } = ctx.infra;
+  const ns = ctx.spec.cluster.namespace;
+  const components = expectedComponents(ctx.spec);
+  const deadline = Date.now() + timeoutMs;
+  let last: PodState[] = [];
+  for (;;) {
+    if (ctx.signal.aborted) throw new StepFailure('cancelled while waiting for agent pods');
+    last = await kube.listPods(ns, undefined, { signal: ctx.signal });
+    const status: PodsReady['components'] = {};
+    for (const c of components) status[c] = { ready: 0, total: 0 };
+    for (const pod of last) {
+      const c = componentOf(pod, components);
+      if (!c) continue;
+      status[c].total++;
+      if (pod.ready) status[c].ready++;
+      if (pod.waitingReason && /CrashLoopBackOff|ImagePullBackOff|ErrImagePull|CreateContainerConfigError/.test(pod.waitingReason) && pod.restarts >= 3) {
+        throw await podFailure(ctx, pod, c);
+      }
+    }
+    const notReady = components.filter((c) => status[c].ready === 0);
+    ctx.progress(`agent pods ready: ${components.length - notReady.length}/${components.length}${notReady.length ? ` (waiting for ${notReady.join(', ')})` : ''}`);
+    if (!notReady.length) return { components: status };
+    if (Date.now() > deadline) {
+      const stuck = last.find((p) => notReady.some((c) => p.name.startsWith(`${c}-`)) && p.waitingReason);
+      if (stuck) throw await podFailure(ctx, stuck, componentOf(stuck, components) ?? stuck.name);
+      throw new StepFailure(`agent pods not Ready after ${Math.round(timeoutMs / 1000)}s: ${notReady.join(', ')}${notReady.some((c) => !status[c].total) ? ' (no pods created)' : ''}`);
+    }
+    await sleep(pollMs, ctx.signal);
+  }
+}
+
+async function podFailure(ctx: StepContext, pod: PodState, component: string): Promise<StepFailure> {
+  const tail = await ctx.infra.kube.podLogTail(ctx.spec.cluster.namespace, pod.name, 20, { signal: ctx.signal }).catch((e: Error) => `(log unavailable: ${e.message})`);
+  const hint = /403|Forbidden/i.test(tail)
+    ? 'a 403 from the Astro API usually means the cluster egress IP is missing from the Deployment\'s allowed IP ranges, or the agent token belongs to another Deployment'
+    : undefined;
+  return new StepFailure(
+    `${component}: pod ${pod.name} is ${pod.waitingReason}${pod.message ? ` (${pod.message})` : ''}, ${pod.restarts} restart(s)`,
+    { logTail: redact(tail), hint },
+  );
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}

@@ -1,0 +1,369 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { validateBlocks, validateView } from './limits.ts';
+
+type Json = Record<string, any>;
+
+export interface RecordedCall {
+  method: string;
+  args: Json;
+  at: number;
+  status: number;
+  response: Json;
+}
+
+export interface StoredMessage {
+  channel: string;
+  ts: string;
+  threadTs?: string;
+  text?: string;
+  blocks?: unknown[];
+  metadata?: unknown;
+  replyBroadcast?: boolean;
+  updates: number;
+}
+
+interface ViewRecord {
+  id: string;
+  user: string;
+  view: Json;
+  hash: string;
+  rootId: string;
+  previousId: string | null;
+}
+
+interface Fault {
+  method: string | '*';
+  kind: 429 | 500 | 503;
+  /** probability per call, or a fixed number of calls */
+  fraction?: number;
+  count?: number;
+  retryAfterSec?: number;
+  /** for 429: still apply the write before refusing (Slack sometimes posts and rate-limits) */
+}
+
+export interface EmulatorOptions {
+  botUserId?: string;
+  teamId?: string;
+  users?: Record<string, { name: string; realName?: string }>;
+  usergroups?: Record<string, string[]>;
+  triggerTtlMs?: number;
+  random?: () => number;
+}
+
+const TS_BASE = 1_700_000_000;
+
+export class SlackEmulator {
+  readonly calls: RecordedCall[] = [];
+  readonly messages = new Map<string, StoredMessage>();
+  readonly ephemerals: Array<{ channel: string; user: string; text?: string; blocks?: unknown[] }> = [];
+  readonly views = new Map<string, ViewRecord>();
+  readonly stacks = new Map<string, string[]>();
+  readonly posts = new Map<string, number[]>();
+  readonly socketFrames: Json[] = [];
+  private triggers = new Map<string, { issuedAt: number; used: boolean; user: string }>();
+  private faults: Fault[] = [];
+  private seq = 100;
+  private viewSeq = 0;
+  private http?: Server;
+  private wss?: WebSocketServer;
+  private sockets = new Set<WebSocket>();
+  private pendingAcks = new Map<string, (payload: Json) => void>();
+  url = '';
+  readonly botUserId: string;
+  readonly teamId: string;
+  readonly users: Record<string, { name: string; realName?: string }>;
+  readonly usergroups: Record<string, string[]>;
+  private triggerTtlMs: number;
+  private random: () => number;
+
+  constructor(opts: EmulatorOptions = {}) {
+    this.botUserId = opts.botUserId ?? 'U0BOTUSER1';
+    this.teamId = opts.teamId ?? 'T0123ABCD';
+    this.users = opts.users ?? {};
+    this.usergroups = opts.usergroups ?? {};
+    this.triggerTtlMs = opts.triggerTtlMs ?? 3000;
+    this.random = opts.random ?? Math.random;
+  }
+
+  get apiUrl(): string {
+    return `${this.url}/api/`;
+  }
+
+  async start(): Promise<this> {
+    this.http = createServer((req, res) => void this.handle(req, res));
+    this.wss = new WebSocketServer({ noServer: true });
+    this.http.on('upgrade', (req, socket, head) => {
+      this.wss!.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+    await new Promise<void>((r) => this.http!.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.terminate();
+    this.wss?.close();
+    await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    this.http?.closeAllConnections?.();
+  }
+
+  /** inject failures: e.g. `{method:'chat.postMessage', kind:429, fraction:0.2}` */
+  injectFault(f: Fault): void {
+    this.faults.push({ ...f });
+  }
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  issueTrigger(user: string): string {
+    const id = `${Date.now()}.${Math.floor(this.random() * 1e13)}.${randomUUID().replace(/-/g, '')}`;
+    this.triggers.set(id, { issuedAt: Date.now(), used: false, user });
+    return id;
+  }
+
+  callsTo(method: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  /** top-level messages (thread parents) in a channel */
+  parents(channel: string): StoredMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && !m.threadTs);
+  }
+  replies(channel: string, threadTs: string): StoredMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && m.threadTs === threadTs);
+  }
+
+  /** every payload the bot sent to Slack, as text (for leak checks) */
+  allPayloadText(): string {
+    return JSON.stringify(this.calls.map((c) => c.args)) + JSON.stringify(this.socketFrames);
+  }
+
+  private nextTs(): string {
+    this.seq += 1;
+    return `${TS_BASE + Math.floor(this.seq / 1_000_000)}.${String(this.seq % 1_000_000).padStart(6, '0')}`;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const url = new URL(req.url ?? '/', 'http://x');
+    const method = url.pathname.replace(/^\/api\//, '');
+    let args: Json = {};
+    try {
+      const ct = String(req.headers['content-type'] ?? '');
+      if (ct.startsWith('application/json')) args = raw ? JSON.parse(raw) : {};
+      else {
+        for (const [k, v] of new URLSearchParams(raw)) {
+          args[k] = ['blocks', 'view', 'metadata', 'attachments'].includes(k) ? JSON.parse(v) : v;
+        }
+      }
+    } catch {
+      return this.reply(res, method, args, 200, { ok: false, error: 'invalid_form_data' });
+    }
+    const auth = String(req.headers.authorization ?? '');
+    if (!auth.startsWith('Bearer ') && !args.token) return this.reply(res, method, args, 200, { ok: false, error: 'not_authed' });
+
+    const fault = this.pickFault(method);
+    if (fault) {
+      if (fault.kind === 429) {
+        res.setHeader('Retry-After', String(fault.retryAfterSec ?? 1));
+        return this.reply(res, method, args, 429, { ok: false, error: 'ratelimited' });
+      }
+      return this.reply(res, method, args, fault.kind, { ok: false, error: 'internal_error' });
+    }
+    const out = this.dispatch(method, args, auth.slice(7));
+    this.reply(res, method, args, 200, out);
+  }
+
+  private pickFault(method: string): Fault | undefined {
+    for (const f of this.faults) {
+      if (f.method !== '*' && f.method !== method) continue;
+      if (f.count !== undefined) {
+        if (f.count > 0) {
+          f.count -= 1;
+          return f;
+        }
+        continue;
+      }
+      if (f.fraction !== undefined && this.random() < f.fraction) return f;
+    }
+    return undefined;
+  }
+
+  private reply(res: ServerResponse, method: string, args: Json, status: number, body: Json): void {
+    this.calls.push({ method, args, at: Date.now(), status, response: body });
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  private dispatch(method: string, a: Json, token: string): Json {
+    switch (method) {
+      case 'auth.test':
+        return { ok: true, url: 'https://acme.slack.com/', team: 'acme', user: 're-bot', team_id: this.teamId, user_id: this.botUserId, bot_id: 'B0BOT00001' };
+      case 'apps.connections.open':
+        if (!token.startsWith('xapp-')) return { ok: false, error: 'invalid_auth' };
+        return { ok: true, url: `${this.url.replace('http', 'ws')}/link/?ticket=${randomUUID()}` };
+      case 'chat.postMessage':
+        return this.postMessage(a);
+      case 'chat.update':
+        return this.updateMessage(a);
+      case 'chat.postEphemeral': {
+        if (!a.channel || !a.user) return { ok: false, error: 'invalid_arguments' };
+        const errs = validateBlocks(a.blocks, 50);
+        if (errs.length) return { ok: false, error: 'invalid_blocks', errors: errs };
+        this.ephemerals.push({ channel: a.channel, user: a.user, text: a.text, blocks: a.blocks });
+        return { ok: true, message_ts: this.nextTs() };
+      }
+      case 'views.open':
+      case 'views.push':
+        return this.openView(method, a);
+      case 'views.update':
+        return this.updateView(a);
+      case 'users.info': {
+        const u = this.users[a.user];
+        return u ? { ok: true, user: { id: a.user, name: u.name, real_name: u.realName ?? u.name, team_id: this.teamId } } : { ok: false, error: 'user_not_found' };
+      }
+      case 'usergroups.users.list': {
+        const g = this.usergroups[a.usergroup];
+        return g ? { ok: true, users: g } : { ok: false, error: 'no_such_subteam' };
+      }
+      case 'conversations.open':
+        return { ok: true, channel: { id: `D${String(a.users ?? 'X').replace(/^U/, '')}` } };
+      default:
+        return { ok: false, error: 'unknown_method' };
+    }
+  }
+
+  private postMessage(a: Json): Json {
+    if (!a.channel) return { ok: false, error: 'channel_not_found' };
+    if (!a.text && !a.blocks) return { ok: false, error: 'no_text' };
+    const errs = validateBlocks(a.blocks, 50);
+    if (errs.length) return { ok: false, error: 'invalid_blocks', errors: errs };
+    if (a.thread_ts && !this.messages.has(`${a.channel}/${a.thread_ts}`)) return { ok: false, error: 'thread_not_found' };
+    const ts = this.nextTs();
+    const msg: StoredMessage = {
+      channel: a.channel,
+      ts,
+      threadTs: a.thread_ts,
+      text: a.text,
+      blocks: a.blocks,
+      metadata: a.metadata,
+      replyBroadcast: a.reply_broadcast === true || a.reply_broadcast === 'true',
+      updates: 0,
+    };
+    this.messages.set(`${a.channel}/${ts}`, msg);
+    const list = this.posts.get(a.channel) ?? [];
+    list.push(Date.now());
+    this.posts.set(a.channel, list);
+    return { ok: true, channel: a.channel, ts, message: { text: a.text, blocks: a.blocks, ts, bot_id: 'B0BOT00001' } };
+  }
+
+  private updateMessage(a: Json): Json {
+    const msg = this.messages.get(`${a.channel}/${a.ts}`);
+    if (!msg) return { ok: false, error: 'message_not_found' };
+    if (typeof a.text === 'string' && a.text.length > 4000) return { ok: false, error: 'msg_too_long' };
+    const errs = validateBlocks(a.blocks, 50);
+    if (errs.length) return { ok: false, error: 'invalid_blocks', errors: errs };
+    if (a.text !== undefined) msg.text = a.text;
+    if (a.blocks !== undefined) msg.blocks = a.blocks;
+    else if (a.text !== undefined) msg.blocks = undefined;
+    msg.updates += 1;
+    return { ok: true, channel: a.channel, ts: a.ts, text: msg.text };
+  }
+
+  private openView(method: string, a: Json): Json {
+    const t = this.triggers.get(a.trigger_id);
+    if (!t) return { ok: false, error: 'invalid_trigger_id' };
+    if (t.used) return { ok: false, error: 'exchanged_trigger_id' };
+    if (Date.now() - t.issuedAt > this.triggerTtlMs) return { ok: false, error: 'expired_trigger_id' };
+    const errs = validateView(a.view);
+    if (errs.length) return { ok: false, error: 'invalid_arguments', response_metadata: { messages: errs } };
+    t.used = true;
+    const stack = method === 'views.open' ? [] : (this.stacks.get(t.user) ?? []);
+    if (method === 'views.push' && stack.length >= 3) return { ok: false, error: 'push_limit_reached' };
+    const id = `V${String(++this.viewSeq).padStart(9, '0')}`;
+    const rec: ViewRecord = { id, user: t.user, view: a.view, hash: `${Date.now()}.${randomUUID().slice(0, 8)}`, rootId: stack[0] ?? id, previousId: stack.at(-1) ?? null };
+    this.views.set(id, rec);
+    this.stacks.set(t.user, [...stack, id]);
+    return { ok: true, view: this.viewObject(rec) };
+  }
+
+  private updateView(a: Json): Json {
+    const rec = this.views.get(a.view_id);
+    if (!rec) return { ok: false, error: 'not_found' };
+    if (a.hash && a.hash !== rec.hash) return { ok: false, error: 'hash_conflict' };
+    const errs = validateView(a.view);
+    if (errs.length) return { ok: false, error: 'invalid_arguments', response_metadata: { messages: errs } };
+    rec.view = a.view;
+    rec.hash = `${Date.now()}.${randomUUID().slice(0, 8)}`;
+    return { ok: true, view: this.viewObject(rec) };
+  }
+
+  viewObject(rec: ViewRecord, values: Json = {}): Json {
+    return {
+      ...rec.view,
+      id: rec.id,
+      team_id: this.teamId,
+      hash: rec.hash,
+      root_view_id: rec.rootId,
+      previous_view_id: rec.previousId,
+      app_id: 'A0123APPID',
+      bot_id: 'B0BOT00001',
+      private_metadata: rec.view.private_metadata ?? '',
+      callback_id: rec.view.callback_id ?? '',
+      state: { values },
+    };
+  }
+
+  /** the view currently on top of a user's stack */
+  topView(user: string): ViewRecord | undefined {
+    const id = this.stacks.get(user)?.at(-1);
+    return id ? this.views.get(id) : undefined;
+  }
+
+  closeViews(user: string): void {
+    this.stacks.delete(user);
+  }
+
+  // ---- Socket Mode ----
+  private onSocket(ws: WebSocket): void {
+    this.sockets.add(ws);
+    ws.on('close', () => this.sockets.delete(ws));
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      this.socketFrames.push(frame);
+      const done = this.pendingAcks.get(frame.envelope_id);
+      if (done) {
+        this.pendingAcks.delete(frame.envelope_id);
+        done(frame.payload ?? {});
+      }
+    });
+    ws.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'emulator', approximate_connection_time: 18060 }, connection_info: { app_id: 'A0123APPID' } }));
+  }
+
+  get connectedSockets(): number {
+    return this.sockets.size;
+  }
+
+  /** deliver an envelope over Socket Mode; resolves with the ack payload (rejects after 3 s like Slack) */
+  sendEnvelope(type: 'slash_commands' | 'interactive', payload: Json): Promise<Json> {
+    const ws = [...this.sockets][0];
+    if (!ws) return Promise.reject(new Error('no socket connected'));
+    const envelope_id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingAcks.delete(envelope_id);
+        reject(new Error('operation_timeout: no ack within 3 s'));
+      }, 3000);
+      this.pendingAcks.set(envelope_id, (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      });
+      ws.send(JSON.stringify({ envelope_id, type, accepts_response_payload: type === 'slash_commands' || payload.type === 'view_submission', payload }));
+    });
+  }
+}

@@ -1,0 +1,134 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JobEngine, JobEvent, JobState } from './jobs/types.ts';
+
+/** Live values the runtime provides; read at scrape time so gauges never drift from the store. */
+export interface MetricsSources {
+  jobCounts?: () => Partial<Record<JobState, number>>;
+  approvalsPending?: () => number;
+  outbox?: () => { depth: number; oldestAgeSeconds: number };
+}
+
+export interface Metrics {
+  registry: Registry;
+  jobs: Gauge<'state'>;
+  stepDuration: Histogram<'step' | 'outcome'>;
+  approvalsPending: Gauge;
+  outboxDepth: Gauge;
+  outboxOldestAgeSeconds: Gauge;
+  slackApiCalls: Counter<'method' | 'outcome'>;
+  slackRateLimited: Counter<'method'>;
+  ackLatency: Histogram<'kind'>;
+  /** replace or add live sources after creation (the runtime builds them after the metrics) */
+  setSources(sources: MetricsSources): void;
+}
+
+export type AckKind = 'command' | 'action' | 'view';
+
+const JOB_STATES: JobState[] = ['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'cancelled'];
+
+export function createMetrics(sources: MetricsSources = {}, opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  let src: MetricsSources = { ...sources };
+
+  const jobs = new Gauge({
+    name: 're_bot_jobs',
+    help: 'Setup jobs by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const counts = src.jobCounts?.();
+      if (!counts) return;
+      for (const s of JOB_STATES) this.set({ state: s }, counts[s] ?? 0);
+    },
+  });
+  const stepDuration = new Histogram({
+    name: 're_bot_step_duration_seconds',
+    help: 'Checklist step duration by step id and outcome',
+    labelNames: ['step', 'outcome'] as const,
+    // steps range from a Secret write (ms) to helm --wait and image builds (minutes)
+    buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200],
+    registers: [registry],
+  });
+  const approvalsPending = new Gauge({
+    name: 're_bot_approvals_pending',
+    help: 'Approvals waiting for a decision',
+    registers: [registry],
+    collect() {
+      if (src.approvalsPending) this.set(src.approvalsPending());
+    },
+  });
+  const outboxDepth = new Gauge({
+    name: 're_bot_slack_outbox_depth',
+    help: 'Slack messages queued in the paced outbox',
+    registers: [registry],
+    collect() {
+      if (src.outbox) this.set(src.outbox().depth);
+    },
+  });
+  const outboxOldestAgeSeconds = new Gauge({
+    name: 're_bot_slack_outbox_oldest_age_seconds',
+    help: 'Age of the oldest queued Slack message',
+    registers: [registry],
+    collect() {
+      if (src.outbox) this.set(src.outbox().oldestAgeSeconds);
+    },
+  });
+  const slackApiCalls = new Counter({
+    name: 're_bot_slack_api_calls_total',
+    help: 'Slack Web API calls by method and outcome (ok, error, rate_limited)',
+    labelNames: ['method', 'outcome'] as const,
+    registers: [registry],
+  });
+  const slackRateLimited = new Counter({
+    name: 're_bot_slack_rate_limited_total',
+    help: 'Slack HTTP 429 responses by method',
+    labelNames: ['method'] as const,
+    registers: [registry],
+  });
+  const ackLatency = new Histogram({
+    name: 're_bot_slack_ack_latency_seconds',
+    help: 'Time from receiving a Slack request to ack() (Slack deadline: 3 s)',
+    labelNames: ['kind'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 5],
+    registers: [registry],
+  });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 're_bot_' });
+
+  return {
+    registry,
+    jobs,
+    stepDuration,
+    approvalsPending,
+    outboxDepth,
+    outboxOldestAgeSeconds,
+    slackApiCalls,
+    slackRateLimited,
+    ackLatency,
+    setSources(next) {
+      src = { ...src, ...next };
+    },
+  };
+}
+
+const STEP_OUTCOME: Partial<Record<JobEvent['type'], string>> = {
+  'step.finished': 'succeeded',
+  'step.failed': 'failed',
+  'step.skipped': 'skipped',
+};
+
+/** Records step durations from engine events; returns the unsubscribe function. */
+export function observeJobEvents(metrics: Metrics, engine: Pick<JobEngine, 'on'>): () => void {
+  return engine.on((e) => {
+    const outcome = STEP_OUTCOME[e.type];
+    if (!outcome || !('stepId' in e)) return;
+    const step = e.job.steps.find((s) => s.stepId === e.stepId);
+    // a finished step may have ended with warnings; keep that visible without a label per warning
+    const label = outcome === 'succeeded' && step?.state === 'warned' ? 'warned' : outcome;
+    metrics.stepDuration.observe({ step: e.stepId, outcome: label }, (step?.durationMs ?? 0) / 1000);
+  });
+}
+
+/** Times a Slack ack: call at receipt, call the returned function right after ack(). */
+export function startAckTimer(metrics: Metrics, kind: AckKind): () => void {
+  return metrics.ackLatency.startTimer({ kind }) as () => void;
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+const ids = z
+  .string()
+  .optional()
+  .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[US][A-Z0-9]+$/, 'expected comma-separated Slack user ids (U…) or user-group ids (S…)')));
+
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? def : v === 'true' || v === '1'));
+
+const EnvSchema = z
+  .object({
+    RE_BOT_SLACK_MODE: z.enum(['socket', 'http'], { message: 'expected "socket" or "http"' }).default('socket'),
+    SLACK_BOT_TOKEN: z.string({ message: 'is required' }).regex(/^xoxb-/, 'expected a bot token starting with xoxb-'),
+    SLACK_APP_TOKEN: z.string().regex(/^xapp-/, 'expected an app-level token starting with xapp-').optional(),
+    SLACK_SIGNING_SECRET: z.string().min(8, 'expected the app signing secret').optional(),
+    SLACK_API_URL: z.string().url('expected a URL like https://slack.com/api/').optional(),
+    PORT: z.coerce.number({ message: 'expected a port number' }).int().min(0).max(65535).default(3000),
+    RE_BOT_OPERATORS: ids,
+    RE_BOT_APPROVERS: ids,
+    RE_BOT_REQUIRED_APPROVALS: z.coerce.number({ message: 'expected a positive integer' }).int().min(1, 'expected a positive integer').default(1),
+    RE_BOT_ALLOW_SELF_APPROVAL: bool(false),
+    RE_BOT_APPROVAL_TTL_HOURS: z.coerce.number().positive().default(24),
+  })
+  .superRefine((env, ctx) => {
+    if (env.RE_BOT_SLACK_MODE === 'socket' && !env.SLACK_APP_TOKEN)
+      ctx.addIssue({ code: 'custom', path: ['SLACK_APP_TOKEN'], message: 'is required in Socket Mode (RE_BOT_SLACK_MODE=socket, the default)' });
+    if (env.RE_BOT_SLACK_MODE === 'http' && !env.SLACK_SIGNING_SECRET)
+      ctx.addIssue({ code: 'custom', path: ['SLACK_SIGNING_SECRET'], message: 'is required in HTTP mode (RE_BOT_SLACK_MODE=http)' });
+  });
+
+export interface SlackConfig {
+  mode: 'socket' | 'http';
+  botToken: string;
+  appToken?: string;
+  signingSecret?: string;
+  apiUrl?: string;
+  port: number;
+  operators: string[];
+  approvers: string[];
+  requiredApprovals: number;
+  allowSelfApproval: boolean;
+  approvalTtlMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: Array<{ variable: string; message: string }>) {
+    super('invalid Slack configuration:\n' + problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadSlackConfig(env: Record<string, string | undefined> = process.env): SlackConfig {
+  const r = EnvSchema.safeParse(env);
+  if (!r.success) {
+    throw new ConfigError(r.error.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message })));
+  }
+  const e = r.data;
+  return {
+    mode: e.RE_BOT_SLACK_MODE,
+    botToken: e.SLACK_BOT_TOKEN,
+    appToken: e.SLACK_APP_TOKEN,
+    signingSecret: e.SLACK_SIGNING_SECRET,
+    apiUrl: e.SLACK_API_URL,
+    port: e.PORT,
+    operators: e.RE_BOT_OPERATORS,
+    approvers: e.RE_BOT_APPROVERS,
+    requiredApprovals: e.RE_BOT_REQUIRED_APPROVALS,
+    allowSelfApproval: e.RE_BOT_ALLOW_SELF_APPROVAL,
+    approvalTtlMs: e.RE_BOT_APPROVAL_TTL_HOURS * 3600_000,
+  };
+}

@@ -1,0 +1,126 @@
+import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+const json = (name: string) => text(name, { mode: 'json' });
+
+export const deployments = sqliteTable('deployments', {
+  name: text('name').primaryKey(),
+  astroId: text('astro_id'),
+  lastSpec: json('last_spec'),
+  updatedAt: text('updated_at').notNull(),
+});
+
+export const jobs = sqliteTable('jobs', {
+  id: text('id').primaryKey(),
+  deployment: text('deployment').notNull(),
+  state: text('state').notNull(),
+  attempt: integer('attempt').notNull().default(1),
+  requestedBy: text('requested_by').notNull(),
+  origin: json('origin').notNull(),
+  spec: json('spec').notNull(),
+  plan: json('plan').notNull(),
+  valuesHash: text('values_hash').notNull(),
+  chart: text('chart').notNull(),
+  leaseOwner: text('lease_owner'),
+  leaseExpiresAt: integer('lease_expires_at'),
+  cancelRequested: integer('cancel_requested', { mode: 'boolean' }).notNull().default(false),
+  error: text('error'),
+  createdAt: text('created_at').notNull(),
+  startedAt: text('started_at'),
+  finishedAt: text('finished_at'),
+  updatedAt: text('updated_at').notNull(),
+}, (t) => [
+  index('jobs_deployment_created').on(t.deployment, t.createdAt),
+  index('jobs_state').on(t.state),
+]);
+
+export const jobSteps = sqliteTable('job_steps', {
+  jobId: text('job_id').notNull().references(() => jobs.id),
+  stepId: text('step_id').notNull(),
+  number: integer('number').notNull(),
+  title: text('title').notNull(),
+  execOrder: integer('exec_order').notNull(),
+  state: text('state').notNull(),
+  attempt: integer('attempt').notNull().default(0),
+  startedAt: text('started_at'),
+  finishedAt: text('finished_at'),
+  durationMs: integer('duration_ms'),
+  summary: text('summary'),
+  warnings: json('warnings'),
+  output: json('output'),
+  checkpoint: json('checkpoint'),
+  error: text('error'),
+}, (t) => [uniqueIndex('job_steps_job_step').on(t.jobId, t.stepId), index('job_steps_job').on(t.jobId)]);
+
+export const approvals = sqliteTable('approvals', {
+  id: text('id').primaryKey(),
+  jobId: text('job_id').notNull().references(() => jobs.id),
+  stepId: text('step_id').notNull(),
+  hash: text('hash').notNull(),
+  title: text('title').notNull(),
+  facts: json('facts').notNull(),
+  changedKeys: json('changed_keys').notNull(),
+  diffText: text('diff_text').notNull(),
+  state: text('state').notNull(),
+  required: integer('required').notNull(),
+  policy: json('policy').notNull(),
+  requestedAt: text('requested_at').notNull(),
+  expiresAt: text('expires_at').notNull(),
+  decidedAt: text('decided_at'),
+  rejectedBy: text('rejected_by'),
+}, (t) => [index('approvals_job_step').on(t.jobId, t.stepId), index('approvals_state').on(t.state)]);
+
+export const approvalVotes = sqliteTable('approval_votes', {
+  approvalId: text('approval_id').notNull().references(() => approvals.id),
+  user: text('user').notNull(),
+  decision: text('decision').notNull(),
+  at: text('at').notNull(),
+}, (t) => [uniqueIndex('approval_votes_unique').on(t.approvalId, t.user)]);
+
+export const slackMessages = sqliteTable('slack_messages', {
+  jobId: text('job_id').notNull(),
+  kind: text('kind').notNull(),
+  key: text('key').notNull(),
+  channel: text('channel').notNull(),
+  threadTs: text('thread_ts'),
+  messageTs: text('message_ts'),
+}, (t) => [uniqueIndex('slack_messages_key').on(t.key), index('slack_messages_job').on(t.jobId)]);
+
+export const outbox = sqliteTable('outbox', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  channel: text('channel').notNull(),
+  kind: text('kind').notNull(),
+  targetKey: text('target_key'),
+  payload: json('payload').notNull(),
+  state: text('state').notNull().default('pending'),
+  attempts: integer('attempts').notNull().default(0),
+  notBefore: integer('not_before').notNull().default(0),
+  createdAt: text('created_at').notNull(),
+  sentTs: text('sent_ts'),
+  lastError: text('last_error'),
+}, (t) => [index('outbox_state_not_before').on(t.state, t.notBefore)]);
+
+export const auditEvents = sqliteTable('audit_events', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  at: text('at').notNull(),
+  actor: text('actor').notNull(),
+  action: text('action').notNull(),
+  jobId: text('job_id'),
+  deployment: text('deployment'),
+  valuesHash: text('values_hash'),
+  decision: text('decision'),
+  result: text('result'),
+  details: json('details'),
+  prevHash: text('prev_hash').notNull(),
+  hash: text('hash').notNull(),
+}, (t) => [index('audit_job').on(t.jobId)]);
+
+export const sealedSecrets = sqliteTable('sealed_secrets', {
+  id: text('id').primaryKey(),
+  ciphertext: text('ciphertext'),
+  iv: text('iv'),
+  tag: text('tag'),
+  createdAt: text('created_at').notNull(),
+  purpose: text('purpose').notNull(),
+  erasedAt: text('erased_at'),
+});

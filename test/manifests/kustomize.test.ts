@@ -1,0 +1,293 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * The manifests build with the registry-shipped kubectl (kustomize v5) and every object carries what its
+ * kind needs. There is no cluster here: validation is structural (no API server schema check).
+ */
+const root = join(import.meta.dirname, '..', '..');
+const kubectl = join(root, '.tools', 'bin', 'kubectl');
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
+
+async function build(dir: string): Promise<Obj[]> {
+  const { stdout } = await execa(kubectl, ['kustomize', join(root, dir)], { timeout: 60_000 });
+  return parseAllDocuments(stdout).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJSON() as Obj;
+  });
+}
+
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const API_VERSIONS: Record<string, string> = {
+  Namespace: 'v1',
+  ServiceAccount: 'v1',
+  PersistentVolumeClaim: 'v1',
+  Deployment: 'apps/v1',
+  ClusterRole: 'rbac.authorization.k8s.io/v1',
+  ClusterRoleBinding: 'rbac.authorization.k8s.io/v1',
+  Role: 'rbac.authorization.k8s.io/v1',
+  RoleBinding: 'rbac.authorization.k8s.io/v1',
+};
+const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const KNOWN_VERBS = new Set(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']);
+
+function one(objs: Obj[], kind: string, name: string): Obj {
+  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
+  expect(found, `${kind}/${name}`).toHaveLength(1);
+  return found[0];
+}
+
+/** Checks every object for what its kind requires; returns the problems as readable strings. */
+function validate(objs: Obj[]): string[] {
+  const problems: string[] = [];
+  const bad = (o: Obj, msg: string) => problems.push(`${o.kind}/${o.metadata?.name}: ${msg}`);
+  const namespaces = new Set(objs.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name));
+  const roles = new Set(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+  const serviceAccounts = new Set(objs.filter((o) => o.kind === 'ServiceAccount').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+  const pvcs = new Set(objs.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+
+  for (const o of objs) {
+    if (!o.kind || !o.apiVersion || !o.metadata?.name) {
+      problems.push(`object without apiVersion/kind/metadata.name: ${JSON.stringify(o).slice(0, 80)}`);
+      continue;
+    }
+    if (API_VERSIONS[o.kind] !== o.apiVersion) bad(o, `apiVersion ${o.apiVersion}, expected ${API_VERSIONS[o.kind] ?? '(kind not expected here)'}`);
+    if (!DNS1123.test(o.metadata.name)) bad(o, 'metadata.name is not a DNS-1123 name');
+    if (CLUSTER_SCOPED.has(o.kind) && o.metadata.namespace) bad(o, 'cluster-scoped object has metadata.namespace');
+    if (!CLUSTER_SCOPED.has(o.kind) && !o.metadata.namespace) bad(o, 'namespaced object lacks metadata.namespace');
+
+    switch (o.kind) {
+      case 'ClusterRole':
+      case 'Role':
+        if (!Array.isArray(o.rules) || !o.rules.length) bad(o, 'no rules');
+        for (const [i, r] of (o.rules ?? []).entries()) {
+          for (const field of ['apiGroups', 'resources', 'verbs']) {
+            if (!Array.isArray(r[field]) || !r[field].length) bad(o, `rules[${i}].${field} missing`);
+            if ((r[field] ?? []).some((v: string) => v.includes('*'))) bad(o, `rules[${i}].${field} has a wildcard`);
+          }
+          if (r.nonResourceURLs) bad(o, `rules[${i}] grants nonResourceURLs`);
+          for (const v of r.verbs ?? []) if (!KNOWN_VERBS.has(v)) bad(o, `rules[${i}] verb ${v} is not one the bot uses`);
+        }
+        break;
+      case 'ClusterRoleBinding':
+      case 'RoleBinding': {
+        const ref = o.roleRef ?? {};
+        if (ref.apiGroup !== 'rbac.authorization.k8s.io') bad(o, 'roleRef.apiGroup');
+        const key = ref.kind === 'Role' ? `Role/${o.metadata.namespace}/${ref.name}` : `ClusterRole//${ref.name}`;
+        if (!roles.has(key)) bad(o, `roleRef ${ref.kind}/${ref.name} is not defined`);
+        if (!Array.isArray(o.subjects) || !o.subjects.length) bad(o, 'no subjects');
+        for (const s of o.subjects ?? []) {
+          if (s.kind !== 'ServiceAccount' || !serviceAccounts.has(`${s.namespace}/${s.name}`)) bad(o, `subject ${s.kind} ${s.namespace}/${s.name} is not our ServiceAccount`);
+        }
+        break;
+      }
+      case 'PersistentVolumeClaim':
+        if (!o.spec?.accessModes?.includes('ReadWriteOnce')) bad(o, 'accessModes must include ReadWriteOnce');
+        if (!/^\d+(Mi|Gi)$/.test(o.spec?.resources?.requests?.storage ?? '')) bad(o, 'spec.resources.requests.storage missing');
+        break;
+      case 'Deployment': {
+        const spec = o.spec ?? {};
+        if (spec.replicas !== 1) bad(o, 'replicas must be 1 (SQLite has one writer)');
+        if (spec.strategy?.type !== 'Recreate') bad(o, 'strategy must be Recreate');
+        const sel = spec.selector?.matchLabels ?? {};
+        const tplLabels = spec.template?.metadata?.labels ?? {};
+        if (!Object.keys(sel).length || Object.entries(sel).some(([k, v]) => tplLabels[k] !== v)) bad(o, 'selector does not match the pod template labels');
+        const pod = spec.template?.spec ?? {};
+        if (!serviceAccounts.has(`${o.metadata.namespace}/${pod.serviceAccountName}`)) bad(o, `serviceAccountName ${pod.serviceAccountName} is not defined`);
+        if (pod.securityContext?.runAsNonRoot !== true) bad(o, 'pod securityContext.runAsNonRoot must be true');
+        if (!(pod.securityContext?.runAsUser > 0)) bad(o, 'pod securityContext.runAsUser must be a non-zero uid');
+        const volumes = new Map<string, any>((pod.volumes ?? []).map((v: any) => [v.name, v]));
+        for (const v of volumes.values()) {
+          if (v.persistentVolumeClaim && !pvcs.has(`${o.metadata.namespace}/${v.persistentVolumeClaim.claimName}`)) bad(o, `volume ${v.name} claims an undefined PVC`);
+        }
+        if (!pod.containers?.length) bad(o, 'no containers');
+        for (const c of pod.containers ?? []) {
+          const where = `container ${c.name}`;
+          if (!c.image) bad(o, `${where}: no image`);
+          const sc = c.securityContext ?? {};
+          if (sc.runAsNonRoot !== true) bad(o, `${where}: securityContext.runAsNonRoot must be true`);
+          if (sc.readOnlyRootFilesystem !== true) bad(o, `${where}: securityContext.readOnlyRootFilesystem must be true`);
+          if (sc.allowPrivilegeEscalation !== false) bad(o, `${where}: allowPrivilegeEscalation must be false`);
+          if (!sc.capabilities?.drop?.includes('ALL')) bad(o, `${where}: capabilities must drop ALL`);
+          const env = new Map<string, any>((c.env ?? []).map((e: any) => [e.name, e]));
+          const port = Number(env.get('RE_BOT_HTTP_PORT')?.value);
+          const named = new Map<string, number>((c.ports ?? []).map((p: any) => [p.name, p.containerPort]));
+          if (!port || ![...named.values()].includes(port)) bad(o, `${where}: RE_BOT_HTTP_PORT must be set and exposed as a containerPort`);
+          for (const [probe, path] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']] as const) {
+            const g = c[probe]?.httpGet;
+            if (!g) bad(o, `${where}: ${probe} missing`);
+            else {
+              if (g.path !== path) bad(o, `${where}: ${probe} path ${g.path}, expected ${path}`);
+              const p = typeof g.port === 'string' ? named.get(g.port) : g.port;
+              if (p !== port) bad(o, `${where}: ${probe} port ${g.port} is not RE_BOT_HTTP_PORT ${port}`);
+            }
+          }
+          for (const [name, e] of env) {
+            if (/^SLACK_.*(TOKEN|SECRET)$/.test(name)) {
+              if (e.value !== undefined) bad(o, `${where}: ${name} has an inline value`);
+              if (e.valueFrom?.secretKeyRef?.name !== 're-bot-slack') bad(o, `${where}: ${name} must come from Secret re-bot-slack`);
+            }
+          }
+          if (env.get('RE_BOT_DB')?.value !== '/data/re-bot.db') bad(o, `${where}: RE_BOT_DB must be /data/re-bot.db`);
+          const mounts = new Map<string, any>((c.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
+          for (const m of mounts.values()) if (!volumes.has(m.name)) bad(o, `${where}: volumeMount ${m.name} has no volume`);
+          if (!volumes.get(mounts.get('/data')?.name)?.persistentVolumeClaim) bad(o, `${where}: /data must be the PVC`);
+          if (!volumes.get(mounts.get('/tmp')?.name)?.emptyDir) bad(o, `${where}: /tmp must be an emptyDir (root filesystem is read-only)`);
+        }
+        break;
+      }
+      case 'Namespace':
+      case 'ServiceAccount':
+        break;
+      case 'Secret':
+        bad(o, 'Secrets must not be defined in the manifests (create re-bot-slack yourself)');
+        break;
+      default:
+        bad(o, 'unexpected kind');
+    }
+    if (o.metadata.namespace && !CLUSTER_SCOPED.has(o.kind) && o.kind !== 'RoleBinding' && !namespaces.has(o.metadata.namespace)) {
+      bad(o, `namespace ${o.metadata.namespace} is not created by these manifests`);
+    }
+  }
+  return problems;
+}
+
+/** (group, resource, verb) triples granted by a role, for exact comparisons. */
+function grants(role: Obj): string[] {
+  const out: string[] = [];
+  for (const r of role.rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) out.push(`${g || 'core'}/${res}:${v}`);
+  return out.sort();
+}
+const all = (group: string, resources: string[], verbs: string[]) => resources.flatMap((r) => verbs.map((v) => `${group}/${r}:${v}`));
+const MANAGE = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
+  it.runIf(existsSync(kubectl))('the base builds and every object validates', async () => {
+    const objs = await build('manifests');
+    expect(validate(objs)).toEqual([]);
+    expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'ClusterRole/re-bot-agent-namespaces',
+      'ClusterRole/re-bot-cluster',
+      'ClusterRoleBinding/re-bot-agent-namespaces',
+      'ClusterRoleBinding/re-bot-cluster',
+      'Deployment/re-bot',
+      'Namespace/re-bot',
+      'PersistentVolumeClaim/re-bot-data',
+      'ServiceAccount/re-bot',
+    ]);
+    const container = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0];
+    expect(container.image).toBe('re-bot:0.1.0');
+    expect(container.args).toEqual(['start']);
+  });
+
+  it.runIf(existsSync(kubectl))('RBAC grants exactly what the bot does, with no wildcard anywhere', async () => {
+    const objs = await build('manifests');
+    expect(grants(one(objs, 'ClusterRole', 're-bot-cluster'))).toEqual(
+      [
+        ...all('core', ['namespaces'], ['get', 'list', 'create']),
+        ...all('core', ['nodes'], ['get', 'list']),
+        'core/nodes/proxy:get',
+        'authorization.k8s.io/selfsubjectaccessreviews:create',
+      ].sort(),
+    );
+    expect(grants(one(objs, 'ClusterRole', 're-bot-agent-namespaces'))).toEqual(
+      [
+        ...all('core', ['secrets', 'serviceaccounts', 'configmaps', 'services'], MANAGE),
+        ...all('apps', ['deployments'], MANAGE),
+        ...all('autoscaling', ['horizontalpodautoscalers'], MANAGE),
+        ...all('rbac.authorization.k8s.io', ['roles', 'rolebindings'], MANAGE),
+        ...all('apps', ['replicasets'], ['get', 'list', 'watch']),
+        ...all('core', ['pods'], ['get', 'list', 'watch']),
+        'core/pods/log:get',
+      ].sort(),
+    );
+    const text = JSON.stringify(objs.filter((o) => /Role/.test(o.kind)));
+    expect(text).not.toContain('*');
+    const verbs = new Set(objs.filter((o) => o.kind.endsWith('Role')).flatMap((o) => o.rules.flatMap((r: any) => r.verbs)));
+    for (const v of ['escalate', 'bind', 'impersonate', 'deletecollection']) expect(verbs.has(v)).toBe(false);
+  });
+
+  it.runIf(existsSync(kubectl))('Slack tokens come only from Secret re-bot-slack, which is not defined inline', async () => {
+    const objs = await build('manifests');
+    expect(objs.some((o) => o.kind === 'Secret')).toBe(false);
+    const env = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0].env as any[];
+    const slack = env.filter((e) => e.name.startsWith('SLACK_'));
+    expect(slack.map((e) => [e.name, e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key])).toEqual([
+      ['SLACK_BOT_TOKEN', 're-bot-slack', 'bot-token'],
+      ['SLACK_APP_TOKEN', 're-bot-slack', 'app-token'],
+      ['SLACK_SIGNING_SECRET', 're-bot-slack', 'signing-secret'],
+    ]);
+  });
+
+  it.runIf(existsSync(kubectl))('the remote-cluster overlay mounts the kubeconfig Secret read-only and points KUBECONFIG at it', async () => {
+    const objs = await build('manifests/overlays/remote-cluster');
+    expect(validate(objs)).toEqual([]);
+    expect(objs.some((o) => o.kind === 'Secret')).toBe(false);
+    const pod = one(objs, 'Deployment', 're-bot').spec.template.spec;
+    const c = pod.containers[0];
+    const mount = c.volumeMounts.find((m: any) => m.name === 'kubeconfig');
+    expect(mount).toEqual({ name: 'kubeconfig', mountPath: '/etc/re-bot/kubeconfig', readOnly: true });
+    expect(pod.volumes.find((v: any) => v.name === 'kubeconfig').secret.secretName).toBe('re-bot-kubeconfig');
+    expect(c.env.find((e: any) => e.name === 'KUBECONFIG').value).toBe('/etc/re-bot/kubeconfig/config');
+    // the base's mounts and env survive the patch
+    expect(c.volumeMounts.map((m: any) => m.mountPath).sort()).toEqual(['/data', '/etc/re-bot/kubeconfig', '/tmp']);
+    expect(c.env.some((e: any) => e.name === 'SLACK_BOT_TOKEN')).toBe(true);
+  });
+
+  it.runIf(existsSync(kubectl))('the fixed-namespaces overlay binds agent permissions per namespace only and cannot create namespaces', async () => {
+    const objs = await build('manifests/overlays/fixed-namespaces');
+    expect(validate(objs)).toEqual([]);
+    expect(objs.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 're-bot-agent-namespaces')).toBe(false);
+    const rb = one(objs, 'RoleBinding', 're-bot-agent');
+    expect(rb.metadata.namespace).toBe('astro-agents');
+    expect(rb.roleRef).toMatchObject({ kind: 'ClusterRole', name: 're-bot-agent-namespaces' });
+    expect(grants(one(objs, 'ClusterRole', 're-bot-cluster'))).not.toContain('core/namespaces:create');
+  });
+
+  it('the validator catches what it claims to (wildcards, inline Slack tokens, missing probes, writable root)', () => {
+    const deployment: Obj = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 're-bot', namespace: 're-bot' },
+      spec: {
+        replicas: 2,
+        strategy: { type: 'RollingUpdate' },
+        selector: { matchLabels: { app: 'x' } },
+        template: {
+          metadata: { labels: { app: 'x' } },
+          spec: {
+            serviceAccountName: 're-bot',
+            securityContext: { runAsNonRoot: true, runAsUser: 1000 },
+            containers: [{ name: 'c', image: 'i', securityContext: {}, env: [{ name: 'SLACK_BOT_TOKEN', value: 'xoxb-inline' }] }],
+          },
+        },
+      },
+    };
+    const role: Obj = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'r' }, rules: [{ apiGroups: ['*'], resources: ['pods'], verbs: ['*'] }] };
+    const problems = validate([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 're-bot' } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 're-bot', namespace: 're-bot' } },
+      deployment,
+      role,
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 're-bot-slack', namespace: 're-bot' } },
+    ]).join('\n');
+    for (const expected of [
+      'replicas must be 1',
+      'strategy must be Recreate',
+      'readOnlyRootFilesystem must be true',
+      'livenessProbe missing',
+      'readinessProbe missing',
+      'SLACK_BOT_TOKEN has an inline value',
+      'rules[0].apiGroups has a wildcard',
+      'rules[0].verbs has a wildcard',
+      'Secrets must not be defined',
+      '/tmp must be an emptyDir',
+    ]) {
+      expect(problems).toContain(expected);
+    }
+  });
+});

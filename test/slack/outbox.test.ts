@@ -1,0 +1,81 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { WebClient } from '@slack/web-api';
+import { SlackEmulator } from '../../src/devkit/slack-emulator/server.ts';
+import { Outbox, SqliteOutboxStore } from '../../src/slack/outbox.ts';
+import { createLogger } from '../../src/log.ts';
+
+let emu: SlackEmulator;
+let outbox: Outbox | undefined;
+afterEach(async () => {
+  await outbox?.stop();
+  await emu?.close();
+});
+
+async function setup(db = new Database(':memory:'), pacingMs = 5) {
+  emu ??= await new SlackEmulator().start();
+  const client = new WebClient('xoxb-t', { slackApiUrl: emu.apiUrl, retryConfig: { retries: 0 }, rejectRateLimitedCalls: true });
+  const store = new SqliteOutboxStore(db);
+  outbox = new Outbox({ client, store, logger: createLogger({ test: 'outbox' }), pacingMs, retryAfterUnitMs: 10, baseBackoffMs: 5 });
+  return { store, db };
+}
+
+describe('outbox', () => {
+  it('coalesces updates (last write wins) and posts threaded replies after their parent', async () => {
+    emu = await new SlackEmulator().start();
+    await setup(undefined, 30);
+    outbox!.post('p', 'C1', { text: 'v0' });
+    outbox!.post('r1', 'C1', { text: 'reply' }, 'p');
+    for (let i = 1; i <= 20; i++) outbox!.update('p', 'C1', { text: `v${i}` });
+    outbox!.start();
+    await outbox!.idle();
+    const parent = emu.parents('C1');
+    expect(parent).toHaveLength(1);
+    expect(parent[0].text).toBe('v20');
+    expect(emu.callsTo('chat.update').length).toBeLessThanOrEqual(2);
+    expect(emu.replies('C1', parent[0].ts).map((m) => m.text)).toEqual(['reply']);
+  });
+
+  it('honours 429 Retry-After and retries 5xx with backoff; a platform error is not retried', async () => {
+    emu = await new SlackEmulator().start();
+    await setup();
+    emu.injectFault({ method: 'chat.postMessage', kind: 429, count: 2, retryAfterSec: 3 });
+    emu.injectFault({ method: 'chat.postMessage', kind: 503, count: 2 });
+    outbox!.post('a', 'C1', { text: 'hello' });
+    outbox!.post('bad', 'C2', { text: 'x', blocks: [{ type: 'header', text: { type: 'plain_text', text: 'h'.repeat(151) } }] });
+    outbox!.start();
+    await outbox!.idle();
+    // after each 429 the next attempt to that channel waits Retry-After (3 s, scaled to 10 ms a second here)
+    const posts = emu.calls.filter((c) => c.method === 'chat.postMessage');
+    const limited = posts.filter((c) => c.status === 429);
+    expect(limited).toHaveLength(2);
+    for (const r of limited) {
+      const next = posts.find((c) => c.at >= r.at && c !== r && c.args.channel === r.args.channel && posts.indexOf(c) > posts.indexOf(r));
+      expect(next, 'a retry follows the 429').toBeDefined();
+      expect(next!.at - r.at).toBeGreaterThanOrEqual(3 * 10 - 2);
+    }
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['hello']);
+    const bad = emu.calls.filter((c) => c.args.channel === 'C2' && c.status === 200);
+    expect(bad).toHaveLength(1);
+    expect(bad[0].response.error).toBe('invalid_blocks');
+  });
+
+  it('a post acknowledged before a crash is never posted again; an in-flight post with unknown outcome is not re-sent', async () => {
+    emu = await new SlackEmulator().start();
+    const db = new Database(':memory:');
+    const { store } = await setup(db);
+    outbox!.post('done', 'C1', { text: 'posted once' });
+    outbox!.start();
+    await outbox!.idle();
+    await outbox!.stop();
+    // simulate a crash while 'lost' was in flight
+    store.upsert({ key: 'lost', kind: 'post', channel: 'C1', args: { text: 'maybe posted' } });
+    store.markSending(store.get('lost')!.id);
+    await setup(db);
+    outbox!.post('done', 'C1', { text: 'posted once' });
+    outbox!.start();
+    await outbox!.idle();
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once']);
+    expect(store.get('lost')!.state).toBe('unknown');
+  });
+});
