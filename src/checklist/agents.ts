@@ -2,8 +2,7 @@ import type { StepHandler, StepOutcome } from './types.ts';
 import { renderValues, valuesHash } from '../spec/values.ts';
 import { secretNames } from '../spec/values.ts';
 import { rollout, waitForAgentPods, expectedComponents } from './release.ts';
-
-const ASTRO_REGISTRY = 'images.astronomer.cloud';
+import { writeReferencedSecret } from './configured.ts';
 
 /** Step 2: namespace, agent-token and pull Secrets, values, diff, approval, helm upgrade, Ready pods. */
 export const agents: StepHandler = {
@@ -14,22 +13,23 @@ export const agents: StepHandler = {
     const names = secretNames(spec);
     const opts = { signal: ctx.signal };
 
-    ctx.progress(`ensuring namespace ${ns}`);
-    const nsResult = await infra.kube.ensureNamespace(ns, { 'app.kubernetes.io/managed-by': 're-bot' }, opts);
+    let namespaceCreated = false;
+    if (spec.cluster.createNamespace) {
+      ctx.progress(`ensuring namespace ${ns}`);
+      namespaceCreated = (await infra.kube.ensureNamespace(ns, { 'app.kubernetes.io/managed-by': 're-bot' }, opts)).created || ctx.checkpoint.get<boolean>('namespaceCreated') === true;
+      if (namespaceCreated) ctx.checkpoint.set('namespaceCreated', true);
+    }
 
-    ctx.progress(`writing Secret ${names.agentToken}`);
     const token = await ctx.resolveSecret(spec.agent.token);
-    const tokenSecret = await infra.kube.applySecret({ namespace: ns, name: names.agentToken, stringData: { token }, labels: { 'app.kubernetes.io/managed-by': 're-bot' } }, opts);
+    const tokenAction = await writeReferencedSecret(ctx, names.agentToken, { token });
 
-    ctx.progress(`writing Secret ${names.pullSecret}`);
+    const registry = spec.agent.imagePullRegistry;
+    const user = spec.agent.imagePullUsername;
     const registryPassword = await ctx.resolveSecret(spec.agent.imagePullToken ?? spec.deployment.apiToken);
     const dockerconfig = JSON.stringify({
-      auths: { [ASTRO_REGISTRY]: { username: 'cli', password: registryPassword, auth: Buffer.from(`cli:${registryPassword}`).toString('base64') } },
+      auths: { [registry]: { username: user, password: registryPassword, auth: Buffer.from(`${user}:${registryPassword}`).toString('base64') } },
     });
-    const pullSecret = await infra.kube.applySecret(
-      { namespace: ns, name: names.pullSecret, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': dockerconfig }, labels: { 'app.kubernetes.io/managed-by': 're-bot' } },
-      opts,
-    );
+    const pullAction = await writeReferencedSecret(ctx, names.pullSecret, { '.dockerconfigjson': dockerconfig }, 'kubernetes.io/dockerconfigjson');
 
     const values = renderValues(spec);
     const hash = valuesHash(values, spec.cluster.chart);
@@ -46,10 +46,10 @@ export const agents: StepHandler = {
     const comps = expectedComponents(spec);
     return {
       status: 'succeeded',
-      summary: `${spec.cluster.release} revision ${result.revision}${result.changed ? '' : ' (unchanged)'}; ${comps.length} components Ready; Secrets ${names.agentToken} (${tokenSecret.action}), ${names.pullSecret} (${pullSecret.action})`,
+      summary: `${spec.cluster.release} revision ${result.revision}${result.changed ? '' : ' (unchanged)'}; ${comps.length} components Ready; Secrets ${names.agentToken} (${tokenAction}), ${names.pullSecret} (${pullAction})`,
       output: {
         namespace: ns,
-        namespaceCreated: nsResult.created,
+        namespaceCreated,
         secrets: [names.agentToken, names.pullSecret],
         helmRevision: result.revision,
         valuesHash: hash,

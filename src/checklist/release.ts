@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { StepContext } from './types.ts';
 import { StepFailure } from './types.ts';
-import type { ChartRef, HelmUpgradeInput, PodState } from '../infra/types.ts';
+import type { ChartRef, HelmReleaseInfo, HelmUpgradeInput, PodState } from '../infra/types.ts';
 import { redact } from '../redact.ts';
 
 /**
@@ -52,8 +54,13 @@ export async function rollout(ctx: StepContext, input: RolloutInput): Promise<Ro
   const done = ctx.checkpoint.get<RolloutResult & { valuesHash: string }>(`${input.key}.done`);
   if (done && done.valuesHash === input.valuesHash) return done;
 
-  // A crash between `helm upgrade` and the checkpoint leaves a revision carrying our description.
-  const history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
+  // A crash during `helm upgrade` can leave the release pending; one between it and the checkpoint leaves a
+  // revision carrying our description.
+  let history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
+  if (/^pending-/.test(history.at(-1)?.status ?? '')) {
+    await settlePendingRelease(ctx, input.key, history);
+    history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
+  }
   const applied = history.find((h) => h.description === upgrade.description && /deployed|superseded/.test(h.status));
   const pendingHash = ctx.checkpoint.get<string>(`${input.key}.approvalHash`);
   if (applied && pendingHash) {
@@ -83,17 +90,69 @@ export async function rollout(ctx: StepContext, input: RolloutInput): Promise<Ro
   ctx.checkpoint.set(`${input.key}.approvedBy`, grant.approvedBy);
 
   ctx.progress(`helm upgrade --install ${spec.cluster.release} (approved by ${grant.approvedBy.join(', ')})`);
-  const info = await infra.helm.upgradeInstall(upgrade, { signal: ctx.signal });
+  const info = await infra.helm.upgradeInstall(upgrade, {
+    signal: ctx.signal,
+    onSpawn: (pid) => ctx.checkpoint.set(`${input.key}.helm`, { pid, host: hostname() }),
+  });
   const result = { revision: info.revision, approvalHash: grant.hash, approvedBy: grant.approvedBy, changed: true, valuesHash: input.valuesHash };
   ctx.checkpoint.set(`${input.key}.done`, result);
   return result;
 }
 
+const HELM_WAIT_MS = 10 * 60_000;
+
+/**
+ * The release is pending-install/upgrade/rollback: a helm of ours was killed with re-bot, or still runs as
+ * an orphan. A live one is waited for; after a dead one the release is put back to its last good revision
+ * (or removed, when the first install never finished) so the upgrade can be applied again.
+ */
+async function settlePendingRelease(ctx: StepContext, key: string, history: HelmReleaseInfo[]): Promise<void> {
+  const { release, namespace } = ctx.spec.cluster;
+  const helm = ctx.infra.helm;
+  const ours = ctx.checkpoint.get<{ pid: number; host: string }>(`${key}.helm`);
+  const deadline = Date.now() + HELM_WAIT_MS;
+  while (ours && processAlive(ours) && Date.now() < deadline && !ctx.signal.aborted) {
+    ctx.progress(`waiting for the helm process (pid ${ours.pid}) a previous run started to finish`);
+    await sleep(500, ctx.signal);
+  }
+  let last = history.at(-1)!;
+  if (ours) {
+    const fresh = await helm.history(release, namespace, { signal: ctx.signal }).catch(() => history);
+    last = fresh.at(-1) ?? last;
+    if (!/^pending-/.test(last.status)) return;
+  } else if (Date.now() - Date.parse(last.updated ?? '') < 60_000) {
+    // not started by this step (another tool, or a crash before the pid was saved): give it a minute
+    throw new StepFailure(`release ${release} is ${last.status} (revision ${last.revision}, updated ${last.updated}): another helm operation is running`, {
+      hint: 'retry once it has finished; re-bot recovers a release that stays pending',
+    });
+  }
+  const good = [...history].reverse().find((h) => h.status === 'deployed' || h.status === 'superseded');
+  if (good) {
+    ctx.progress(`release ${release} was left ${last.status} by an interrupted helm: rolling back to revision ${good.revision}`);
+    await helm.rollback(release, namespace, good.revision, { signal: ctx.signal });
+  } else {
+    ctx.progress(`release ${release} was left ${last.status} by an interrupted first install: removing it to install again`);
+    await helm.uninstall(release, namespace, { signal: ctx.signal });
+  }
+}
+
+function processAlive(p: { pid: number; host: string }): boolean {
+  if (p.host !== hostname()) return false; // the pod that ran it is gone with its processes
+  try {
+    process.kill(p.pid, 0);
+    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('helm');
+  } catch {
+    return false;
+  }
+}
+
 /** Names of the Deployments the agent chart creates, in the chart's naming scheme. */
 export function expectedComponents(spec: StepContext['spec']): string[] {
   const p = spec.cluster.resourceNamePrefix;
-  const names = spec.agent.workers.map((w: { name: string }) => `${p}-worker-${w.name}`);
-  names.push(`${p}-dag-processor`, `${p}-triggerer`);
+  // a component scaled to zero has no pod to wait for
+  const names = spec.agent.workers.filter((w) => w.replicas !== 0).map((w) => `${p}-worker-${w.name}`);
+  names.push(`${p}-dag-processor`);
+  if (spec.agent.triggerer?.replicas !== 0) names.push(`${p}-triggerer`);
   if (spec.sentinel?.enabled) names.push(`${p}-sentinel`);
   return names;
 }
@@ -127,9 +186,10 @@ export async function waitForAgentPods(ctx: StepContext, timeoutMs: number, poll
       if (!c) continue;
       status[c].total++;
       if (pod.ready) status[c].ready++;
-      if (pod.waitingReason && /CrashLoopBackOff|ImagePullBackOff|ErrImagePull|CreateContainerConfigError/.test(pod.waitingReason) && pod.restarts >= 3) {
-        throw await podFailure(ctx, pod, c);
-      }
+      // these never fix themselves and never count restarts: fail at once
+      const stuck = pod.waitingReason && /ImagePullBackOff|InvalidImageName|CreateContainerConfigError/.test(pod.waitingReason);
+      const crashing = pod.waitingReason === 'CrashLoopBackOff' && pod.restarts >= 3;
+      if (stuck || crashing) throw await podFailure(ctx, pod, c);
     }
     const notReady = components.filter((c) => status[c].ready === 0);
     ctx.progress(`agent pods ready: ${components.length - notReady.length}/${components.length}${notReady.length ? ` (waiting for ${notReady.join(', ')})` : ''}`);

@@ -99,7 +99,7 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
     helmArgvLog.push([bin, ...args]);
     if (opts.signal?.aborted) throw new HelmError(`helm ${action} cancelled`, '', 'cancelled');
     const timeoutMs = opts.timeoutMs ?? defaultTimeout;
-    const r = await execa(bin, args, {
+    const child = execa(bin, args, {
       timeout: timeoutMs,
       cancelSignal: opts.signal,
       forceKillAfterDelay: 2_000,
@@ -108,6 +108,8 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
       env: { HELM_DEBUG: 'false' },
       maxBuffer: 64 * 1024 * 1024,
     });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+    const r = await child;
     if (r.isCanceled) throw new HelmError(`helm ${action} cancelled`, '', 'cancelled');
     if (r.timedOut) throw new HelmError(`helm ${action} timed out after ${Math.round(timeoutMs / 1000)}s`, '', 'timeout');
     if (r.exitCode !== 0) {
@@ -172,7 +174,7 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
         const timeoutMs = Math.max(opts?.timeoutMs ?? defaultTimeout, (input.timeoutSeconds ?? 0) * 1000 + 30_000);
         return run('upgrade --install', args, { ...opts, timeoutMs });
       });
-      const h = await history(input.release, input.namespace, opts);
+      const h = await history(input.release, input.namespace, { ...opts, onSpawn: undefined });
       const last = h[h.length - 1];
       if (!last) throw new HelmError(`helm upgrade --install of ${input.release} reported success but the release has no history`, '');
       return last;

@@ -6,6 +6,8 @@
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** called with the pid of a child process (helm, buildah) right after it starts: a resumed step uses it to tell a live orphan from a dead one */
+  onSpawn?: (pid: number) => void;
 }
 
 // ---------- Kubernetes ----------

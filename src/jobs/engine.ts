@@ -358,7 +358,7 @@ export function createJobEngine(opts: JobEngineOptions): JobEngine & { owner: st
           }
         }
       }
-      audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash } });
+      audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}) } });
     }).immediate();
     const av = approvalView(store, getApproval(a.id)!);
     emit({ type: 'approval.updated', job: view(job.id), approval: av });

@@ -1,20 +1,12 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Store } from '../store/db.ts';
 import { deployments } from '../store/schema.ts';
-import type { JobState, StepState } from './types.ts';
+import type { JobState } from './types.ts';
+import { reportFromJob, type StatusReport } from './report.ts';
+
+export { reportFromJob, type StatusReport } from './report.ts';
 import { activeJobFor, jobView, latestJobId } from './views.ts';
 
-export interface StatusReport {
-  deployment: string;
-  job?: { id: string; state: JobState; attempt: number; requestedBy: string; createdAt: string; finishedAt?: string; error?: string };
-  steps: Array<{ stepId: string; number: number; title: string; state: StepState; summary?: string; durationMs?: number }>;
-  approvals: Array<{ title: string; state: string; hash: string; approvedBy: string[]; rejectedBy?: string }>;
-  chart?: string;
-  valuesHash?: string;
-  clientImage?: string;
-  helmRevision?: number;
-  lock?: { jobId: string; requestedBy: string; since: string; state: JobState };
-}
 
 /** Everything `/re status` and `re-bot status` show, read from the DB only. */
 export function statusReport(store: Store, deploymentName: string): StatusReport | undefined {
@@ -22,20 +14,9 @@ export function statusReport(store: Store, deploymentName: string): StatusReport
   const known = id ?? store.db.select({ name: deployments.name }).from(deployments).where(eq(deployments.name, deploymentName)).get();
   if (!known) return undefined;
   const v = id ? jobView(store, id) : undefined;
-  const out = (stepId: string) => v?.steps.find((s) => s.stepId === stepId)?.output;
   const holder = activeJobFor(store, deploymentName);
-  const helmRevision = (out('agents')?.helmRevision ?? out('deploy')?.helmRevision) as number | undefined;
-  return {
-    deployment: deploymentName,
-    job: v && { id: v.id, state: v.state, attempt: v.attempt, requestedBy: v.requestedBy, createdAt: v.createdAt, finishedAt: v.finishedAt, error: v.error },
-    steps: (v?.steps ?? []).map((s) => ({ stepId: s.stepId, number: s.number, title: s.title, state: s.state, summary: s.summary, durationMs: s.durationMs })),
-    approvals: (v?.approvals ?? []).map((a) => ({ title: a.title, state: a.state, hash: a.hash, approvedBy: a.approvals.map((x) => x.user), rejectedBy: a.rejectedBy })),
-    chart: v?.chart,
-    valuesHash: v?.valuesHash,
-    clientImage: out('deploy')?.clientImage as string | undefined,
-    helmRevision,
-    lock: holder && { jobId: holder.id, requestedBy: holder.requestedBy, since: holder.startedAt ?? holder.createdAt, state: holder.state as JobState },
-  };
+  const lock = holder && { jobId: holder.id, requestedBy: holder.requestedBy, since: holder.startedAt ?? holder.createdAt, state: holder.state as JobState };
+  return v ? { ...reportFromJob(v), lock } : { deployment: deploymentName, steps: [], approvals: [], lock };
 }
 
 function editDistance(a: string, b: string): number {

@@ -1,34 +1,18 @@
 import { App, LogLevel } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
 import type { Server } from 'node:http';
-import type { JobEngine } from '../jobs/types.ts';
-import type { Logger } from '../log.ts';
-import { errorMessage, registerSecret } from '../redact.ts';
-import type { SlackConfig } from './config.ts';
-import { HELP, statusText, esc } from './blocks.ts';
-import { Outbox, type OutboxStore } from './outbox.ts';
+import { registerSecret } from '../redact.ts';
+import { registerCommands } from './commands.ts';
+import type { SlackAppDeps, SlackContext } from './context.ts';
+import { Directory } from './directory.ts';
+import { registerJobActions } from './job-actions.ts';
+import { Outbox } from './outbox.ts';
 import { attachProgress } from './progress.ts';
-import { GroupResolver, closest } from './policy.ts';
-import { WizardSessions, specFromSubmission, wizardView, type SealFn } from './wizard.ts';
+import { WizardSessions } from './wizard.ts';
+import { registerWizard } from './wizard-handlers.ts';
 
-export interface SlackAppDeps {
-  engine: JobEngine;
-  config: SlackConfig;
-  logger: Logger;
-  outboxStore: OutboxStore;
-  /** seal a secret typed in the wizard; returns the stored id (src/store/crypto.ts sealSecret) */
-  sealSecret: SealFn;
-  /** known deployment names (for "did you mean") */
-  deployments: () => string[];
-  history?: (deployment: string) => Array<{ id: string; state: string; createdAt: string; requestedBy: string }>;
-  pacingMs?: number;
-  retryAfterUnitMs?: number;
-  baseBackoffMs?: number;
-  /** test hook: shorter Bolt unhandled-request timer etc. */
-  port?: number;
-}
-
-export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'help'];
+export type { SlackAppDeps, AuditEntry } from './context.ts';
+export { COMMANDS } from './commands.ts';
 
 export interface SlackRuntime {
   app: App;
@@ -38,11 +22,31 @@ export interface SlackRuntime {
   stop(): Promise<void>;
 }
 
+/**
+ * Bolt's auth.test, run explicitly: a transient failure (429, 5xx) is retried instead of surfacing as an
+ * unhandled rejection, and a bad token stops start-up with the variable's name.
+ */
+async function initialize(app: App, logger: SlackAppDeps['logger']): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await app.init();
+    } catch (err: any) {
+      const transient = ['slack_webapi_rate_limited_error', 'slack_webapi_http_error', 'slack_webapi_request_error'].includes(err?.code);
+      if (!transient) throw new Error(`SLACK_BOT_TOKEN: auth.test failed (${err?.data?.error ?? err?.message ?? err}); check the bot token and SLACK_API_URL`);
+      if (attempt >= 5) throw err;
+      const waitMs = err.retryAfter ? err.retryAfter * 1000 : 250 * 2 ** attempt;
+      logger.warn({ attempt, waitMs, code: err.code }, 'auth.test failed, retrying');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
 export function createSlackApp(deps: SlackAppDeps): SlackRuntime {
   const { engine, config, logger } = deps;
   registerSecret(config.botToken);
   registerSecret(config.appToken);
   registerSecret(config.signingSecret);
+  // the outbox owns retries (429 Retry-After, 5xx backoff); the client must not retry on its own
   const clientOptions = {
     ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}),
     retryConfig: { retries: 0 },
@@ -51,116 +55,39 @@ export function createSlackApp(deps: SlackAppDeps): SlackRuntime {
   };
   const app =
     config.mode === 'http'
-      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port })
-      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logLevel: LogLevel.ERROR });
+      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port, deferInitialization: true })
+      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logLevel: LogLevel.ERROR, deferInitialization: true });
   const client = new WebClient(config.botToken, clientOptions);
-  const outbox = new Outbox({ client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs });
-  const groups = new GroupResolver(client);
-  const wizards = new WizardSessions();
+  const outbox = new Outbox({
+    client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, updateIntervalMs: deps.updateIntervalMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs,
+  });
+  const directory = new Directory(client);
   let ephemeralSeq = 0;
-  const tell = (channel: string, user: string, text: string) => outbox.ephemeral(`eph:${Date.now()}:${++ephemeralSeq}`, channel, user, { text });
-  const isOperator = async (user: string) => config.operators.length === 0 || (await groups.isMember(user, config.operators));
-
-  app.command('/re', async ({ command, ack, client: c }) => {
-    const [sub = 'help', arg] = command.text.trim().split(/\s+/).filter(Boolean);
-    const user = command.user_id;
-    const channel = command.channel_id;
-    switch (sub) {
-      case 'help':
-        return ack({ response_type: 'ephemeral', text: HELP });
-      case 'status': {
-        if (!arg) return ack({ response_type: 'ephemeral', text: 'Usage: `/re status <deployment>`' });
-        const job = engine.latestJobFor(arg);
-        if (job) return ack({ response_type: 'ephemeral', text: statusText(job, arg) });
-        const near = closest(arg, deps.deployments());
-        return ack({ response_type: 'ephemeral', text: `Unknown deployment \`${esc(arg)}\`.${near.length ? ' Closest known: ' + near.map((n) => `\`${esc(n)}\``).join(', ') : ' No deployments are known yet.'}` });
+  const ctx: SlackContext = {
+    deps, engine, config, logger, outbox, client, directory,
+    wizards: new WizardSessions(),
+    tell: (channel, user, text) => outbox.ephemeral(`eph:${Date.now()}:${++ephemeralSeq}`, channel, user, { text }),
+    isOperator: async (user) => config.operators.length === 0 || (await directory.groups.isMember(user, config.operators)),
+    audit: (e) => {
+      logger.warn({ actor: e.actor, action: e.action, jobId: e.jobId, result: e.result }, 'refused');
+      try {
+        deps.audit?.(e);
+      } catch (err) {
+        logger.error({ err: String(err) }, 'audit write failed');
       }
-      case 'history': {
-        if (!arg) return ack({ response_type: 'ephemeral', text: 'Usage: `/re history <deployment>`' });
-        const rows = deps.history?.(arg) ?? [];
-        return ack({ response_type: 'ephemeral', text: rows.length ? rows.map((r) => `\`${r.id}\` ${r.state} ${r.createdAt} by <@${r.requestedBy}>`).join('\n') : `No jobs recorded for \`${esc(arg)}\`.` });
-      }
-      case 'setup': {
-        await ack();
-        if (!(await isOperator(user))) return tell(channel, user, 'You are not allowed to start setups (RE_BOT_OPERATORS).');
-        const key = wizards.create({ channel, user, deployment: arg });
-        try {
-          await c.views.open({ trigger_id: command.trigger_id, view: wizardView(key, arg ? { 'deployment.name': arg } : {}) as any });
-        } catch (err) {
-          logger.error({ err: errorMessage(err) }, 'views.open failed');
-          tell(channel, user, `Could not open the setup wizard: ${errorMessage(err)}`);
-        }
-        return;
-      }
-      case 'cancel':
-      case 'retry': {
-        await ack();
-        if (!arg) return tell(channel, user, `Usage: \`/re ${sub} <job>\``);
-        return void jobAction(sub, arg, user, channel);
-      }
-      default: {
-        const near = closest(sub, COMMANDS, 1)[0];
-        return ack({ response_type: 'ephemeral', text: `Unknown command \`${esc(sub)}\`. Did you mean \`/re ${near}\`?\n\n${HELP}` });
-      }
-    }
-  });
-
-  async function jobAction(kind: 'cancel' | 'retry', jobId: string, user: string, channel: string): Promise<void> {
-    const job = engine.job(jobId);
-    if (!job) return tell(channel, user, `Unknown job \`${esc(jobId)}\`.`);
-    if (job.requestedBy !== user && !(await isOperator(user))) return tell(channel, user, `Only the requester or an operator may ${kind} job ${job.id}.`);
-    try {
-      if (kind === 'retry') await engine.retry(jobId, { id: user });
-      else await engine.cancel(jobId, { id: user });
-    } catch (err) {
-      tell(channel, user, `Could not ${kind} job ${jobId}: ${errorMessage(err)}`);
-    }
-  }
-
-  for (const decision of ['approve', 'reject'] as const) {
-    app.action(`re_${decision}`, async ({ ack, body, action }) => {
-      await ack();
-      const b = body as any;
-      const user: string = b.user.id;
-      const channel: string = b.channel?.id ?? b.container?.channel_id;
-      const [approvalId, hash] = String((action as any).value ?? '').split('|');
-      const userGroups = await groups.groupsOf(user, config.approvers);
-      const r = await engine.decide(approvalId, { by: { id: user }, decision, hash, userGroups });
-      if (!r.ok) {
-        logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
-        tell(channel, user, `Your ${decision} was not recorded: ${r.message}`);
-      }
-    });
-  }
-  for (const kind of ['retry', 'cancel'] as const) {
-    app.action(`re_${kind}`, async ({ ack, body, action }) => {
-      await ack();
-      const b = body as any;
-      void jobAction(kind, String((action as any).value), b.user.id, b.channel?.id ?? b.container?.channel_id);
-    });
-  }
-
-  app.view('re_setup', async ({ ack, view, body }) => {
-    const state = wizards.get(view.private_metadata);
-    if (!state) return ack({ response_action: 'errors', errors: { dep_name: 'This wizard session expired; close it and run /re setup again.' } } as any);
-    const result = specFromSubmission(view.state.values as any, deps.sealSecret);
-    if (!result.ok) return ack({ response_action: 'errors', errors: result.errors } as any);
-    await ack();
-    wizards.delete(view.private_metadata);
-    try {
-      await engine.submit({ spec: result.spec, requestedBy: { id: body.user.id }, origin: { kind: 'slack', channel: state.channel } });
-    } catch (err) {
-      tell(state.channel, body.user.id, `Setup not started: ${errorMessage(err)}`);
-    }
-  });
-
-  const detach = attachProgress(engine, outbox);
+    },
+  };
+  registerCommands(app, ctx);
+  registerJobActions(app, ctx);
+  registerWizard(app, ctx);
+  const detach = attachProgress(engine, outbox, logger);
 
   return {
     app,
     outbox,
     client,
     async start() {
+      await initialize(app, logger);
       outbox.start();
       if (config.mode === 'http') return (await app.start(deps.port ?? config.port)) as Server;
       await app.start();

@@ -74,3 +74,8 @@ export function loadSlackConfig(env: Record<string, string | undefined> = proces
     approvalTtlMs: e.RE_BOT_APPROVAL_TTL_HOURS * 3600_000,
   };
 }
+
+/** The engine's approval policy from the same variables the Slack app checks clicks against. */
+export function approvalPolicyFrom(c: SlackConfig): import('../jobs/types.ts').ApprovalPolicy {
+  return { approvers: c.approvers, required: c.requiredApprovals, allowSelfApproval: c.allowSelfApproval, expiresInMs: c.approvalTtlMs };
+}

@@ -1,46 +1,94 @@
-import type { JobEngine, JobEvent } from '../jobs/types.ts';
+import type { JobEngine, JobEvent, JobView } from '../jobs/types.ts';
+import type { Logger } from '../log.ts';
+import { errorMessage } from '../redact.ts';
 import type { Outbox } from './outbox.ts';
-import { approvalMessage, checklistMessage, failureMessage, esc } from './blocks.ts';
-import { redact } from '../redact.ts';
+import { approvalMessage, checklistMessage, failureMessage, finalMessage, resolvedFailure, stepResultMessage } from './blocks.ts';
 
-/** Idempotency keys: one logical Slack message ↔ one key, stable across restarts. */
+/**
+ * Idempotency keys: one logical Slack message ↔ one key, stable across restarts, so a replayed event
+ * never posts twice. Posts per job: parent + one result per step + approvals + failures + final.
+ */
 export const parentKey = (jobId: string) => `job:${jobId}:parent`;
 export const approvalKey = (jobId: string, approvalId: string) => `job:${jobId}:approval:${approvalId}`;
+export const stepKey = (jobId: string, attempt: number, stepId: string) => `job:${jobId}:a${attempt}:step:${stepId}`;
+export const failureKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:failure`;
+export const finalKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:final`;
 
-/** Turns job events into outbox writes: parent checklist updated in place, step replies in its thread. */
-export function attachProgress(engine: JobEngine, outbox: Outbox): () => void {
-  return engine.on((e: JobEvent) => {
+/** Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. */
+export function settleFailure(outbox: Outbox, job: JobView, attempt: number, outcome: string): void {
+  if (job.origin.kind !== 'slack') return;
+  const fk = failureKey(job.id, attempt);
+  if (outbox.has(fk)) outbox.update(fk, job.origin.channel, resolvedFailure(outbox.argsOf(fk), outcome));
+}
+
+/** Turns job events into outbox writes: parent checklist updated in place, results in its thread. */
+export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logger): () => void {
+  // latest progress line per job; shown in the parent only (it would blow the post budget as replies)
+  const activity = new Map<string, string>();
+
+  function handle(e: JobEvent): void {
     const job = e.job;
     if (job.origin.kind !== 'slack') return;
     const channel = job.origin.channel;
     const pk = parentKey(job.id);
-    const msg = checklistMessage(job);
-    if (e.type === 'job.queued' && !outbox.tsOf(pk)) outbox.post(pk, channel, msg);
-    else outbox.update(pk, channel, msg);
-    const step = 'stepId' in e ? job.steps.find((s) => s.stepId === e.stepId) : undefined;
-    const reply = (suffix: string, args: Record<string, unknown>) => outbox.post(`job:${job.id}:a${job.attempt}:${suffix}`, channel, args, pk);
+    if (e.type === 'step.started' || e.type === 'step.finished' || e.type === 'step.failed' || e.type === 'step.skipped') activity.delete(job.id);
+    if (e.type === 'step.progress') activity.set(job.id, e.message);
+    const parent = checklistMessage(job, activity.get(job.id));
+    if (!outbox.has(pk)) outbox.post(pk, channel, parent);
+    else outbox.update(pk, channel, parent);
+    const reply = (key: string, msg: Record<string, unknown>) => outbox.post(key, channel, msg, pk);
+
     switch (e.type) {
-      case 'step.started':
-        reply(`${e.stepId}:started`, { text: `🔄 ${step?.number}. ${esc(step?.title ?? e.stepId)} started` });
+      case 'job.queued':
+        if (job.attempt > 1) settleFailure(outbox, job, job.attempt - 1, `🔁 Retried — attempt ${job.attempt} is running.`);
         break;
       case 'step.finished':
-        reply(`${e.stepId}:finished`, { text: `✅ ${step?.number}. ${esc(step?.title ?? e.stepId)} ${step?.state === 'warned' ? 'finished with warnings' : 'done'}${step?.summary ? ': ' + esc(redact(step.summary)) : ''}` });
+      case 'step.skipped':
+        reply(stepKey(job.id, job.attempt, e.stepId), stepResultMessage(job, e.stepId));
         break;
       case 'step.failed':
-        reply(`${e.stepId}:failed`, { ...failureMessage(job, e.stepId, e.error, e.logTail), reply_broadcast: true });
+        reply(failureKey(job.id, job.attempt), { ...failureMessage(job, e.stepId, e.error, e.logTail), reply_broadcast: true });
         break;
+      case 'job.failed': {
+        // a rejection or an expired approval fails the job without a step.failed event; same key, so no double post
+        const step = job.steps.find((s) => s.state === 'failed');
+        reply(failureKey(job.id, job.attempt), { ...failureMessage(job, step?.stepId, job.error ?? 'failed'), reply_broadcast: true });
+        refreshApprovals(job, channel);
+        activity.delete(job.id);
+        break;
+      }
       case 'approval.requested':
-        outbox.post(approvalKey(job.id, e.approval.id), channel, approvalMessage(job, e.approval), pk);
+        reply(approvalKey(job.id, e.approval.id), approvalMessage(job, e.approval));
         break;
       case 'approval.updated':
-        outbox.update(approvalKey(job.id, e.approval.id), channel, approvalMessage(job, e.approval));
+        outbox.update(approvalKey(job.id, e.approval.id), channel, approvalMessage(job, e.approval, new Date().toISOString()));
         break;
       case 'job.succeeded':
-        reply('succeeded', { text: `🎉 Setup of \`${esc(job.deployment)}\` succeeded.` });
+        reply(finalKey(job.id, job.attempt), finalMessage(job));
+        activity.delete(job.id);
         break;
       case 'job.cancelled':
-        reply('cancelled', { text: `🚫 Job ${job.id} cancelled.` });
+        settleFailure(outbox, job, job.attempt, `🚫 Cancelled${job.error ? ` (${job.error.replace(/[<>&]/g, '')})` : ''}.`);
+        reply(finalKey(job.id, job.attempt), finalMessage(job));
+        refreshApprovals(job, channel);
+        activity.delete(job.id);
         break;
+    }
+  }
+
+  /** a cancelled job supersedes its pending approval without an event: take the buttons away */
+  function refreshApprovals(job: JobView, channel: string): void {
+    for (const a of job.approvals) {
+      if (a.state !== 'pending' && outbox.has(approvalKey(job.id, a.id))) outbox.update(approvalKey(job.id, a.id), channel, approvalMessage(job, a, new Date().toISOString()));
+    }
+  }
+
+  return engine.on((e) => {
+    try {
+      handle(e);
+    } catch (err) {
+      // never let Slack bookkeeping break the engine's event loop
+      logger?.error({ err: errorMessage(err), event: e.type, jobId: e.job.id }, 'progress: could not enqueue Slack writes');
     }
   });
 }

@@ -1,134 +1,135 @@
+/**
+ * Wizard sessions and page submissions. Server-side state only: `private_metadata` carries an opaque
+ * session key and the page id. Secrets typed in a page are sealed (SealFn) once the page validates and
+ * are kept here only as sealed ids; they are never rendered back into a view.
+ */
 import { randomUUID } from 'node:crypto';
-import { parseSpec, type SpecError } from '../spec/schema.ts';
-
-type Block = Record<string, any>;
-
-/** Modal field → spec path. `secret` fields are sealed immediately and never echoed back. */
-interface Field {
-  block: string;
-  path: string;
-  label: string;
-  hint?: string;
-  optional?: boolean;
-  secret?: boolean;
-  placeholder?: string;
-}
-
-export const WIZARD_FIELDS: Field[] = [
-  { block: 'dep_name', path: 'deployment.name', label: 'Deployment short name', hint: 'used by /re status <name>' },
-  { block: 'dep_id', path: 'deployment.id', label: 'Astro deployment id' },
-  { block: 'org_id', path: 'deployment.organizationId', label: 'Astro organization id' },
-  { block: 'ws_id', path: 'deployment.workspaceId', label: 'Astro workspace id' },
-  { block: 'dep_ns', path: 'deployment.namespace', label: 'Astro deployment namespace' },
-  { block: 'api_url', path: 'deployment.apiUrl', label: 'Deployment API URL (astroDeploymentAPIURL)' },
-  { block: 'airflow_url', path: 'deployment.airflowApiUrl', label: 'Airflow API URL' },
-  { block: 'api_token', path: 'deployment.apiToken', label: 'Deployment API token', secret: true, hint: 'stored encrypted; never shown again' },
-  { block: 'kube_context', path: 'cluster.kubeContext', label: 'Kube context', optional: true },
-  { block: 'namespace', path: 'cluster.namespace', label: 'Agent namespace' },
-  { block: 'release', path: 'cluster.release', label: 'Helm release name', optional: true, placeholder: 'astro-agent' },
-  { block: 'chart_version', path: 'cluster.chart.version', label: 'Chart version', placeholder: '2.3.3' },
-  { block: 'agent_image', path: 'agent.image', label: 'Agent image (repository:tag)' },
-  { block: 'agent_token', path: 'agent.token', label: 'Agent token', secret: true, hint: 'stored encrypted; never shown again' },
-];
-
-export interface WizardState {
-  channel: string;
-  user: string;
-  deployment?: string;
-}
-
-/** Server-side wizard state, keyed by the opaque key kept in private_metadata. */
-export class WizardSessions {
-  private m = new Map<string, WizardState>();
-  create(s: WizardState): string {
-    const key = randomUUID();
-    this.m.set(key, s);
-    return key;
-  }
-  get(key: string): WizardState | undefined {
-    return this.m.get(key);
-  }
-  delete(key: string): void {
-    this.m.delete(key);
-  }
-}
-
-export function wizardView(key: string, prefill: Record<string, string> = {}): Block {
-  const blocks: Block[] = [
-    { type: 'section', block_id: 'intro', text: { type: 'mrkdwn', text: 'Set up Remote Execution agents. Tokens are sealed as soon as you submit and are never displayed.' } },
-  ];
-  for (const f of WIZARD_FIELDS) {
-    const element: Block = { type: 'plain_text_input', action_id: 'v' };
-    if (f.placeholder) element.placeholder = { type: 'plain_text', text: f.placeholder };
-    if (!f.secret && prefill[f.path]) element.initial_value = prefill[f.path];
-    const b: Block = { type: 'input', block_id: f.block, label: { type: 'plain_text', text: f.label }, element, optional: !!f.optional };
-    if (f.hint) b.hint = { type: 'plain_text', text: f.hint };
-    blocks.push(b);
-  }
-  blocks.push({
-    type: 'input',
-    block_id: 'xcom_type',
-    label: { type: 'plain_text', text: 'XCom backend' },
-    element: {
-      type: 'static_select',
-      action_id: 'v',
-      initial_option: { text: { type: 'plain_text', text: 'none' }, value: 'none' },
-      options: ['none', 's3', 'gcs'].map((v) => ({ text: { type: 'plain_text', text: v }, value: v })),
-    },
-  });
-  blocks.push({ type: 'input', block_id: 'xcom_bucket', optional: true, label: { type: 'plain_text', text: 'XCom bucket (s3/gcs)' }, element: { type: 'plain_text_input', action_id: 'v' } });
-  return {
-    type: 'modal',
-    callback_id: 're_setup',
-    private_metadata: key,
-    title: { type: 'plain_text', text: 'RE setup' },
-    submit: { type: 'plain_text', text: 'Review & submit' },
-    close: { type: 'plain_text', text: 'Cancel' },
-    blocks,
-  };
-}
-
-function set(obj: Record<string, any>, path: string, value: unknown): void {
-  const parts = path.split('.');
-  let o = obj;
-  for (const p of parts.slice(0, -1)) o = o[p] ??= {};
-  o[parts.at(-1)!] = value;
-}
+import type { SetupSpec } from '../spec/schema.ts';
+import { PAGE_IDS, pageById, visibleFields, isChoice, type Field, type PageId } from './wizard-fields.ts';
+import { pageErrors, prefillFromSpec, validate, type Located, type SecretState, type Values } from './wizard-spec.ts';
 
 export type SealFn = (value: string, purpose: string) => string;
+export type EraseFn = (id: string) => void;
 
-export type WizardResult = { ok: true; spec: import('../spec/schema.ts').SetupSpec } | { ok: false; errors: Record<string, string> };
-
-/** Builds a spec from submitted values: secrets are sealed (replaced by `{stored: id}`) before validation. */
-export function specFromSubmission(values: Record<string, Record<string, any>>, seal: SealFn): WizardResult {
-  const raw: Record<string, any> = {};
-  const val = (block: string): string | undefined => {
-    const v = values[block]?.v;
-    const s = v?.value ?? v?.selected_option?.value;
-    return typeof s === 'string' && s.trim() !== '' ? s.trim() : undefined;
-  };
-  for (const f of WIZARD_FIELDS) {
-    const v = val(f.block);
-    if (v === undefined) continue;
-    set(raw, f.path, f.secret ? { stored: seal(v, f.path) } : v);
-  }
-  const xtype = val('xcom_type') ?? 'none';
-  raw.xcomBackend = xtype === 'none' ? { type: 'none' } : { type: xtype, bucket: val('xcom_bucket') };
-  const r = parseSpec(raw);
-  if (r.ok) return { ok: true, spec: r.spec };
-  return { ok: false, errors: errorsToBlocks(r.errors) };
+export interface WizardSession {
+  key: string;
+  channel: string;
+  user: string;
+  createdAt: number;
+  values: Values;
+  secrets: SecretState;
+  /** the previous spec of this deployment (stored refs removed): fields the wizard does not show survive */
+  base?: Record<string, unknown>;
+  prefilledFrom?: string;
 }
 
-/** Maps spec field paths onto the input block that edits them; unmatched errors go to the closest block. */
-export function errorsToBlocks(errors: SpecError[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of errors) {
-    let block = WIZARD_FIELDS.find((f) => e.path === f.path || e.path.startsWith(f.path + '.'))?.block;
-    if (!block && e.path.startsWith('xcomBackend')) block = e.path.includes('bucket') ? 'xcom_bucket' : 'xcom_type';
-    if (!block && e.path.startsWith('cluster.chart')) block = 'chart_version';
-    block ??= WIZARD_FIELDS.find((f) => e.path.startsWith(f.path.split('.')[0]))?.block ?? 'dep_name';
-    const msg = e.message.slice(0, 1900);
-    out[block] = out[block] ? `${out[block]}; ${msg}`.slice(0, 2000) : msg;
+export class WizardSessions {
+  private m = new Map<string, WizardSession>();
+  constructor(private ttlMs = 2 * 3600_000) {}
+
+  create(s: { channel: string; user: string; deployment?: string; previous?: SetupSpec }): WizardSession {
+    this.sweep();
+    const p = s.previous ? prefillFromSpec(s.previous) : undefined;
+    const session: WizardSession = {
+      key: randomUUID(),
+      channel: s.channel,
+      user: s.user,
+      createdAt: Date.now(),
+      values: p?.values ?? (s.deployment ? { 'deployment.name': s.deployment } : {}),
+      secrets: { sealed: {}, keep: p?.keep ?? {} },
+      base: p?.base,
+      prefilledFrom: s.previous ? s.previous.deployment.name : undefined,
+    };
+    this.m.set(session.key, session);
+    return session;
   }
-  return out;
+  get(key: string): WizardSession | undefined {
+    const s = this.m.get(key);
+    return s && Date.now() - s.createdAt < this.ttlMs ? s : undefined;
+  }
+  /** removes the session and returns the sealed ids it still owns */
+  delete(key: string): string[] {
+    const s = this.m.get(key);
+    this.m.delete(key);
+    return s ? Object.values(s.secrets.sealed) : [];
+  }
+  private sweep(): void {
+    for (const [k, s] of this.m) if (Date.now() - s.createdAt >= this.ttlMs) this.m.delete(k);
+  }
+}
+
+/** `private_metadata` = `<session key>|<page id>`: nothing secret, far below the 3000-char limit */
+export const metadataOf = (key: string, page: PageId) => `${key}|${page}`;
+export function parseMetadata(m: string): { key: string; page: PageId } {
+  const [key = '', page = 'target'] = m.split('|');
+  return { key, page: (PAGE_IDS as readonly string[]).includes(page) ? (page as PageId) : 'target' };
+}
+
+type StateValues = Record<string, Record<string, any>>;
+
+function read(state: StateValues, f: Field): string | undefined {
+  const el = Object.values(state[f.path] ?? {})[0];
+  if (!el) return undefined;
+  if (f.kind === 'select') return el.selected_option?.value ?? '';
+  if (f.kind === 'flags') return (el.selected_options ?? []).map((o: { value: string }) => o.value).join(',');
+  return typeof el.value === 'string' ? el.value : '';
+}
+
+/** Non-secret values of a page as the user left them, plus typed secrets (kept apart, never stored plain). */
+export function readPage(session: WizardSession, page: PageId, state: StateValues): { values: Values; typed: Map<string, string> } {
+  const p = pageById(page);
+  const values: Values = { ...session.values };
+  const typed = new Map<string, string>();
+  if (!p) return { values, typed };
+  // the choices first: they decide which fields are on the page
+  for (const item of p.items) if (isChoice(item)) {
+    const v = read(state, item.select);
+    if (v !== undefined && v !== '') values[item.select.path] = v;
+  }
+  for (const f of visibleFields(p, values)) {
+    const v = read(state, f);
+    if (v === undefined) continue;
+    if (f.kind === 'secret') {
+      if (v.trim()) typed.set(f.path, v.trim());
+    } else values[f.path] = v;
+  }
+  return { values, typed };
+}
+
+export type PageOutcome =
+  | { kind: 'errors'; errors: Record<string, string> }
+  | { kind: 'page'; page: PageId; problems?: Located[] }
+  | { kind: 'done'; spec: SetupSpec };
+
+const next = (page: PageId): PageId => PAGE_IDS[Math.min(PAGE_IDS.indexOf(page) + 1, PAGE_IDS.length - 1)];
+export const previous = (page: PageId): PageId => PAGE_IDS[Math.max(PAGE_IDS.indexOf(page) - 1, 0)];
+
+/** where to go when the whole spec is not valid yet: the first page with a problem */
+function firstProblem(errors: Located[]): PageOutcome {
+  const page = PAGE_IDS.find((p) => errors.some((e) => e.page === p)) ?? 'target';
+  return { kind: 'page', page, problems: errors.filter((e) => e.page === page) };
+}
+
+/**
+ * A page was submitted: validate it with the spec schema (errors of this page only), then seal its
+ * secrets, store its values and move on. The review page submits the whole spec.
+ */
+export function submitPage(session: WizardSession, page: PageId, state: StateValues, seal: SealFn, erase?: EraseFn): PageOutcome {
+  if (page === 'review') {
+    const v = validate(session.values, session.secrets, session.base);
+    return v.ok ? { kind: 'done', spec: v.spec } : firstProblem(v.errors);
+  }
+  const { values, typed } = readPage(session, page, state);
+  const v = validate(values, { ...session.secrets, typed: new Set(typed.keys()) }, session.base);
+  const errors = v.ok ? {} : pageErrors(v.errors, page);
+  if (Object.keys(errors).length) return { kind: 'errors', errors };
+  session.values = values;
+  for (const [path, value] of typed) {
+    const old = session.secrets.sealed[path];
+    session.secrets.sealed[path] = seal(value, path);
+    if (old) erase?.(old);
+  }
+  const to = next(page);
+  if (to === 'review' && !v.ok) return firstProblem(v.errors);
+  return { kind: 'page', page: to };
 }

@@ -4,7 +4,7 @@ import { fakeSpec, makeEngine, ok } from './helpers.ts';
 
 describe('statusReport', () => {
   it('shows latest job, steps, lock, outputs; suggests close names; fast on many rows', async () => {
-    const { engine, store } = makeEngine([ok('a'), ok('b'), ok('c', { output: { clientImage: 'reg/x@sha256:1' } }), ok('d')]);
+    const { engine, store } = makeEngine([ok('a'), ok('b'), ok('c'), ok('d')]);
     engine.start();
     const j = await engine.submit({ spec: fakeSpec('sales'), requestedBy: { id: 'UALICE' }, origin: { kind: 'cli' } });
     expect(statusReport(store, 'sales')!.lock).toMatchObject({ jobId: j.id, requestedBy: 'UALICE' });

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeEngine } from '../support/fake-engine.ts';
-import { startHarness, viewSubmission, GOOD_WIZARD, CHANNEL, until, type Harness } from './harness.ts';
+import { startHarness, wizardPages, CHANNEL, REQUESTER, APPROVER, until, type Harness } from './harness.ts';
 import { slackSignature, signRequest, slashCommandBody } from '../../src/devkit/slack-emulator/signer.ts';
-import { parentKey } from '../../src/slack/progress.ts';
+import type { JobEngine } from '../../src/jobs/types.ts';
 
 const policy = { approvers: ['S0APPROVERS'], required: 1, allowSelfApproval: false, expiresInMs: 3600_000 };
 let h: Harness | undefined;
@@ -12,20 +12,18 @@ afterEach(async () => {
   h = undefined;
 });
 
-const REQUESTER = 'U0REQUESTR';
-const APPROVER = 'U0APPROVER2';
+const blocksOf = (harness: Harness, ts: string) => JSON.stringify(harness.emu.messages.get(`${CHANNEL}/${ts}`)?.blocks);
+const threadOf = (harness: Harness, jobId: string) => harness.emu.replies(CHANNEL, harness.parentTs(jobId)!);
+const approvalTs = (harness: Harness, jobId: string) => threadOf(harness, jobId).find((m) => JSON.stringify(m.blocks).includes('approval_head'))!.ts;
 
-async function runWizard(harness: Harness, overrides: Record<string, string> = {}) {
-  const r = await harness.command(REQUESTER, 'setup sales-prod');
-  expect(r.status).toBe(200);
-  await until(() => harness.emu.topView(REQUESTER), 3000, 'modal');
-  return harness.interact(viewSubmission(harness.emu, REQUESTER, { ...GOOD_WIZARD, ...overrides }));
-}
-
-function parentText(harness: Harness, jobId: string): string {
-  const ts = harness.rt.outbox.tsOf(parentKey(jobId))!;
-  const m = harness.emu.messages.get(`${CHANNEL}/${ts}`)!;
-  return JSON.stringify(m.blocks);
+/** wizard → job waiting for approval; returns the job id */
+async function jobWaitingForApproval(harness: Harness, engine: JobEngine): Promise<string> {
+  const last = await harness.wizard(REQUESTER, wizardPages());
+  expect(last).toEqual({});
+  const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+  await engine.settled(job.id);
+  await harness.rt.outbox.idle();
+  return job.id;
 }
 
 describe('signing', () => {
@@ -37,12 +35,14 @@ describe('signing', () => {
   it('rejects a forged signature and a stale timestamp with 401 before any handler runs', async () => {
     const engine = new FakeEngine(policy);
     h = await startHarness({ engine });
-    const body = slashCommandBody({ command: '/re', text: 'help', user_id: REQUESTER, channel_id: CHANNEL, team_id: 'T0123ABCD', trigger_id: h.emu.issueTrigger(REQUESTER) });
+    const body = slashCommandBody({ command: '/re', text: 'setup sales-prod', user_id: REQUESTER, channel_id: CHANNEL, team_id: 'T0123ABCD', trigger_id: h.emu.issueTrigger(REQUESTER) });
     const forged = signRequest('wrong-secret-xyz', body);
     expect((await h.raw(forged.body, forged.headers)).status).toBe(401);
     const stale = signRequest('test-signing-secret-123', body, Math.floor(Date.now() / 1000) - 301);
     expect((await h.raw(stale.body, stale.headers)).status).toBe(401);
-    const good = signRequest('test-signing-secret-123', body);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.emu.callsTo('views.open')).toHaveLength(0); // no handler ran
+    const good = signRequest('test-signing-secret-123', slashCommandBody({ command: '/re', text: 'help', user_id: REQUESTER, channel_id: CHANNEL, team_id: 'T0123ABCD' }));
     const ok = await h.raw(good.body, good.headers);
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body).text).toContain('/re setup');
@@ -50,152 +50,174 @@ describe('signing', () => {
 });
 
 describe('commands', () => {
-  it('/re help and a garbled command answer with help and the closest command', async () => {
+  it('/re help, an empty /re and a garbled command answer with help and the closest command', async () => {
     h = await startHarness({ engine: new FakeEngine(policy) });
-    const help = await h.command(REQUESTER, 'help');
-    expect(JSON.parse(help.body).text).toContain('/re status <deployment>');
+    expect((await h.command(REQUESTER, 'help')).json.text).toContain('/re status <deployment>');
+    expect((await h.command(REQUESTER, '')).json.text).toContain('/re history <deployment>');
     const typo = await h.command(REQUESTER, 'stauts sales-prod');
-    expect(JSON.parse(typo.body).text).toMatch(/Did you mean `\/re status`/);
+    expect(typo.json.text).toMatch(/Did you mean `\/re status`/);
+    expect(typo.json.text).toContain('/re setup [deployment]');
+    expect((await h.command(REQUESTER, 'RETRY')).json).toBeUndefined(); // acked, usage comes as an ephemeral
+    await until(() => h!.emu.ephemerals.some((e) => e.text?.includes('Usage: `/re retry <job>`')), 3000, 'usage');
   });
 
-  it('/re setup opens the wizard within the trigger window; an invalid submission gets inline errors', async () => {
-    h = await startHarness({ engine: new FakeEngine(policy) });
+  it('a non-operator cannot open the wizard; operators resolve through user groups', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy), env: { RE_BOT_OPERATORS: 'S0APPROVERS' } });
+    await h.command('U0OUTSIDER', 'setup sales-prod');
+    await until(() => h!.emu.ephemerals.find((e) => e.user === 'U0OUTSIDER'), 3000, 'refusal');
+    expect(h.emu.callsTo('views.open')).toHaveLength(0);
     await h.command(REQUESTER, 'setup sales-prod');
-    const open = await until(() => h!.emu.callsTo('views.open')[0], 3000, 'views.open');
-    expect(open.response.ok).toBe(true);
-    const r = await h.interact(viewSubmission(h.emu, REQUESTER, { ...GOOD_WIZARD, namespace: 'Not_A_DNS_Name', agent_image: 'repo/agent:latest' }));
-    const body = JSON.parse(r.body);
-    expect(body.response_action).toBe('errors');
-    expect(Object.keys(body.errors).sort()).toEqual(['agent_image', 'namespace']);
-    expect(body.errors.agent_image).toMatch(/latest/);
+    await until(() => h!.emu.topView(REQUESTER), 3000, 'modal for an operator');
   });
 
-  it('an expired trigger cannot open a modal (the emulator enforces 3 s, single use)', async () => {
-    h = await startHarness({ engine: new FakeEngine(policy) });
-    const t = h.emu.issueTrigger(REQUESTER);
-    const view = { type: 'modal', title: { type: 'plain_text', text: 'x' }, blocks: [] };
-    const first = await h.rt.client.views.open({ trigger_id: t, view: view as any });
-    expect(first.ok).toBe(true);
-    await expect(h.rt.client.views.open({ trigger_id: t, view: view as any })).rejects.toThrow(/exchanged_trigger_id/);
+  it('/re status of an unknown deployment names the closest known ones; /re history lists jobs', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy), deployments: () => ['sales-prod', 'sales-dev', 'billing'], history: () => [{ id: 'job-9', state: 'succeeded', createdAt: '2026-01-01T00:00:00Z', requestedBy: REQUESTER }] });
+    expect((await h.command(REQUESTER, 'status sales-prd')).json.text).toMatch(/Unknown deployment `sales-prd`\. Closest known: `sales-prod`, `sales-dev`/);
+    expect((await h.command(REQUESTER, 'history sales-prod')).json.text).toContain('`job-9` succeeded');
+  });
+
+  it('/re status answers from the stored report: steps, requester, approvers, chart, client image, hash, Helm revision, lock', async () => {
+    const report = {
+      deployment: 'sales-prod',
+      job: { id: 'job_42', state: 'waiting_approval' as const, attempt: 2, requestedBy: REQUESTER, createdAt: '2026-01-01T00:00:00Z' },
+      steps: [{ stepId: 'prerequisites', number: 1, title: 'Prerequisites', state: 'succeeded' as const, durationMs: 1500 }, { stepId: 'agents', number: 2, title: 'Agents', state: 'waiting_approval' as const }],
+      approvals: [{ title: 'helm upgrade', state: 'approved', hash: 'abc', approvedBy: [APPROVER] }],
+      chart: 'https://helm.astronomer.io/astro-remote-execution-agent 2.3.3',
+      valuesHash: 'a'.repeat(64),
+      clientImage: 'registry.example.com/team/client:deploy-1',
+      helmRevision: 7,
+      lock: { jobId: 'job_42', requestedBy: REQUESTER, since: '2026-01-01T00:00:05Z', state: 'waiting_approval' as const },
+    };
+    h = await startHarness({ engine: new FakeEngine(policy), status: (name) => (name === 'sales-prod' ? report : undefined), deployments: () => ['sales-prod'] });
+    const st = (await h.command(REQUESTER, 'status sales-prod')).json;
+    for (const s of ['job_42', 'waiting approval', 'attempt 2', `<@${REQUESTER}>`, `approved by <@${APPROVER}>`, '2. Agents — waiting approval', '(1.5 s)', 'astro-remote-execution-agent 2.3.3', 'registry.example.com/team/client:deploy-1', 'a'.repeat(64), 'Helm revision: 7', 'held by job `job_42`']) expect(st.text).toContain(s);
+    expect(st.blocks.length).toBeGreaterThan(0);
   });
 });
 
 describe('job lifecycle in Slack', () => {
-  it('wizard → job → approval by a second user → success → /re status; secrets never leave the vault', async () => {
+  it('wizard → job → refusals → approval by a second user → success → /re status', async () => {
     const engine = new FakeEngine(policy);
-    h = await startHarness({ engine, deployments: () => ['sales-prod'] });
-    const sub = await runWizard(h);
-    expect(sub.status).toBe(200);
-    expect(sub.body).toBe('');
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
-    expect(job.requestedBy).toBe(REQUESTER);
-    await engine.settled(job.id);
-    await h.rt.outbox.idle();
-    const approval = engine.job(job.id)!.approvals[0];
-    // requester cannot approve their own request; a non-approver is refused with an ephemeral
-    await h.click(REQUESTER, 're_approve', `${approval.id}|${approval.hash}`);
-    await h.click('U0RANDOM01', 're_approve', `${approval.id}|${approval.hash}`);
+    const audit: string[] = [];
+    h = await startHarness({ engine, deployments: () => ['sales-prod'], audit: (e) => audit.push(`${e.actor}:${e.action}:${e.result}`) });
+    const jobId = await jobWaitingForApproval(h, engine);
+    expect(engine.submitted[0].secretsBackend).toMatchObject({ provider: 'aws-secrets-manager', region: 'us-east-1' });
+    const ts = approvalTs(h, jobId);
+    expect(blocksOf(h, ts)).toContain('0 of 1 approvals');
+
+    // the requester cannot approve their own request; a non-approver is refused; both get an ephemeral
+    await h.press(REQUESTER, ts, 're_approve');
+    await h.press('U0RANDOM01', ts, 're_approve');
     await until(() => h!.emu.ephemerals.length >= 2, 3000, 'refusals');
-    expect(h.emu.ephemerals.map((e) => e.user).sort()).toEqual(['U0RANDOM01', REQUESTER].sort());
     expect(h.emu.ephemerals.find((e) => e.user === REQUESTER)!.text).toMatch(/own request/);
+    expect(h.emu.ephemerals.find((e) => e.user === 'U0RANDOM01')!.text).toMatch(/not an approver/);
     expect(engine.audit.map((a) => a.result).sort()).toEqual(['not_approver', 'self_approval']);
-    expect(engine.job(job.id)!.state).toBe('waiting_approval');
+    expect(engine.job(jobId)!.state).toBe('waiting_approval');
+    // retry/cancel by someone who is neither requester nor operator: refused and audited
+    await h.command('U0RANDOM01', `cancel ${jobId}`);
+    await until(() => audit.length > 0, 3000, 'audit');
+    expect(audit).toEqual([`U0RANDOM01:job.cancel.refused:not_allowed`]);
 
-    await h.click(APPROVER, 're_approve', `${approval.id}|${approval.hash}`);
-    await until(() => engine.job(job.id)!.state === 'succeeded', 5000, 'success');
+    await h.press(APPROVER, ts, 're_approve');
+    await until(() => engine.job(jobId)!.state === 'succeeded', 5000, 'success');
     await h.rt.outbox.idle();
 
-    // one parent message, final checklist all green, approval buttons replaced by who decided
     const parents = h.emu.parents(CHANNEL);
     expect(parents).toHaveLength(1);
-    expect(parentText(h, job.id)).toContain('succeeded');
-    expect((parentText(h, job.id).match(/✅/g) ?? []).length).toBe(8);
-    const replies = h.emu.replies(CHANNEL, parents[0].ts);
-    const approvalMsg = replies.find((m) => String(JSON.stringify(m.blocks)).includes('approval_head'))!;
-    expect(JSON.stringify(approvalMsg.blocks)).not.toContain('re_approve');
-    expect(JSON.stringify(approvalMsg.blocks)).toContain(`Approved by <@${APPROVER}>`);
-    expect(replies.some((m) => m.text?.includes('succeeded'))).toBe(true);
+    const parent = blocksOf(h, parents[0].ts);
+    expect(parent).toContain('— succeeded');
+    expect(parent).toContain(`<@${REQUESTER}>`);
+    for (const t of ['Prerequisites', 'Agents (namespace, Secrets, Helm release)', 'Secrets backend', 'XCom backend', 'DAG sources', 'Verify']) expect(parent).toContain(t);
+    expect((parent.match(/✅/g) ?? []).length + (parent.match(/⏭️/g) ?? []).length).toBe(8);
+    const approval = blocksOf(h, ts);
+    expect(approval).not.toContain('re_approve');
+    expect(approval).toMatch(new RegExp(`Approved by <@${APPROVER}> <!date\\^\\d+`));
+    const thread = threadOf(h, jobId);
+    expect(thread.some((m) => m.text?.includes('succeeded'))).toBe(true);
+    // post budget: parent + one result per step + approval + final ≤ steps + 4
+    expect(thread.length + 1).toBeLessThanOrEqual(12);
 
-    const status = await h.command('U0SOMEONE1', 'status sales-prod');
-    const st = JSON.parse(status.body).text;
-    expect(st).toContain(job.id);
-    expect(st).toContain('succeeded');
-    expect(st).toContain(`approved by <@${APPROVER}>`);
-    const unknown = await h.command('U0SOMEONE1', 'status sales-prd');
-    expect(JSON.parse(unknown.body).text).toMatch(/Unknown deployment .*Closest known: `sales-prod`/);
-
-    // secrets: sealed, referenced by id, never in a Slack payload, the DB file, or logs
-    expect((h.db.prepare('SELECT COUNT(*) AS n FROM slack_outbox').get() as { n: number }).n).toBeGreaterThan(10);
-    const secrets = [GOOD_WIZARD.api_token, GOOD_WIZARD.agent_token];
-    expect([...h.vault.values.values()].sort()).toEqual([...secrets].sort());
-    const sealed = h.db.prepare('SELECT id, ciphertext FROM sealed_secrets').all() as Array<{ id: string; ciphertext: string }>;
-    expect(sealed.map((r) => r.id).sort()).toEqual([...h.vault.values.keys()].sort());
-    expect(sealed.every((r) => r.ciphertext.length > 0)).toBe(true);
-    const payloads = h.emu.allPayloadText();
-    const logs = h.logs.join('\n');
-    const dbBytes = [h.dbPath, `${h.dbPath}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'latin1')).join('');
-    expect(dbBytes).toContain('job:'); // the outbox rows really are in these files
-    for (const s of secrets) {
-      expect(payloads).not.toContain(s);
-      expect(logs).not.toContain(s);
-      expect(dbBytes).not.toContain(s);
-    }
+    const st = (await h.command('U0SOMEONE1', 'status sales-prod')).json;
+    expect(st.text).toContain(jobId);
+    expect(st.text).toContain('succeeded');
+    expect(st.text).toContain(`approved by <@${APPROVER}>`);
+    expect(st.text).toMatch(/Values hash: `[0-9a-f]{64}`/);
+    expect(st.text).toContain('Helm revision: 1');
+    expect(st.text).toContain('Lock: free');
   });
 
-  it('a failure posts a broadcast reply with @mention, Retry and Cancel; Retry then succeeds', async () => {
+  it('a failure posts a broadcast reply with @mention, step, reason, log tail, Retry and Cancel; Retry then succeeds', async () => {
     const engine = new FakeEngine({ ...policy, approvers: [] });
-    engine.failOnce.add('agents');
+    engine.failOnce.add('verify');
     h = await startHarness({ engine });
-    await runWizard(h);
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
-    await engine.settled(job.id);
-    const a = engine.job(job.id)!.approvals[0];
-    await h.click(APPROVER, 're_approve', `${a.id}|${a.hash}`);
-    await until(() => engine.job(job.id)!.state === 'failed', 3000, 'failure');
+    const jobId = await jobWaitingForApproval(h, engine);
+    await h.press(APPROVER, approvalTs(h, jobId), 're_approve');
+    await until(() => engine.job(jobId)!.state === 'failed', 3000, 'failure');
     await h.rt.outbox.idle();
-    const parent = h.emu.parents(CHANNEL)[0];
-    const failure = h.emu.replies(CHANNEL, parent.ts).find((m) => m.replyBroadcast)!;
-    expect(failure).toBeDefined();
+    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast)!;
     const fb = JSON.stringify(failure.blocks);
-    expect(fb).toContain(`<@${REQUESTER}>`);
-    expect(fb).toContain('Agents ready');
-    expect(fb).toContain('context deadline exceeded');
-    expect(fb).toContain('re_retry');
-    expect(fb).toContain('re_cancel');
-    await h.click(REQUESTER, 're_retry', job.id);
-    await until(() => engine.job(job.id)!.state === 'succeeded', 3000, 'retry success');
+    for (const s of [`<@${REQUESTER}>`, '8. Verify', 'timed out waiting for the condition', 'context deadline exceeded', 're_retry', 're_cancel']) expect(fb).toContain(s);
+    expect(blocksOf(h, h.parentTs(jobId)!)).toContain('— failed');
+
+    // only the requester or an operator may retry: a random user is refused
+    await h.press('U0RANDOM01', failure.ts, 're_retry');
+    await until(() => h!.emu.ephemerals.some((e) => e.user === 'U0RANDOM01'), 3000, 'refusal');
+    expect(engine.job(jobId)!.state).toBe('failed');
+
+    await h.press(REQUESTER, failure.ts, 're_retry');
+    await until(() => engine.job(jobId)!.state === 'succeeded', 3000, 'retry success');
     await h.rt.outbox.idle();
     expect(h.emu.parents(CHANNEL)).toHaveLength(1);
-    expect(parentText(h, job.id)).toContain('attempt 2');
-    expect((parentText(h, job.id).match(/✅/g) ?? []).length).toBe(8);
+    const parent = blocksOf(h, h.parentTs(jobId)!);
+    expect(parent).toContain('attempt 2');
+    expect(parent).toContain('— succeeded');
+    const settled = blocksOf(h, failure.ts);
+    expect(settled).not.toContain('re_retry');
+    expect(settled).toContain('Retried — attempt 2');
+  });
+
+  it('a rejection fails the job with a failure reply, and the buttons show who rejected', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine });
+    const jobId = await jobWaitingForApproval(h, engine);
+    const ts = approvalTs(h, jobId);
+    await h.press(APPROVER, ts, 're_reject');
+    await until(() => engine.job(jobId)!.state === 'failed', 3000, 'rejected');
+    await h.rt.outbox.idle();
+    expect(blocksOf(h, ts)).toContain(`Rejected by <@${APPROVER}>`);
+    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast)!;
+    expect(JSON.stringify(failure.blocks)).toContain(`rejected by ${APPROVER}`);
+    // Cancel on an already failed job closes the reply (the engine keeps the job failed)
+    await h.press(REQUESTER, failure.ts, 're_cancel');
+    await until(() => !blocksOf(h!, failure.ts).includes('re_retry'), 3000, 'closed failure');
+    expect(blocksOf(h, failure.ts)).toContain(`Closed by <@${REQUESTER}>`);
+  });
+
+  it('a second setup of a locked deployment is refused with the lock holder', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine });
+    const jobId = await jobWaitingForApproval(h, engine);
+    await h.wizard(REQUESTER, wizardPages());
+    const msg = await until(() => h!.emu.ephemerals.find((e) => e.text?.includes('is locked')), 3000, 'lock refusal');
+    expect(msg.text).toContain(jobId);
+    // its freshly sealed secrets are erased: nothing will ever use them
+    expect(h.vault.erased.size).toBe(4);
   });
 
   it('a restart mid-job continues the same thread and updates the same parent message', async () => {
     const engine = new FakeEngine(policy);
     h = await startHarness({ engine });
-    await runWizard(h);
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
-    await engine.settled(job.id);
+    const jobId = await jobWaitingForApproval(h, engine);
+    const parentTs = h.parentTs(jobId);
+    const ts = approvalTs(h, jobId);
+    h = await h.restart();
+    expect((await h.press(APPROVER, ts, 're_approve')).status).toBe(200);
+    await until(() => engine.job(jobId)!.state === 'succeeded', 3000, 'success');
     await h.rt.outbox.idle();
-    const parentTs = h.rt.outbox.tsOf(parentKey(job.id));
-    const emu = h.emu;
-    const dbPath = h.dbPath;
-    const a = engine.job(job.id)!.approvals[0];
-    await h.rt.stop();
-    h.db.close();
-    // new app instance, same DB, same engine (the real engine would reload the job from the store)
-    h = await startHarness({ engine, emu, dbPath });
-    const click = await h.click(APPROVER, 're_approve', `${a.id}|${a.hash}`);
-    expect(click.status).toBe(200);
-    await until(() => engine.audit.length > 0, 3000, 'decision');
-    expect(engine.audit).toEqual([{ user: APPROVER, approvalId: a.id, result: 'approve' }]);
-    await until(() => engine.job(job.id)!.state === 'succeeded', 3000, 'success');
-    await h.rt.outbox.idle();
-    expect(h.rt.outbox.tsOf(parentKey(job.id))).toBe(parentTs);
-    expect(emu.parents(CHANNEL)).toHaveLength(1);
-    expect(emu.messages.get(`${CHANNEL}/${parentTs}`)!.blocks!.length).toBeGreaterThan(0);
-    expect(JSON.stringify(emu.messages.get(`${CHANNEL}/${parentTs}`)!.blocks)).toContain('succeeded');
-    expect(emu.replies(CHANNEL, parentTs!).some((m) => m.text?.includes('succeeded'))).toBe(true);
-    await emu.close();
+    expect(h.parentTs(jobId)).toBe(parentTs);
+    expect(h.emu.parents(CHANNEL)).toHaveLength(1);
+    expect(blocksOf(h, parentTs!)).toContain('— succeeded');
+    expect(blocksOf(h, ts)).toContain(`Approved by <@${APPROVER}>`);
+    expect(h.emu.replies(CHANNEL, parentTs!).some((m) => m.text?.includes('succeeded'))).toBe(true);
   });
 });

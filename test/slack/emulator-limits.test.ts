@@ -21,3 +21,26 @@ it('enforces modal limits', () => {
   expect(validateView({ ...view, blocks: Array.from({ length: 101 }, () => section(1)) })[0]).toMatch(/at most 100/);
   expect(validateView({ ...view, blocks: [{ type: 'input', label: { type: 'plain_text', text: 'l' }, element: { type: 'plain_text_input' } }] })[0]).toMatch(/submit is required/);
 });
+
+it('applies view_submission acks like Slack: errors must name input blocks, updates must be valid views', async () => {
+  const { SlackEmulator } = await import('../../src/devkit/slack-emulator/server.ts');
+  const emu = await new SlackEmulator().start();
+  try {
+    const t = emu.issueTrigger('U1');
+    const res = await fetch(`${emu.apiUrl}views.open`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer xoxb-1', 'content-type': 'application/json' },
+      body: JSON.stringify({ trigger_id: t, view: { type: 'modal', title: { type: 'plain_text', text: 'x' }, submit: { type: 'plain_text', text: 'Go' }, blocks: [{ type: 'input', block_id: 'a', label: { type: 'plain_text', text: 'A' }, element: { type: 'plain_text_input', action_id: 'v' } }] } }),
+    }).then((r) => r.json() as Promise<any>);
+    const id = res.view.id;
+    expect(emu.applyViewAck('U1', id, { response_action: 'errors', errors: { a: 'bad' } })).toEqual({ ok: true });
+    expect(emu.applyViewAck('U1', id, { response_action: 'errors', errors: { nope: 'bad' } }).ok).toBe(false);
+    expect(emu.applyViewAck('U1', id, { response_action: 'update', view: { type: 'modal', title: { type: 'plain_text', text: 't'.repeat(30) } } }).error).toBe('invalid_arguments');
+    expect(emu.applyViewAck('U1', id, undefined)).toEqual({ ok: true });
+    expect(emu.topView('U1')).toBeUndefined();
+    const checks = { type: 'checkboxes', action_id: 'c', options: Array.from({ length: 11 }, (_, i) => ({ text: { type: 'plain_text', text: `o${i}` }, value: `o${i}` })) };
+    expect(validateBlocks([{ type: 'input', label: { type: 'plain_text', text: 'l' }, element: checks }], 100)[0]).toMatch(/at most 10/);
+  } finally {
+    await emu.close();
+  }
+});

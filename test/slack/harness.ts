@@ -1,65 +1,105 @@
+/**
+ * Drives the real Bolt app (HTTP mode, signed requests) against the Slack Web API emulator, with the
+ * real store and AES-256-GCM secret box. Works with any JobEngine: pass one, or a factory that gets the
+ * harness's store and secret box (the real engine needs both).
+ */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import { openStore } from '../../src/store/db.ts';
-import { createSecretBox } from '../../src/store/crypto.ts';
 import { Writable } from 'node:stream';
+import { openStore, type Store } from '../../src/store/db.ts';
+import { createSecretBox, loadSecretKey, type SecretBox } from '../../src/store/crypto.ts';
 import { SlackEmulator } from '../../src/devkit/slack-emulator/server.ts';
 import { signRequest, slashCommandBody, interactiveBody } from '../../src/devkit/slack-emulator/signer.ts';
-import { createSlackApp, type SlackRuntime } from '../../src/slack/app.ts';
+import { pressInMessage, pressInView, selectInView, viewClosed, viewSubmission } from '../../src/devkit/slack-emulator/payloads.ts';
+import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../../src/slack/app.ts';
 import { loadSlackConfig } from '../../src/slack/config.ts';
 import { SqliteOutboxStore } from '../../src/slack/outbox.ts';
+import { parentKey } from '../../src/slack/progress.ts';
 import { createLogger } from '../../src/log.ts';
 import type { JobEngine } from '../../src/jobs/types.ts';
 
 export const SECRET = 'test-signing-secret-123';
 export const CHANNEL = 'C0123CHAN';
+export const REQUESTER = 'U0REQUESTR';
+export const APPROVER = 'U0APPROVER2';
 
 /** records which values were sealed through the real secret box (so tests can look for them) */
 export class TestVault {
   values = new Map<string, string>();
-  constructor(private inner: (value: string, purpose: string) => string) {}
+  erased = new Set<string>();
+  constructor(private box: SecretBox) {}
   seal = (value: string, purpose: string) => {
-    const id = this.inner(value, purpose);
+    const id = this.box.sealSecret(value, purpose);
     this.values.set(id, value);
     return id;
   };
+  erase = (id: string) => {
+    this.box.eraseSecret(id);
+    this.erased.add(id);
+  };
+}
+
+type Reply = { status: number; body: string; json?: any };
+type OptionalDeps = Partial<Pick<SlackAppDeps, 'status' | 'lastSpec' | 'history' | 'audit' | 'updateIntervalMs' | 'operatorCheckBudgetMs'>>;
+
+export interface HarnessOptions extends OptionalDeps {
+  engine: JobEngine | ((env: { store: Store; box: SecretBox }) => JobEngine);
+  emu?: SlackEmulator;
+  env?: Record<string, string>;
+  dbPath?: string;
+  /** reuse a key across restarts (the sealed secrets must stay readable) */
+  secretKey?: Buffer;
+  pacingMs?: number;
+  retryAfterUnitMs?: number;
+  deployments?: () => string[];
+  /** internal: a restarted harness still owns the emulator its first instance created */
+  ownsEmu?: boolean;
 }
 
 export interface Harness {
   emu: SlackEmulator;
   rt: SlackRuntime;
+  engine: JobEngine;
+  store: Store;
+  box: SecretBox;
   url: string;
   logs: string[];
-  db: Database.Database;
+  /** every HTTP body the app answered with (acks carry views and messages too) */
+  acks: string[];
   dbPath: string;
+  secretKey: Buffer;
   vault: TestVault;
-  command(user: string, text: string): Promise<{ status: number; body: string; trigger: string }>;
-  interact(payload: unknown): Promise<{ status: number; body: string }>;
-  raw(body: string, headers: Record<string, string>): Promise<{ status: number; body: string }>;
-  click(user: string, actionId: string, value: string, messageTs?: string): Promise<{ status: number; body: string }>;
+  command(user: string, text: string, channel?: string): Promise<Reply & { trigger: string }>;
+  interact(payload: unknown): Promise<Reply>;
+  raw(body: string, headers: Record<string, string>): Promise<Reply>;
+  /** a crafted button click (any value), for refusal tests */
+  click(user: string, actionId: string, value: string, messageTs?: string): Promise<Reply>;
+  /** a click on a button the bot really posted */
+  press(user: string, ts: string, actionId: string): Promise<Reply>;
+  /** fill the open wizard page (switching dispatch selects first, like a user) and submit it */
+  page(user: string, values: Record<string, string>): Promise<any>;
+  /** `/re setup [deployment]`, then one `page()` per entry; returns the last ack */
+  wizard(user: string, pages: Array<Record<string, string>>, deployment?: string): Promise<any>;
+  back(user: string): Promise<void>;
+  closeWizard(user: string): Promise<Reply>;
+  parentTs(jobId: string): string | undefined;
+  /** stop this app and start a new one on the same DB and emulator (same engine unless given) */
+  restart(engine?: JobEngine): Promise<Harness>;
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: {
-  engine: JobEngine;
-  emu?: SlackEmulator;
-  env?: Record<string, string>;
-  dbPath?: string;
-  pacingMs?: number;
-  retryAfterUnitMs?: number;
-  deployments?: () => string[];
-}): Promise<Harness> {
-  const emu = opts.emu ?? (await new SlackEmulator({ usergroups: { S0APPROVERS: ['U0APPROVER2', 'U0APPROVER3', 'U0REQUESTR'] } }).start());
+export async function startHarness(opts: HarnessOptions): Promise<Harness> {
+  const emu = opts.emu ?? (await new SlackEmulator({ usergroups: { S0APPROVERS: ['U0APPROVER2', 'U0APPROVER3', REQUESTER] }, users: { [REQUESTER]: { name: 'req', realName: 'Rita Requester' } } }).start());
   const dbPath = opts.dbPath ?? join(mkdtempSync(join(tmpdir(), 're-bot-slack-')), 'bot.db');
-  // the real store (migrations, WAL) and the real AES-256-GCM secret box
   const store = openStore({ path: dbPath });
-  const db = store.sqlite;
-  const box = createSecretBox(store, randomBytes(32));
+  // like the runtime: RE_BOT_SECRET_KEY or a 0600 key file beside the DB, so a runtime on the same DB can open the secrets
+  const secretKey = opts.secretKey ?? loadSecretKey(store);
+  const box = createSecretBox(store, secretKey);
+  const engine = typeof opts.engine === 'function' ? opts.engine({ store, box }) : opts.engine;
   const logs: string[] = [];
+  const acks: string[] = [];
   const logger = createLogger({}, new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) }));
   const config = loadSlackConfig({
     RE_BOT_SLACK_MODE: 'http',
@@ -69,107 +109,148 @@ export async function startHarness(opts: {
     RE_BOT_APPROVERS: 'S0APPROVERS',
     ...opts.env,
   });
-  const vault = new TestVault(box.sealSecret);
+  const vault = new TestVault(box);
   const rt = createSlackApp({
-    engine: opts.engine,
+    engine,
     config,
     logger,
-    outboxStore: new SqliteOutboxStore(db),
+    outboxStore: new SqliteOutboxStore(store.sqlite),
     sealSecret: vault.seal,
+    eraseSecret: vault.erase,
     deployments: opts.deployments ?? (() => []),
+    status: opts.status,
+    lastSpec: opts.lastSpec,
+    history: opts.history,
+    audit: opts.audit,
+    operatorCheckBudgetMs: opts.operatorCheckBudgetMs,
     pacingMs: opts.pacingMs ?? 5,
+    updateIntervalMs: opts.updateIntervalMs,
     retryAfterUnitMs: opts.retryAfterUnitMs ?? 20,
     baseBackoffMs: 10,
     port: 0,
   });
   const server = (await rt.start())!;
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slack/events`;
-  const raw = async (body: string, headers: Record<string, string>) => {
+  const raw = async (body: string, headers: Record<string, string>): Promise<Reply> => {
     const r = await fetch(url, { method: 'POST', body, headers });
-    return { status: r.status, body: await r.text() };
+    const text = await r.text();
+    acks.push(text);
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: r.status, body: text, json };
   };
   const send = (body: string) => {
     const s = signRequest(SECRET, body);
     return raw(s.body, s.headers);
   };
-  return {
-    emu,
-    rt,
-    url,
-    logs,
-    db,
-    dbPath,
-    vault,
-    raw,
-    async command(user, text) {
+  const interact = (payload: unknown) => send(interactiveBody(payload));
+  const viewUpdates = () => emu.callsTo('views.update').length;
+
+  const h: Harness = {
+    emu, rt, engine, store, box, url, logs, acks, dbPath, secretKey, vault, raw, interact,
+    async command(user, text, channel = CHANNEL) {
       const trigger = emu.issueTrigger(user);
       const r = await send(
-        slashCommandBody({ token: 'x', team_id: emu.teamId, channel_id: CHANNEL, channel_name: 'release-train', user_id: user, user_name: user, command: '/re', text, api_app_id: 'A0123APPID', is_enterprise_install: 'false', response_url: 'http://127.0.0.1:1/none', trigger_id: trigger }),
+        slashCommandBody({ token: 'x', team_id: emu.teamId, team_domain: 'acme', channel_id: channel, channel_name: 'release-train', user_id: user, user_name: user, command: '/re', text, api_app_id: 'A0123APPID', is_enterprise_install: 'false', response_url: 'http://127.0.0.1:1/none', trigger_id: trigger }),
       );
       return { ...r, trigger };
     },
-    interact: (payload) => send(interactiveBody(payload)),
     click(user, actionId, value, messageTs = '1700000000.000100') {
-      return send(
-        interactiveBody({
-          type: 'block_actions',
-          user: { id: user, username: user, name: user, team_id: emu.teamId },
-          api_app_id: 'A0123APPID',
-          token: 'x',
-          container: { type: 'message', message_ts: messageTs, channel_id: CHANNEL, is_ephemeral: false },
-          trigger_id: emu.issueTrigger(user),
-          team: { id: emu.teamId, domain: 'acme' },
-          channel: { id: CHANNEL, name: 'release-train' },
-          message: { ts: messageTs, text: '', blocks: [] },
-          state: { values: {} },
-          response_url: 'http://127.0.0.1:1/none',
-          actions: [{ action_id: actionId, block_id: 'x', value, type: 'button', action_ts: '1700000050.123456' }],
-        }),
-      );
+      return interact({
+        type: 'block_actions',
+        user: { id: user, username: user, name: user, team_id: emu.teamId },
+        api_app_id: 'A0123APPID',
+        token: 'x',
+        container: { type: 'message', message_ts: messageTs, channel_id: CHANNEL, is_ephemeral: false },
+        trigger_id: emu.issueTrigger(user),
+        team: { id: emu.teamId, domain: 'acme' },
+        channel: { id: CHANNEL, name: 'release-train' },
+        message: { ts: messageTs, text: '', blocks: [] },
+        state: { values: {} },
+        response_url: 'http://127.0.0.1:1/none',
+        actions: [{ action_id: actionId, block_id: 'x', value, type: 'button', action_ts: '1700000050.123456' }],
+      });
+    },
+    press: (user, ts, actionId) => interact(pressInMessage(emu, user, CHANNEL, ts, actionId)),
+    async page(user, values) {
+      for (const [block, value] of Object.entries(values)) {
+        const b = (emu.topView(user)?.view.blocks as any[] | undefined)?.find((x) => x.block_id === block);
+        if (!b?.dispatch_action || b.element.initial_option?.value === value) continue;
+        const before = viewUpdates();
+        const r = await interact(selectInView(emu, user, block, value));
+        if (r.status !== 200) throw new Error(`choice ${block}=${value} answered ${r.status}`);
+        await until(() => viewUpdates() > before, 3000, `views.update after choosing ${block}`);
+      }
+      const top = emu.topView(user)!;
+      const r = await interact(viewSubmission(emu, user, values));
+      if (r.status !== 200) throw new Error(`view submission answered ${r.status}`);
+      const applied = emu.applyViewAck(user, top.id, r.json);
+      if (!applied.ok) throw new Error(`Slack would refuse the ack: ${applied.error} ${applied.messages?.join('; ') ?? ''}`);
+      return r.json ?? {};
+    },
+    async wizard(user, pages, deployment) {
+      const before = emu.callsTo('views.open').length;
+      await h.command(user, `setup${deployment ? ' ' + deployment : ''}`);
+      await until(() => emu.callsTo('views.open').length > before && emu.topView(user), 3000, 'the wizard modal');
+      let last: any;
+      for (const p of pages) last = await h.page(user, p);
+      return last;
+    },
+    async back(user) {
+      const before = viewUpdates();
+      await interact(pressInView(emu, user, 're_wiz_back'));
+      await until(() => viewUpdates() > before, 3000, 'views.update after Back');
+    },
+    closeWizard: (user) => interact(viewClosed(emu, user)),
+    parentTs: (jobId) => rt.outbox.tsOf(parentKey(jobId)),
+    async restart(next) {
+      await rt.stop();
+      store.close();
+      return startHarness({ ...opts, engine: next ?? engine, emu, dbPath, secretKey, ownsEmu: !opts.emu || opts.ownsEmu });
     },
     async close() {
       await rt.stop();
-      db.close();
-      if (!opts.emu) await emu.close();
+      store.close();
+      if (!opts.emu || opts.ownsEmu) await emu.close();
     },
   };
+  return h;
 }
 
-export function viewSubmission(emu: SlackEmulator, user: string, values: Record<string, string>) {
-  const top = emu.topView(user);
-  if (!top) throw new Error(`no modal open for ${user}`);
-  const state: Record<string, Record<string, unknown>> = {};
-  for (const [block, value] of Object.entries(values)) {
-    state[block] = { v: block === 'xcom_type' ? { type: 'static_select', selected_option: { value } } : { type: 'plain_text_input', value } };
-  }
-  return {
-    type: 'view_submission',
-    team: { id: emu.teamId, domain: 'acme' },
-    user: { id: user, username: user, name: user, team_id: emu.teamId },
-    api_app_id: 'A0123APPID',
-    token: 'x',
-    trigger_id: emu.issueTrigger(user),
-    view: emu.viewObject(top as any, state),
-    response_urls: [],
-    is_enterprise_install: false,
-  };
-}
-
-export const GOOD_WIZARD = {
-  dep_name: 'sales-prod',
-  dep_id: 'clx0abc123',
-  org_id: 'org0abc123',
-  ws_id: 'wsp0abc123',
-  dep_ns: 'cosmic-nebula-1234',
-  api_url: 'https://clx0abc123.api.astronomer.run/remote',
-  airflow_url: 'https://clx0abc123.astronomer.run/api/v2',
-  api_token: 'deploy-token-SUPERSECRET-111',
-  namespace: 'astro-agent',
-  chart_version: '2.3.3',
-  agent_image: 'images.astronomer.cloud/baseimages/astro-remote-execution-agent:1.2.3',
-  agent_token: 'agent-token-TOPSECRET-222',
-  xcom_type: 'none',
+export const SECRETS = {
+  apiToken: 'deploy-token-SUPERSECRET-111',
+  agentToken: 'agent-token-TOPSECRET-222',
+  gitUser: 'git-user-HIDDEN-333',
+  gitToken: 'git-token-HIDDEN-444',
 };
+
+/** The wizard pages of a complete setup, one object per page (keys are input block ids = spec paths). */
+export function wizardPages(name = 'sales-prod'): Array<Record<string, string>> {
+  return [
+    {
+      'deployment.name': name,
+      'deployment.id': 'clx0abc123',
+      'deployment.organizationId': 'org0abc123',
+      'deployment.workspaceId': 'wsp0abc123',
+      'deployment.namespace': 'cosmic-nebula-1234',
+      'deployment.apiUrl': 'https://clx0abc123.api.astronomer.run/remote',
+      'deployment.airflowApiUrl': 'https://clx0abc123.astronomer.run/api/v2',
+      'deployment.apiToken': SECRETS.apiToken,
+      'cluster.namespace': 'astro-agent',
+      'agent.token': SECRETS.agentToken,
+    },
+    { 'secretsBackend.provider': 'aws-secrets-manager', 'secretsBackend.region': 'us-east-1', 'identity.provider': 'aws', 'identity.roleArn': 'arn:aws:iam::123456789012:role/astro-agent' },
+    { 'xcomBackend.type': 's3', 'xcomBackend.bucket': 'sales-xcom' },
+    { 'dagSource.type': 'git', 'dagSource.repoUrl': 'https://github.com/acme/dags.git', 'dagSource.credentials.username': SECRETS.gitUser, 'dagSource.credentials.token': SECRETS.gitToken },
+    {},
+    { 'agent.image': 'images.astronomer.cloud/baseimages/astro-remote-execution-agent:1.2.3', 'cluster.chart.version': '2.3.3' },
+    {},
+  ];
+}
 
 export async function until<T>(fn: () => T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
   const end = Date.now() + timeoutMs;

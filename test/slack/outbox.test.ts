@@ -4,6 +4,7 @@ import { WebClient } from '@slack/web-api';
 import { SlackEmulator } from '../../src/devkit/slack-emulator/server.ts';
 import { Outbox, SqliteOutboxStore } from '../../src/slack/outbox.ts';
 import { createLogger } from '../../src/log.ts';
+import { until } from './harness.ts';
 
 let emu: SlackEmulator;
 let outbox: Outbox | undefined;
@@ -60,7 +61,7 @@ describe('outbox', () => {
     expect(bad[0].response.error).toBe('invalid_blocks');
   });
 
-  it('a post acknowledged before a crash is never posted again; an in-flight post with unknown outcome is not re-sent', async () => {
+  it('a post acknowledged before a crash is never posted again; an in-flight reply is not re-sent, an in-flight thread parent is', async () => {
     emu = await new SlackEmulator().start();
     const db = new Database(':memory:');
     const { store } = await setup(db);
@@ -68,14 +69,39 @@ describe('outbox', () => {
     outbox!.start();
     await outbox!.idle();
     await outbox!.stop();
-    // simulate a crash while 'lost' was in flight
-    store.upsert({ key: 'lost', kind: 'post', channel: 'C1', args: { text: 'maybe posted' } });
-    store.markSending(store.get('lost')!.id);
+    // simulate a crash while a reply and a new thread parent were in flight
+    store.upsert({ key: 'lost-reply', kind: 'post', channel: 'C1', ref: 'done', args: { text: 'maybe posted' } });
+    store.markSending(store.get('lost-reply')!.id);
+    store.upsert({ key: 'lost-parent', kind: 'post', channel: 'C1', args: { text: 'parent of a job' } });
+    store.markSending(store.get('lost-parent')!.id);
     await setup(db);
     outbox!.post('done', 'C1', { text: 'posted once' });
     outbox!.start();
     await outbox!.idle();
-    expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once']);
-    expect(store.get('lost')!.state).toBe('unknown');
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once', 'parent of a job']);
+    expect(store.get('lost-reply')!.state).toBe('unknown');
+    expect(emu.replies('C1', store.get('done')!.ts!)).toHaveLength(0);
+  });
+
+  it('paces posts per channel but not updates: an update never waits behind the post pacing', async () => {
+    emu = await new SlackEmulator().start();
+    await setup(undefined, 150);
+    outbox!.post('a', 'C1', { text: 'a' });
+    outbox!.post('b', 'C2', { text: 'b' });
+    outbox!.start();
+    await outbox!.idle();
+    const t0 = Date.now();
+    outbox!.post('a2', 'C1', { text: 'a2' });
+    outbox!.post('a3', 'C1', { text: 'a3' });
+    outbox!.update('a', 'C1', { text: 'a edited' });
+    outbox!.update('b', 'C2', { text: 'b edited' });
+    await until(() => emu.callsTo('chat.update').length === 2, 2000, 'updates');
+    expect(Date.now() - t0).toBeLessThan(150);
+    await outbox!.idle();
+    const c1 = emu.callsTo('chat.postMessage').filter((c) => c.args.channel === 'C1').map((c) => c.at);
+    expect(c1[2] - c1[1]).toBeGreaterThanOrEqual(149);
+    // the other channel was not held back by C1's pacing
+    const c2 = emu.callsTo('chat.postMessage').find((c) => c.args.channel === 'C2')!;
+    expect(c2.at - c1[0]).toBeLessThan(150);
   });
 });

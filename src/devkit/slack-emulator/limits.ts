@@ -21,12 +21,23 @@ function checkElement(errors: string[], el: Json, ptr: string): void {
   }
   if (el.placeholder) checkLen(errors, text(el.placeholder), 150, `${ptr}/placeholder/text`);
   const options = (el.options ?? []) as Json[];
+  if ((el.type === 'checkboxes' || el.type === 'radio_buttons') && options.length > 10) errors.push(`must have at most 10 items [json-pointer:${ptr}/options]`);
+  if (el.type === 'overflow' && options.length > 5) errors.push(`must have at most 5 items [json-pointer:${ptr}/options]`);
+  if (Array.isArray(el.initial_options) && el.initial_options.length === 0) errors.push(`must have at least 1 item [json-pointer:${ptr}/initial_options]`);
+  if (el.type === 'static_select' && options.length === 0) errors.push(`must have at least 1 item [json-pointer:${ptr}/options]`);
   if (options.length > 100) errors.push(`must have at most 100 items [json-pointer:${ptr}/options]`);
   options.forEach((o, i) => {
     checkLen(errors, text(o.text), 75, `${ptr}/options/${i}/text/text`);
     checkLen(errors, o.value as string | undefined, 75, `${ptr}/options/${i}/value`);
   });
   if (typeof el.initial_value === 'string') checkLen(errors, el.initial_value, 3000, `${ptr}/initial_value`);
+  const confirm = el.confirm as Json | undefined;
+  if (confirm) {
+    checkLen(errors, text(confirm.title), 100, `${ptr}/confirm/title/text`);
+    checkLen(errors, text(confirm.text), 300, `${ptr}/confirm/text/text`);
+    checkLen(errors, text(confirm.confirm), 30, `${ptr}/confirm/confirm/text`);
+    checkLen(errors, text(confirm.deny), 30, `${ptr}/confirm/deny/text`);
+  }
 }
 
 export function validateBlocks(blocks: unknown, maxBlocks: number): string[] {

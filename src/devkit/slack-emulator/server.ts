@@ -329,6 +329,46 @@ export class SlackEmulator {
     this.stacks.delete(user);
   }
 
+  /**
+   * What Slack does with the app's answer to a view_submission: `errors` keep the view open (keys must be
+   * input blocks of it), `update` replaces it, `push` stacks a view (max 3), `clear`/empty close.
+   */
+  applyViewAck(user: string, viewId: string, ack: Json | undefined): { ok: boolean; error?: string; messages?: string[] } {
+    const rec = this.views.get(viewId);
+    if (!rec) return { ok: false, error: 'not_found' };
+    const action = ack?.response_action;
+    if (!action) {
+      this.stacks.set(user, (this.stacks.get(user) ?? []).filter((id) => id !== viewId));
+      return { ok: true };
+    }
+    if (action === 'clear') {
+      this.stacks.delete(user);
+      return { ok: true };
+    }
+    if (action === 'errors') {
+      const inputs = new Set(((rec.view.blocks ?? []) as Json[]).filter((b) => b.type === 'input').map((b) => b.block_id));
+      const bad = Object.keys(ack!.errors ?? {}).filter((k) => !inputs.has(k));
+      if (bad.length) return { ok: false, error: 'invalid_errors', messages: bad.map((k) => `errors key ${k} is not an input block of the view`) };
+      return { ok: true };
+    }
+    const errs = validateView(ack!.view);
+    if (errs.length) return { ok: false, error: 'invalid_arguments', messages: errs };
+    if (action === 'update') {
+      rec.view = ack!.view;
+      rec.hash = `${Date.now()}.${randomUUID().slice(0, 8)}`;
+      return { ok: true };
+    }
+    if (action === 'push') {
+      const stack = this.stacks.get(user) ?? [];
+      if (stack.length >= 3) return { ok: false, error: 'push_limit_reached' };
+      const id = `V${String(++this.viewSeq).padStart(9, '0')}`;
+      this.views.set(id, { id, user, view: ack!.view, hash: `${Date.now()}.${randomUUID().slice(0, 8)}`, rootId: stack[0] ?? id, previousId: stack.at(-1) ?? null });
+      this.stacks.set(user, [...stack, id]);
+      return { ok: true };
+    }
+    return { ok: false, error: `unknown response_action ${String(action)}` };
+  }
+
   // ---- Socket Mode ----
   private onSocket(ws: WebSocket): void {
     this.sockets.add(ws);

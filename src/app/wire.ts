@@ -1,0 +1,105 @@
+/**
+ * One runtime for every entry point (CLI `run`/`demo`, the Slack bot): the store, the sealed-secret box,
+ * the job engine with the eight checklist steps, and the adapters each step gets.
+ */
+import { eq } from 'drizzle-orm';
+import type { Infra } from '../infra/types.ts';
+import type { StepHandler } from '../checklist/types.ts';
+import { STEP_HANDLERS } from '../checklist/index.ts';
+import { createJobEngine } from '../jobs/engine.ts';
+import { statusReport, type StatusReport } from '../jobs/status.ts';
+import type { ApprovalPolicy, JobEngine } from '../jobs/types.ts';
+import { logger } from '../log.ts';
+import { errorMessage } from '../redact.ts';
+import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
+import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
+import { deployments, jobs } from '../store/schema.ts';
+import { createInfra } from './infra.ts';
+import { createSecretResolver } from './secrets.ts';
+
+export interface RuntimeOptions {
+  dbPath: string;
+  policy?: Partial<ApprovalPolicy>;
+  /** kubeconfig for every job (default: the spec's cluster.kubeconfig, else $KUBECONFIG / ~/.kube/config) */
+  kubeconfigPath?: string;
+  concurrency?: number;
+  leaseMs?: number;
+  pollMs?: number;
+  /** tests swap in other handlers or adapters */
+  handlers?: StepHandler[];
+  infraFor?: (spec: SetupSpec, resolveSecret: (ref: SetupSpec['deployment']['apiToken']) => Promise<string>) => Promise<Infra>;
+}
+
+export interface Runtime {
+  store: Store;
+  engine: JobEngine & { owner: string };
+  secretBox: SecretBox;
+  /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
+  db: Store['sqlite'];
+  sealSecret(value: string, purpose: string): string;
+  deployments(): string[];
+  lastSpec(deployment: string): SetupSpec | undefined;
+  status(deployment: string): StatusReport | undefined;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allowSelfApproval: false, expiresInMs: 24 * 3600_000 };
+
+export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
+  const store = openStore({ path: opts.dbPath });
+  const secretBox = createSecretBox(store);
+  const resolveSecret = createSecretResolver((id) => {
+    try {
+      return secretBox.openSecret(id);
+    } catch {
+      return null;
+    }
+  });
+  const engine = createJobEngine({
+    store,
+    handlers: opts.handlers ?? STEP_HANDLERS,
+    policy: { ...DEFAULT_POLICY, ...opts.policy },
+    concurrency: opts.concurrency,
+    leaseMs: opts.leaseMs,
+    pollMs: opts.pollMs,
+    buildContext: async (job) => {
+      const spec = specOf(store, job.id);
+      const infra = opts.infraFor
+        ? await opts.infraFor(spec, resolveSecret)
+        : await createInfra(spec, { kubeconfigPath: opts.kubeconfigPath, deploymentApiToken: () => resolveSecret(spec.deployment.apiToken) });
+      return { infra, resolveSecret };
+    },
+  });
+
+  // Secrets typed into the wizard live (encrypted) only until the job is done with them.
+  const offErase = engine.on((e) => {
+    if (e.type !== 'job.succeeded' && e.type !== 'job.cancelled') return;
+    try {
+      for (const { ref } of secretRefsOf(specOf(store, e.job.id))) if ('stored' in ref) secretBox.eraseSecret(ref.stored);
+    } catch (err) {
+      logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not erase sealed secrets of a finished job');
+    }
+  });
+
+  return {
+    store,
+    engine,
+    secretBox,
+    db: store.sqlite,
+    sealSecret: (value, purpose) => secretBox.sealSecret(value, purpose),
+    deployments: () => store.db.select({ name: deployments.name }).from(deployments).all().map((r) => r.name),
+    lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
+    status: (name) => statusReport(store, name),
+    async close() {
+      offErase();
+      await engine.stop();
+      store.close();
+    },
+  };
+}
+
+function specOf(store: Store, jobId: string): SetupSpec {
+  const row = store.db.select({ spec: jobs.spec }).from(jobs).where(eq(jobs.id, jobId)).get();
+  if (!row) throw new Error(`job ${jobId} not found`);
+  return row.spec as SetupSpec;
+}

@@ -1,0 +1,183 @@
+import type { StepContext, StepHandler, StepOutcome } from './types.ts';
+import { StepFailure } from './types.ts';
+import type { PodState } from '../infra/types.ts';
+import { renderValues, valuesHash, type Values } from '../spec/values.ts';
+import { redact } from '../redact.ts';
+import { expectedComponents, rollout, sleep, waitForAgentPods } from './release.ts';
+
+type ClientImage = NonNullable<StepContext['spec']['images']['client']>;
+
+interface PushedImage {
+  repository: string;
+  tag: string;
+  digest: string;
+  /** false when the tag was already in the registry and re-bot did not build it */
+  built: boolean;
+}
+
+/** `deploy-<UTC YYYY-MM-DDTHH-MM>`, the tag `astro remote deploy` uses. */
+export function deployTag(now: Date): string {
+  return `deploy-${now.toISOString().slice(0, 16).replace(':', '-')}`;
+}
+
+/** Sets every agent image key present in the values (top level, workers[], dagProcessor, triggerer); Sentinel and the logging sidecar keep theirs. */
+export function withClientImage(values: Values, ref: string): Values {
+  const out = structuredClone(values) as Values & { workers?: Array<Record<string, unknown>> };
+  out.image = ref;
+  for (const w of out.workers ?? []) if ('image' in w) w.image = ref;
+  for (const k of ['dagProcessor', 'triggerer']) {
+    const c = out[k] as Record<string, unknown> | undefined;
+    if (c && 'image' in c) c.image = ref;
+  }
+  return out;
+}
+
+/** Step 7: build and push the client image, then a separately approved helm upgrade that rolls the agents onto it. */
+export const deploy: StepHandler = {
+  id: 'deploy',
+  async run(ctx): Promise<StepOutcome> {
+    const { spec } = ctx;
+    const c = spec.images.client;
+    const warnings: string[] = [];
+    if (spec.images.server?.deploy) warnings.push(serverImageWarning(ctx));
+    if (!c) return { status: 'skipped', summary: `images.client is not set: the agents keep running ${spec.agent.image}`, warnings };
+    if (!c.push) {
+      // the image adapter builds and pushes in one call; building without pushing would leave nothing the agents can use
+      warnings.push('images.client.push is false: the agents can only run an image pushed to a registry the cluster pulls from, so nothing was built or rolled');
+      return { status: 'skipped', summary: `images.client.push is false: ${c.repository} not built, the agents keep running ${spec.agent.image}`, warnings };
+    }
+
+    let tag = ctx.checkpoint.get<string>('tag');
+    if (!tag) {
+      tag = c.tag ?? deployTag(new Date());
+      ctx.checkpoint.set('tag', tag);
+    }
+    const image = await ensurePushed(ctx, c, tag, warnings);
+    if ('skip' in image) return { status: 'skipped', summary: image.skip, warnings };
+
+    const ref = `${image.repository}@${image.digest}`;
+    const values = withClientImage(renderValues(spec, { clientImage: ref }), ref);
+    const hash = valuesHash(values, spec.cluster.chart);
+    let before = ctx.checkpoint.get<string[]>('podsBefore');
+    if (!before) {
+      before = (await ctx.infra.kube.listPods(spec.cluster.namespace, undefined, { signal: ctx.signal })).map(generation);
+      ctx.checkpoint.set('podsBefore', before);
+    }
+
+    const result = await rollout(ctx, {
+      key: 'roll',
+      values,
+      valuesHash: hash,
+      title: `helm upgrade ${spec.cluster.release}: roll the agents to ${image.repository}:${image.tag}`,
+      facts: { image: `${image.repository}:${image.tag}`, digest: image.digest, 'previous image': spec.agent.image, 'values hash': hash.slice(0, 16), namespace: spec.cluster.namespace },
+    });
+
+    const timeoutMs = spec.agent.readyTimeoutSeconds * 1000;
+    if (result.changed) {
+      ctx.progress(`waiting for agent pods on ${image.repository}:${image.tag}`);
+      await waitForNewPods(ctx, new Set(before), ref, timeoutMs);
+    }
+    const pods = await waitForAgentPods(ctx, timeoutMs);
+
+    const short = image.digest.replace(/^sha256:/, '').slice(0, 12);
+    const what = image.built ? 'pushed' : 'reused';
+    const rolled = result.changed ? 'agents on the new image' : 'already running this image';
+    return {
+      status: warnings.length ? 'warned' : 'succeeded',
+      summary: `${what} ${image.repository}:${image.tag} (${short}); ${spec.cluster.release} revision ${result.revision}, ${rolled}`,
+      warnings,
+      output: {
+        image: ref,
+        repository: image.repository,
+        tag: image.tag,
+        digest: image.digest,
+        built: image.built,
+        helmRevision: result.revision,
+        valuesHash: hash,
+        approvalHash: result.approvalHash,
+        approvedBy: result.approvedBy,
+        pods: pods.components,
+      },
+    };
+  },
+};
+
+/** The pushed image for this job: from the checkpoint, from the registry when the tag already exists, or built now. */
+async function ensurePushed(ctx: StepContext, c: ClientImage, tag: string, warnings: string[]): Promise<PushedImage | { skip: string }> {
+  const done = ctx.checkpoint.get<PushedImage>('image');
+  if (done) return done;
+  const tlsVerify = !c.insecureRegistry;
+  const opts = { signal: ctx.signal };
+
+  ctx.progress(`looking for ${c.repository}:${tag} in the registry`);
+  const existing = await ctx.infra.images.remoteDigest(c.repository, tag, { ...opts, tlsVerify }).catch((err: Error) => {
+    // an unreachable registry also fails the push below, with the push's own error
+    ctx.log.warn({ err: err.message }, 'registry lookup failed; building');
+    return null;
+  });
+  let image: PushedImage;
+  if (existing) {
+    // pushed by an earlier run of this step that crashed before its checkpoint — or by someone else
+    if (!ctx.checkpoint.get('buildStarted')) {
+      warnings.push(`${c.repository}:${tag} already existed in the registry, so re-bot did not rebuild it: the agents will run that existing image (use a new images.client.tag to deploy changed code)`);
+    }
+    image = { repository: c.repository, tag, digest: existing, built: !!ctx.checkpoint.get('buildStarted') };
+  } else {
+    const builder = await ctx.infra.images.available(c.builder);
+    if (!builder.ok) {
+      return { skip: `${c.builder} is not available on the re-bot host (${builder.reason ?? 'not found'}): ${c.repository}:${tag} not built, the agents keep running ${ctx.spec.agent.image}` };
+    }
+    ctx.checkpoint.set('buildStarted', true);
+    ctx.progress(`building ${c.contextDir}/${c.dockerfile} with ${c.builder} and pushing ${c.repository}:${tag}`);
+    const r = await ctx.infra.images.buildAndPush(
+      { builder: c.builder, contextDir: c.contextDir, dockerfile: c.dockerfile, repository: c.repository, tag, tlsVerify, platform: c.platform },
+      opts,
+    );
+    image = { repository: c.repository, tag, digest: r.digest, built: true };
+  }
+  ctx.checkpoint.set('image', image);
+  return image;
+}
+
+/** A pod's ReplicaSet generation; a changed pod template gets a new pod-template-hash. */
+function generation(p: PodState): string {
+  return p.labels['pod-template-hash'] ?? p.name;
+}
+
+/**
+ * waitForAgentPods counts any Ready pod, including the old ones a rolling update keeps until the new ones
+ * are Ready; this waits until every component has a Ready pod of a generation that was not there before.
+ */
+async function waitForNewPods(ctx: StepContext, before: Set<string>, ref: string, timeoutMs: number, pollMs = 1000): Promise<void> {
+  const ns = ctx.spec.cluster.namespace;
+  // Sentinel keeps its own image and does not roll
+  const sentinel = `${ctx.spec.cluster.resourceNamePrefix}-sentinel`;
+  const components = expectedComponents(ctx.spec).filter((c) => c !== sentinel).sort((a, b) => b.length - a.length);
+  const componentOf = (p: PodState) => components.find((c) => p.name.startsWith(`${c}-`));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (ctx.signal.aborted) throw new StepFailure('cancelled while waiting for the agents to roll');
+    const fresh = (await ctx.infra.kube.listPods(ns, undefined, { signal: ctx.signal })).filter((p) => !before.has(generation(p)) && componentOf(p));
+    for (const p of fresh) {
+      if (p.waitingReason && /ImagePullBackOff|InvalidImageName/.test(p.waitingReason)) {
+        throw new StepFailure(`${componentOf(p)}: pod ${p.name} cannot pull ${ref} (${p.waitingReason}${p.message ? `: ${p.message}` : ''})`, {
+          hint: `the cluster's nodes need pull access to ${ref.split('/')[0]}; the chart's imagePullSecretName only covers images.astronomer.cloud`,
+        });
+      }
+      if (p.waitingReason === 'CrashLoopBackOff' && p.restarts >= 3) {
+        const tail = await ctx.infra.kube.podLogTail(ns, p.name, 20, { signal: ctx.signal }).catch((e: Error) => `(log unavailable: ${e.message})`);
+        throw new StepFailure(`${componentOf(p)}: pod ${p.name} on the new image is in CrashLoopBackOff, ${p.restarts} restart(s)`, { logTail: redact(tail) });
+      }
+    }
+    const waiting = components.filter((c) => !fresh.some((p) => p.ready && componentOf(p) === c));
+    ctx.progress(`agents on the new image: ${components.length - waiting.length}/${components.length}`);
+    if (!waiting.length) return;
+    if (Date.now() > deadline) throw new StepFailure(`after ${Math.round(timeoutMs / 1000)}s ${waiting.join(', ')} still run the previous image (no Ready pod of the new revision)`);
+    await sleep(pollMs, ctx.signal);
+  }
+}
+
+function serverImageWarning(ctx: StepContext): string {
+  const s = ctx.spec.images.server!;
+  return `images.server.deploy is true, but re-bot does not run the Astro CLI, so the server image was NOT deployed: from ${s.contextDir} run \`astro deploy ${ctx.spec.deployment.id}\` (or \`astro deploy ${ctx.spec.deployment.id} --image-name <server image>\` for a pre-built image); see reference section 7`;
+}

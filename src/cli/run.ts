@@ -1,0 +1,202 @@
+/**
+ * `re-bot run <spec.yaml> [--yes]`: the setup job with terminal progress. Resumes the deployment's
+ * unfinished job when there is one (after a kill -9, a restart); asks for approval at each Helm upgrade
+ * (interactive prompt, or `--yes`, which approves as the local user and says so in the audit log).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { eq } from 'drizzle-orm';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../app/wire.ts';
+import type { ApprovalView, JobView } from '../jobs/types.ts';
+import { ACTIVE_STATES } from '../jobs/views.ts';
+import { errorMessage, redact } from '../redact.ts';
+import { loadSpecFile } from '../spec/load.ts';
+import { buildPlan } from '../spec/plan.ts';
+import type { SetupSpec } from '../spec/schema.ts';
+import { renderValues, valuesYaml } from '../spec/values.ts';
+import { defaultDbPath } from '../store/db.ts';
+import { jobs } from '../store/schema.ts';
+import { checklistText, createProgressPrinter } from './progress.ts';
+import { formatStatus } from './status.ts';
+
+const USAGE = 'usage: re-bot run <spec.yaml> [--yes] [--out DIR]';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, waitingApproval: 3, interrupted: 130 } as const;
+
+export interface RunSetupOptions extends Omit<RuntimeOptions, 'dbPath'> {
+  spec: SetupSpec;
+  dbPath?: string;
+  /** approve every request as the local user */
+  yes?: boolean;
+  /** where values.yaml is written (no secret values are in it) */
+  outDir?: string;
+  out?: NodeJS.WriteStream;
+  /** interactive approval prompt; default: readline on stdin when it is a TTY */
+  ask?: (question: string) => Promise<string>;
+  /** called once the runtime exists (the demo reads the DB path, tests kill at chosen moments) */
+  onRuntime?: (rt: Runtime, jobId: string) => void;
+}
+
+export interface RunSetupResult {
+  exitCode: number;
+  job?: JobView;
+  valuesFile?: string;
+  dbPath: string;
+}
+
+export function localActor(): string {
+  let name = 'unknown';
+  try {
+    name = userInfo().username;
+  } catch {
+    name = process.env.USER ?? 'unknown';
+  }
+  return `cli:${name}`;
+}
+
+/** Runs (or resumes) the setup job for `spec` until it succeeds, fails, or waits for an approval nobody gives. */
+export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
+  const out = o.out ?? process.stdout;
+  const say = (line: string) => out.write(line + '\n');
+  const dbPath = resolve(o.dbPath ?? defaultDbPath());
+  const actor = localActor();
+  const rt = await createRuntime({
+    ...o,
+    dbPath,
+    // A local run is approved at this terminal by the person who started it.
+    policy: { approvers: [], required: 1, allowSelfApproval: true, ...o.policy },
+  });
+  const printer = createProgressPrinter(out);
+  const off = rt.engine.on((e) => printer.onEvent(e));
+  let jobId: string | undefined;
+  let interrupted = false;
+  const onSigint = () => {
+    if (!jobId || interrupted) return;
+    interrupted = true;
+    say('\ninterrupted: cancelling the job (a running helm or buildah is stopped)…');
+    void rt.engine.cancel(jobId, { id: actor });
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const outDir = resolve(o.outDir ?? join('out', o.spec.deployment.name));
+    await mkdir(outDir, { recursive: true });
+    const valuesFile = join(outDir, 'values.yaml');
+    await writeFile(valuesFile, valuesYaml(renderValues(o.spec)), { mode: 0o644 });
+
+    const job = await resumeOrSubmit(rt, o.spec, actor, say);
+    jobId = job.id;
+    o.onRuntime?.(rt, job.id);
+    rt.engine.start();
+    for (;;) {
+      const v = await rt.engine.settled(job.id);
+      if (v.state !== 'waiting_approval') {
+        printer.close();
+        say('');
+        say(checklistText(v));
+        say('');
+        say(formatStatus(rt.status(v.deployment)!));
+        const code = v.state === 'succeeded' ? EXIT.ok : interrupted ? EXIT.interrupted : EXIT.failed;
+        return { exitCode: code, job: v, valuesFile, dbPath };
+      }
+      const pending = v.approvals.find((a) => a.state === 'pending');
+      if (!pending) {
+        // decided in another process (Slack) a moment ago: wait for the engine to pick it up
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      const decision = await askApproval(pending, o, say);
+      if (decision === 'later') {
+        say(`job ${v.id} is waiting for approval ${pending.id}; run this command again (or with --yes) to decide.`);
+        return { exitCode: EXIT.waitingApproval, job: v, valuesFile, dbPath };
+      }
+      const r = await rt.engine.decide(pending.id, { by: { id: actor, display: o.yes ? `${actor} (--yes)` : actor }, decision, hash: pending.hash });
+      if (!r.ok) say(`approval not recorded: ${r.message}`);
+      else say(`    ${decision === 'approve' ? 'approved' : 'rejected'} by ${actor}${o.yes ? ' (--yes: auto-approved)' : ''}`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    off();
+    printer.close();
+    await rt.close();
+  }
+}
+
+/** The deployment's unfinished job with the same spec is resumed; one with another spec holds the lock. */
+async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: (l: string) => void): Promise<JobView> {
+  const latest = rt.engine.latestJobFor(spec.deployment.name);
+  if (latest && ACTIVE_STATES.includes(latest.state)) {
+    const stored = rt.store.db.select({ spec: jobs.spec }).from(jobs).where(eq(jobs.id, latest.id)).get()?.spec;
+    if (JSON.stringify(stored) === JSON.stringify(spec)) {
+      say(`resuming job ${latest.id} (${latest.state}, attempt ${latest.attempt}) for ${spec.deployment.name}`);
+      return latest;
+    }
+  }
+  // submit() refuses with the lock holder when another job is active
+  const plan = buildPlan(spec);
+  say(`deployment ${spec.deployment.name}: release ${plan.release} in ${plan.namespace}, chart ${plan.chart}`);
+  return rt.engine.submit({ spec, requestedBy: { id: actor }, origin: { kind: 'cli' } });
+}
+
+async function askApproval(a: ApprovalView, o: RunSetupOptions, say: (l: string) => void): Promise<'approve' | 'reject' | 'later'> {
+  say('');
+  say(`── approval: ${a.title}`);
+  say(`   values hash ${a.hash}`);
+  const diff = redact(a.diffText).split('\n');
+  for (const line of diff.slice(0, 60)) say(`   │ ${line}`);
+  if (diff.length > 60) say(`   │ … ${diff.length - 60} more line(s)`);
+  if (o.yes) return 'approve';
+  const ask = o.ask ?? (process.stdin.isTTY ? promptTty : undefined);
+  if (!ask) return 'later';
+  const answer = (await ask('Approve this Helm upgrade? [y/N] ')).trim().toLowerCase();
+  return answer === 'y' || answer === 'yes' ? 'approve' : 'reject';
+}
+
+async function promptTty(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
+function parseArgs(args: string[]): { file?: string; yes: boolean; out?: string; error?: string } {
+  let file: string | undefined;
+  let out: string | undefined;
+  let yes = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--yes' || a === '-y') yes = true;
+    else if (a === '--out') {
+      out = args[++i];
+      if (!out) return { yes, error: '--out needs a directory' };
+    } else if (a.startsWith('-')) return { yes, error: `unknown option ${a}` };
+    else if (!file) file = a;
+    else return { yes, error: `unexpected argument ${a}` };
+  }
+  if (!file) return { yes, error: 'missing spec file' };
+  return { file, yes, out };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const p = parseArgs(args);
+  if (p.error) {
+    process.stderr.write(`${p.error}\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const loaded = await loadSpecFile(p.file!);
+  if (!loaded.ok) {
+    process.stderr.write(`${p.file}: ${loaded.errors.length} problem(s)\n`);
+    for (const e of loaded.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const r = await runSetupJob({ spec: loaded.spec, yes: p.yes, outDir: p.out });
+    return r.exitCode;
+  } catch (err) {
+    process.stderr.write(`re-bot run: ${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Kubernetes adapter on @kubernetes/client-node: what the setup needs and nothing more. Every call has
+ * a deadline combined with the caller's AbortSignal, and every error is a RedactedError that names the
+ * object and what the API server said (Secret data never reaches a message).
+ */
+import { ApiException, AppsV1Api, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Pod } from '@kubernetes/client-node';
+import { RedactedError } from '../redact.ts';
+import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState } from './types.ts';
+
+export interface KubeAdapterOptions {
+  /** default: $KUBECONFIG or ~/.kube/config, as kubectl loads it */
+  kubeconfigPath?: string;
+  context?: string;
+  defaultTimeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+
+export class KubeError extends RedactedError {
+  constructor(message: string, readonly status?: number) {
+    super(message, status === 404 ? 'not_found' : status === 409 ? 'conflict' : status === 403 ? 'forbidden' : 'kube_failed');
+    this.name = 'KubeError';
+  }
+}
+
+export function loadKubeConfig(opts: Pick<KubeAdapterOptions, 'kubeconfigPath' | 'context'>): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new KubeError(`cannot read kubeconfig ${opts.kubeconfigPath ?? '(default)'}: ${(err as Error).message}`);
+  }
+  if (opts.context) {
+    if (!kc.getContexts().some((c) => c.name === opts.context)) {
+      throw new KubeError(`kube context "${opts.context}" is not in ${opts.kubeconfigPath ?? 'the kubeconfig'} (known: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  if (!kc.getCurrentCluster()) throw new KubeError('the kubeconfig has no current cluster: set cluster.kubeContext or KUBECONFIG');
+  return kc;
+}
+
+/** The API server's own message (Status.message), never the request body. */
+function statusMessage(err: ApiException<unknown>): string {
+  const body = err.body as unknown;
+  if (typeof body === 'string') {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch {
+      return body.slice(0, 300);
+    }
+  }
+  if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+  return `HTTP ${err.code}`;
+}
+
+export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter {
+  let kc: KubeConfig | undefined;
+  const config = () => (kc ??= loadKubeConfig(options));
+  const core = () => config().makeApiClient(CoreV1Api);
+  const apps = () => config().makeApiClient(AppsV1Api);
+  const authz = () => config().makeApiClient(AuthorizationV1Api);
+  const server = () => config().getCurrentCluster()?.server ?? 'the cluster';
+
+  /** Runs one API call with a deadline; `what` names the object for the error message. */
+  async function call<T>(what: string, opts: CallOptions | undefined, fn: (o: { middleware: unknown[]; middlewareMergeStrategy: 'append' }) => Promise<T>): Promise<T> {
+    const timeoutMs = opts?.timeoutMs ?? options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (opts?.signal?.aborted) throw new KubeError(`${what}: cancelled`);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = opts?.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+    // client-node 2.0 calls these observable-style (`.toPromise()`) on some paths and promise-style on others
+    const both = <C>(ctx: C) => Object.assign(Promise.resolve(ctx), { toPromise: () => Promise.resolve(ctx) });
+    const middleware = [{ pre: (ctx: { setSignal(s: AbortSignal): void }) => { ctx.setSignal(signal); return both(ctx); }, post: <C>(ctx: C) => both(ctx) }];
+    try {
+      return await fn({ middleware, middlewareMergeStrategy: 'append' });
+    } catch (err) {
+      if (deadline.aborted) throw new KubeError(`${what}: no answer from ${server()} within ${Math.round(timeoutMs / 1000)}s`);
+      if (opts?.signal?.aborted) throw new KubeError(`${what}: cancelled`);
+      if (err instanceof ApiException) throw new KubeError(`${what}: ${statusMessage(err)} (HTTP ${err.code})`, err.code);
+      const e = err as { message?: string; cause?: { code?: string; message?: string } };
+      throw new KubeError(`${what}: cannot reach ${server()} (${e.cause?.code ?? e.cause?.message ?? e.message ?? String(err)})`);
+    }
+  }
+  // client-node's option type is generic over its middleware; the shape above is what it expects
+  type Opt = Parameters<CoreV1Api['readNamespace']>[1];
+  const o = (x: unknown) => x as Opt;
+
+  return {
+    async serverVersion(opts) {
+      const v = await call('read server version', opts, (x) => config().makeApiClient(VersionApi).getCode(o(x)));
+      return { major: v.major, minor: v.minor.replace(/\D+$/, ''), gitVersion: v.gitVersion };
+    },
+
+    async nodesOomKill(opts) {
+      const nodes = await call('list nodes', opts, (x) => core().listNode({}, o(x)));
+      const out: NodeOomInfo[] = [];
+      for (const n of nodes.items) {
+        const name = n.metadata?.name ?? '?';
+        try {
+          const raw = await call(`read kubelet configz of node ${name}`, opts, (x) => core().connectGetNodeProxyWithPath({ name, path: 'configz' }, o(x)));
+          const parsed = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { kubeletconfig?: { singleProcessOOMKill?: boolean } };
+          const v = parsed.kubeletconfig?.singleProcessOOMKill;
+          out.push({ node: name, singleProcessOOMKill: typeof v === 'boolean' ? v : null });
+        } catch (err) {
+          out.push({ node: name, singleProcessOOMKill: null, error: (err as Error).message });
+        }
+      }
+      return out;
+    },
+
+    async checkAccess(checks: AccessCheck[], opts): Promise<AccessResult[]> {
+      return Promise.all(
+        checks.map(async (c) => {
+          const r = await call(`check permission ${c.verb} ${c.resource}`, opts, (x) =>
+            authz().createSelfSubjectAccessReview(
+              { body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: c.verb, resource: c.resource, group: c.group ?? '', namespace: c.namespace, subresource: c.subresource } } } },
+              o(x),
+            ),
+          );
+          return { ...c, allowed: r.status?.allowed === true, reason: r.status?.reason };
+        }),
+      );
+    },
+
+    async ensureNamespace(name, labels, opts) {
+      try {
+        await call(`read namespace ${name}`, opts, (x) => core().readNamespace({ name }, o(x)));
+        return { created: false };
+      } catch (err) {
+        if (!(err instanceof KubeError) || err.code !== 'not_found') throw err;
+      }
+      try {
+        await call(`create namespace ${name}`, opts, (x) => core().createNamespace({ body: { metadata: { name, labels } } }, o(x)));
+        return { created: true };
+      } catch (err) {
+        if (err instanceof KubeError && err.code === 'conflict') return { created: false }; // created meanwhile
+        throw err;
+      }
+    },
+
+    async applySecret(input, opts) {
+      const { namespace, name } = input;
+      const data = Object.fromEntries(Object.entries(input.stringData).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
+      const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace, labels: input.labels }, type: input.type ?? 'Opaque', data };
+      let current;
+      try {
+        current = await call(`read Secret ${namespace}/${name}`, opts, (x) => core().readNamespacedSecret({ name, namespace }, o(x)));
+      } catch (err) {
+        if (!(err instanceof KubeError) || err.code !== 'not_found') throw err;
+      }
+      if (!current) {
+        await call(`create Secret ${namespace}/${name}`, opts, (x) => core().createNamespacedSecret({ namespace, body }, o(x)));
+        return { action: 'created' };
+      }
+      const sameData = JSON.stringify(sortKeys(current.data ?? {})) === JSON.stringify(sortKeys(data));
+      const sameLabels = Object.entries(input.labels ?? {}).every(([k, v]) => current.metadata?.labels?.[k] === v);
+      if (sameData && sameLabels && (current.type ?? 'Opaque') === body.type) return { action: 'unchanged' };
+      if ((current.type ?? 'Opaque') !== body.type) {
+        // the type of a Secret is immutable: replace it
+        await call(`delete Secret ${namespace}/${name}`, opts, (x) => core().deleteNamespacedSecret({ name, namespace }, o(x)));
+        await call(`create Secret ${namespace}/${name}`, opts, (x) => core().createNamespacedSecret({ namespace, body }, o(x)));
+        return { action: 'updated' };
+      }
+      const replaced = { ...body, metadata: { ...body.metadata, labels: { ...(current.metadata?.labels ?? {}), ...(input.labels ?? {}) }, resourceVersion: current.metadata?.resourceVersion } };
+      await call(`update Secret ${namespace}/${name}`, opts, (x) => core().replaceNamespacedSecret({ name, namespace, body: replaced }, o(x)));
+      return { action: 'updated' };
+    },
+
+    async getSecretKeys(namespace, name, opts) {
+      try {
+        const s = await call(`read Secret ${namespace}/${name}`, opts, (x) => core().readNamespacedSecret({ name, namespace }, o(x)));
+        return Object.keys(s.data ?? {}).sort();
+      } catch (err) {
+        if (err instanceof KubeError && err.code === 'not_found') return null;
+        throw err;
+      }
+    },
+
+    async listPods(namespace, labelSelector, opts) {
+      const list = await call(`list pods in ${namespace}`, opts, (x) => core().listNamespacedPod({ namespace, labelSelector }, o(x)));
+      return list.items.map(podState);
+    },
+
+    async podLogTail(namespace, pod, lines, opts) {
+      const text = await call(`read log of pod ${namespace}/${pod}`, opts, (x) =>
+        core().readNamespacedPodLog({ name: pod, namespace, tailLines: lines, container: opts?.container }, o(x)),
+      );
+      return String(text ?? '');
+    },
+  };
+}
+
+export function podState(p: V1Pod): PodState {
+  const statuses = p.status?.containerStatuses ?? [];
+  const waiting = statuses.find((s) => s.state?.waiting)?.state?.waiting;
+  const terminated = statuses.find((s) => s.lastState?.terminated)?.lastState?.terminated;
+  return {
+    name: p.metadata?.name ?? '?',
+    labels: p.metadata?.labels ?? {},
+    phase: p.status?.phase ?? 'Unknown',
+    ready: (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    restarts: statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0),
+    waitingReason: waiting?.reason,
+    message: waiting?.message ?? terminated?.message ?? terminated?.reason,
+    containers: (p.spec?.containers ?? []).map((c) => c.name),
+  };
+}
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}

@@ -1,0 +1,58 @@
+/** `/re <subcommand>`: answers that need only stored state come in the ack; everything else acks first. */
+import type { App } from '@slack/bolt';
+import { HELP } from './blocks.ts';
+import type { SlackContext } from './context.ts';
+import { jobAction } from './job-actions.ts';
+import { closest } from './policy.ts';
+import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts';
+import { esc } from './text.ts';
+import { openWizard } from './wizard-handlers.ts';
+
+export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'help'];
+
+const ephemeral = (m: { text: string; blocks?: unknown[] }) => ({ response_type: 'ephemeral' as const, ...m });
+
+export function registerCommands(app: App, ctx: SlackContext): void {
+  const { engine, deps } = ctx;
+
+  const unknownDeployment = (name: string) => {
+    const near = closest(name, deps.deployments());
+    return `Unknown deployment \`${esc(name)}\`.${near.length ? ' Closest known: ' + near.map((n) => `\`${esc(n)}\``).join(', ') : ' No deployments are known yet.'}`;
+  };
+
+  app.command('/re', async ({ command, ack }) => {
+    const words = command.text.trim().split(/\s+/).filter(Boolean);
+    const sub = (words[0] ?? 'help').toLowerCase();
+    const arg = words[1];
+    const user = command.user_id;
+    const channel = command.channel_id;
+    switch (sub) {
+      case 'help':
+        return ack(ephemeral({ text: HELP }));
+      case 'status': {
+        if (!arg) return ack(ephemeral({ text: 'Usage: `/re status <deployment>`' }));
+        // stored state only: an indexed read, well inside the ack window
+        const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
+        return ack(ephemeral(report ? statusMessage(report) : { text: unknownDeployment(arg) }));
+      }
+      case 'history': {
+        if (!arg) return ack(ephemeral({ text: 'Usage: `/re history <deployment>`' }));
+        const rows = deps.history?.(arg) ?? [];
+        if (!rows.length && !deps.deployments().includes(arg)) return ack(ephemeral({ text: unknownDeployment(arg) }));
+        return ack(ephemeral(historyMessage(arg, rows)));
+      }
+      case 'setup':
+        await ack();
+        return openWizard(ctx, { triggerId: command.trigger_id, channel, user, deployment: arg });
+      case 'cancel':
+      case 'retry':
+        await ack();
+        if (!arg) return ctx.tell(channel, user, `Usage: \`/re ${sub} <job>\``);
+        return jobAction(ctx, sub, arg, user, channel);
+      default: {
+        const near = closest(sub, COMMANDS, 1)[0];
+        return ack(ephemeral({ text: `Unknown command \`${esc(sub)}\`. Did you mean \`/re ${near}\`?\n\n${HELP}` }));
+      }
+    }
+  });
+}

@@ -1,0 +1,62 @@
+import type { WebClient } from '@slack/web-api';
+import type { JobEngine } from '../jobs/types.ts';
+import type { Logger } from '../log.ts';
+import type { SetupSpec } from '../spec/schema.ts';
+import type { SlackConfig } from './config.ts';
+import type { Outbox, OutboxStore } from './outbox.ts';
+import type { Directory } from './directory.ts';
+import type { HistoryRow, StatusReport } from './status-blocks.ts';
+import type { EraseFn, SealFn, WizardSessions } from './wizard.ts';
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  jobId?: string;
+  deployment?: string;
+  result: string;
+  details?: Record<string, unknown>;
+}
+
+export interface SlackAppDeps {
+  engine: JobEngine;
+  config: SlackConfig;
+  logger: Logger;
+  outboxStore: OutboxStore;
+  /** seal a secret typed in the wizard; returns the stored id (src/store/crypto.ts sealSecret) */
+  sealSecret: SealFn;
+  /** erase a sealed secret the wizard dropped (replaced by a new value, or the wizard was closed) */
+  eraseSecret?: EraseFn;
+  /** known deployment names (for "did you mean") */
+  deployments: () => string[];
+  /** `/re status` from stored state (statusReport(store, name)); default: built from engine.latestJobFor */
+  status?: (deployment: string) => StatusReport | undefined;
+  /** the last spec submitted for a deployment: prefills the wizard (secrets never are) */
+  lastSpec?: (deployment: string) => SetupSpec | undefined;
+  history?: (deployment: string) => HistoryRow[];
+  /** records refused clicks/commands the engine does not see (appendAudit) */
+  audit?: (e: AuditEntry) => void;
+  pacingMs?: number;
+  updateIntervalMs?: number;
+  retryAfterUnitMs?: number;
+  baseBackoffMs?: number;
+  /** how long `/re setup` waits for the operator check before opening the modal anyway (checked again on submit) */
+  operatorCheckBudgetMs?: number;
+  /** HTTP mode: listen port override (0 = ephemeral, tests) */
+  port?: number;
+}
+
+/** What every handler module gets. */
+export interface SlackContext {
+  deps: SlackAppDeps;
+  engine: JobEngine;
+  config: SlackConfig;
+  logger: Logger;
+  outbox: Outbox;
+  client: WebClient;
+  directory: Directory;
+  wizards: WizardSessions;
+  /** ephemeral answer through the outbox (never before an ack) */
+  tell(channel: string, user: string, text: string): void;
+  isOperator(user: string): Promise<boolean>;
+  audit(e: AuditEntry): void;
+}

@@ -1,0 +1,154 @@
+import Database from 'better-sqlite3';
+import { redactDeep } from '../redact.ts';
+
+/**
+ * Persistence for the Slack outbox. One row per logical message (`key` is its idempotency key).
+ * Crash recovery (`recoverInFlight`): a row left in `sending` has an unknown outcome.
+ *  - updates are re-sent (an update is idempotent);
+ *  - thread replies and ephemerals become `unknown` and are NOT re-sent: a missing reply beats a duplicate;
+ *  - thread parents (posts without `ref`) are re-sent: every later write of the job hangs off the parent,
+ *    so losing it would lose the whole thread. This is the one place a duplicate is possible, and only
+ *    when the process died between Slack accepting the post and us recording its ts.
+ */
+export type OutboxKind = 'post' | 'update' | 'ephemeral';
+export type OutboxState = 'pending' | 'sending' | 'sent' | 'failed' | 'unknown';
+
+export interface OutboxEntry {
+  id: number;
+  key: string;
+  kind: OutboxKind;
+  channel: string;
+  /** for update: key of the post whose ts is the target; for a threaded post: key of the parent post */
+  ref?: string;
+  args: Record<string, unknown>;
+  state: OutboxState;
+  ts?: string;
+  attempts: number;
+  notBefore: number;
+  error?: string;
+}
+
+export interface OutboxStore {
+  /** insert, or for an existing pending `update` with the same key replace its args; a sent post is left alone */
+  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void;
+  get(key: string): OutboxEntry | undefined;
+  due(now: number): OutboxEntry[];
+  markSending(id: number): void;
+  markSent(id: number, ts?: string): void;
+  markRetry(id: number, notBefore: number, error: string): void;
+  markFailed(id: number, error: string): void;
+  /** on start-up: `sending` rows have an unknown outcome (see the file comment) */
+  recoverInFlight(): number;
+  pendingCount(): number;
+}
+
+export class MemoryOutboxStore implements OutboxStore {
+  private rows = new Map<string, OutboxEntry>();
+  private seq = 0;
+  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void {
+    const cur = this.rows.get(e.key);
+    if (!cur) {
+      this.rows.set(e.key, { ...e, id: ++this.seq, state: 'pending', attempts: 0, notBefore: 0 });
+      return;
+    }
+    if (cur.kind === 'update') {
+      cur.args = e.args;
+      if (cur.state === 'sent' || cur.state === 'failed') cur.state = 'pending';
+      // a row in `sending` gets its new args written after the in-flight call finishes (see markSent)
+      if (cur.state === 'sending') (cur as OutboxEntry & { dirty?: boolean }).dirty = true;
+    }
+  }
+  get(key: string) {
+    return this.rows.get(key);
+  }
+  due(now: number) {
+    return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => a.id - b.id);
+  }
+  private byId(id: number) {
+    return [...this.rows.values()].find((r) => r.id === id)!;
+  }
+  markSending(id: number) {
+    const r = this.byId(id);
+    r.state = 'sending';
+    r.attempts += 1;
+  }
+  markSent(id: number, ts?: string) {
+    const r = this.byId(id) as OutboxEntry & { dirty?: boolean };
+    r.ts = ts ?? r.ts;
+    r.state = r.dirty ? 'pending' : 'sent';
+    r.dirty = false;
+  }
+  markRetry(id: number, notBefore: number, error: string) {
+    const r = this.byId(id);
+    Object.assign(r, { state: 'pending', notBefore, error });
+  }
+  markFailed(id: number, error: string) {
+    Object.assign(this.byId(id), { state: 'failed', error });
+  }
+  recoverInFlight() {
+    let n = 0;
+    for (const r of this.rows.values())
+      if (r.state === 'sending') {
+        r.state = r.kind === 'update' || (r.kind === 'post' && !r.ref) ? 'pending' : 'unknown';
+        n++;
+      }
+    return n;
+  }
+  pendingCount() {
+    return [...this.rows.values()].filter((r) => r.state === 'pending' || r.state === 'sending').length;
+  }
+}
+
+/** SQLite outbox (table `slack_outbox`), usable until src/store provides its own `outbox` table. */
+export class SqliteOutboxStore implements OutboxStore {
+  constructor(private db: Database.Database) {
+    db.exec(`CREATE TABLE IF NOT EXISTS slack_outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, channel TEXT NOT NULL,
+      ref TEXT, args TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', ts TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+      not_before INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0, error TEXT)`);
+  }
+  private row(r: any): OutboxEntry | undefined {
+    if (!r) return undefined;
+    return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
+  }
+  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>) {
+    const args = JSON.stringify(redactDeep(e.args));
+    this.db
+      .prepare(
+        `INSERT INTO slack_outbox (key, kind, channel, ref, args) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET args = excluded.args,
+           dirty = CASE WHEN slack_outbox.state = 'sending' THEN 1 ELSE slack_outbox.dirty END,
+           state = CASE WHEN slack_outbox.state IN ('sent','failed') THEN 'pending' ELSE slack_outbox.state END
+         WHERE slack_outbox.kind = 'update'`,
+      )
+      .run(e.key, e.kind, e.channel, e.ref ?? null, args);
+  }
+  get(key: string) {
+    return this.row(this.db.prepare('SELECT * FROM slack_outbox WHERE key = ?').get(key));
+  }
+  due(now: number) {
+    // args are loaded per entry at send time (get), not for every due row on every tick
+    return this.db
+      .prepare(`SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id`)
+      .all(now)
+      .map((r) => this.row(r)!);
+  }
+  markSending(id: number) {
+    this.db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`).run(id);
+  }
+  markSent(id: number, ts?: string) {
+    this.db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`).run(ts ?? null, id);
+  }
+  markRetry(id: number, notBefore: number, error: string) {
+    this.db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ? WHERE id = ?`).run(notBefore, error, id);
+  }
+  markFailed(id: number, error: string) {
+    this.db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`).run(error, id);
+  }
+  recoverInFlight() {
+    return this.db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`).run().changes;
+  }
+  pendingCount() {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`).get() as { n: number }).n;
+  }
+}

@@ -1,0 +1,122 @@
+/** Bolt handlers of the setup wizard: open, page submissions, provider choices, back, close. */
+import type { App } from '@slack/bolt';
+import { DeploymentLockedError } from '../jobs/types.ts';
+import { errorMessage } from '../redact.ts';
+import type { SetupSpec } from '../spec/schema.ts';
+import type { SlackContext } from './context.ts';
+import { esc, when } from './text.ts';
+import { BACK_ACTION, CHOICE_ACTION, WIZARD_CALLBACK, noticeView, pageView } from './wizard-view.ts';
+import { parseMetadata, previous, readPage, submitPage, type WizardSession } from './wizard.ts';
+
+const NOT_OPERATOR = 'You are not allowed to start setups (RE_BOT_OPERATORS).';
+
+/** `/re setup [deployment]`, after the ack: the trigger id is valid for 3 s and only once */
+export async function openWizard(ctx: SlackContext, o: { triggerId: string; channel: string; user: string; deployment?: string }): Promise<void> {
+  const previousSpec = o.deployment ? safe(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
+  const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec });
+  // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
+  const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
+  const allowed = await Promise.race([ctx.isOperator(o.user), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);
+  if (allowed === false) {
+    ctx.wizards.delete(session.key);
+    return ctx.tell(o.channel, o.user, NOT_OPERATOR);
+  }
+  try {
+    await ctx.client.views.open({ trigger_id: o.triggerId, view: pageView(session, 'target') as any });
+  } catch (err) {
+    ctx.wizards.delete(session.key);
+    ctx.logger.error({ err: errorMessage(err) }, 'views.open failed');
+    ctx.tell(o.channel, o.user, `Could not open the setup wizard: ${esc(errorMessage(err))}. Run \`/re setup\` again.`);
+  }
+}
+
+function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+function eraseAll(ctx: SlackContext, ids: string[]): void {
+  for (const id of ids) safe(() => ctx.deps.eraseSecret?.(id));
+}
+
+async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, user: string, teamId?: string): Promise<void> {
+  const sealed = Object.values(s.secrets.sealed);
+  if (!(await ctx.isOperator(user))) {
+    eraseAll(ctx, sealed);
+    return ctx.tell(s.channel, user, NOT_OPERATOR);
+  }
+  // a slash command in someone else's DM: the bot cannot post there, so the thread goes to our DM
+  const channel = s.channel.startsWith('D') ? ((await ctx.directory.dmWith(user)) ?? s.channel) : s.channel;
+  try {
+    const display = await ctx.directory.displayName(user);
+    await ctx.engine.submit({ spec, requestedBy: { id: user, display }, origin: { kind: 'slack', channel, ...(teamId ? { teamId } : {}) } });
+  } catch (err) {
+    eraseAll(ctx, sealed);
+    if (err instanceof DeploymentLockedError) {
+      const h = err.holder;
+      return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded.`);
+    }
+    ctx.logger.error({ err: errorMessage(err) }, 'job submission failed');
+    ctx.tell(s.channel, user, `Setup not started: ${esc(errorMessage(err))}`);
+  }
+}
+
+export function registerWizard(app: App, ctx: SlackContext): void {
+  const seal = (value: string, purpose: string) => ctx.deps.sealSecret(value, purpose);
+  const erase = (id: string) => eraseAll(ctx, [id]);
+
+  app.view(WIZARD_CALLBACK, async ({ ack, view, body }) => {
+    const { key, page } = parseMetadata(view.private_metadata);
+    const s = ctx.wizards.get(key);
+    if (!s || s.user !== body.user.id) {
+      return ack({ response_action: 'update', view: noticeView('RE setup', 'This wizard session expired or the bot restarted. Run `/re setup` again.') as any });
+    }
+    let outcome: ReturnType<typeof submitPage>;
+    try {
+      outcome = submitPage(s, page, view.state.values as any, seal, erase);
+    } catch (err) {
+      ctx.logger.error({ err: errorMessage(err), page }, 'wizard page failed');
+      return ack({ response_action: 'update', view: noticeView('RE setup', `Something went wrong: ${esc(errorMessage(err))}. Run \`/re setup\` again.`) as any });
+    }
+    if (outcome.kind === 'errors') return ack({ response_action: 'errors', errors: outcome.errors });
+    if (outcome.kind === 'page') return ack({ response_action: 'update', view: pageView(s, outcome.page, outcome.problems) as any });
+    await ack();
+    ctx.wizards.delete(key); // the sealed secrets now belong to the job
+    await startJob(ctx, s, outcome.spec, body.user.id, body.team?.id);
+  });
+
+  app.view({ callback_id: WIZARD_CALLBACK, type: 'view_closed' }, async ({ ack, view }) => {
+    await ack();
+    eraseAll(ctx, ctx.wizards.delete(parseMetadata(view.private_metadata).key));
+  });
+
+  // a provider choice (dispatch_action) or Back: keep what was typed (never secrets), re-render with views.update
+  const rerender = async (body: any, to: (page: ReturnType<typeof parseMetadata>['page']) => ReturnType<typeof parseMetadata>['page'], choice?: { block: string; value: string }) => {
+    const v = body.view;
+    if (!v) return;
+    const { key, page } = parseMetadata(v.private_metadata ?? '');
+    const s = ctx.wizards.get(key);
+    if (!s || s.user !== body.user?.id) return;
+    const { values } = readPage(s, page, v.state?.values ?? {});
+    if (choice) values[choice.block] = choice.value;
+    s.values = values;
+    try {
+      await ctx.client.views.update({ view_id: v.id, hash: v.hash, view: pageView(s, to(page)) as any });
+    } catch (err) {
+      // hash_conflict: the user already moved on; the next submission carries the truth
+      ctx.logger.warn({ err: errorMessage(err) }, 'wizard views.update failed');
+    }
+  };
+  app.action(CHOICE_ACTION, async ({ ack, body, action }) => {
+    await ack();
+    const a = action as any;
+    await rerender(body, (p) => p, { block: a.block_id, value: a.selected_option?.value ?? '' });
+  });
+  app.action(BACK_ACTION, async ({ ack, body }) => {
+    await ack();
+    await rerender(body, previous);
+  });
+}

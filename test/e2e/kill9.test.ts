@@ -1,0 +1,113 @@
+/**
+ * `re-bot run` killed with SIGKILL at random moments (the process alone, leaving helm/buildah orphaned, or
+ * its whole process group, as when a pod dies), then started again: each job completes, no Helm upgrade
+ * is applied twice, and no approval is asked again.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../src/app/wire.ts';
+import { startFakeKube, type FakeKube } from '../../src/devkit/fake-kube/index.ts';
+import { createHelmAdapter } from '../../src/infra/helm.ts';
+import { countIn, demoSpec, localSetup, scratchDir, SECRETS, setSecretEnv, writeSpec } from './support.ts';
+
+const KILLS = Number(process.env.RE_BOT_KILL_TEST_KILLS ?? 20);
+const KILLS_PER_JOB = 3;
+
+let kube: FakeKube;
+beforeAll(async () => {
+  setSecretEnv();
+  kube = await startFakeKube({ dir: scratchDir('kill-kube'), podReadyDelayMs: 100 });
+});
+afterAll(() => kube?.close());
+
+interface ChildRun { code: number | null; killed: boolean; output: string; ms: number }
+
+function runChild(specFile: string, db: string, killAfterMs: number | undefined, group: boolean): Promise<ChildRun> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['bin/re-bot.mjs', 'run', specFile, '--yes', '--out', join(db, '..', 'out')], {
+      env: { ...process.env, ...SECRETS, RE_BOT_DB: db, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: group,
+    });
+    let output = '';
+    let killed = false;
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => {
+      killed = true;
+      try {
+        if (group) process.kill(-child.pid!, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch { /* already gone */ }
+    }, killAfterMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, killed: killed && code === null, output, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe('kill -9 at random moments', () => {
+  it(`survives ${KILLS} SIGKILLs: every job completes, no upgrade applied twice, no approval asked again`, async () => {
+    let kills = 0;
+    let trial = 0;
+    let fullRunMs = 8_000; // grows to the longest uninterrupted run seen, so kills can land anywhere in a job
+    const allOutput: string[] = [];
+    while (kills < KILLS) {
+      trial++;
+      const name = `kill-${trial}`;
+      // every other job also builds and pushes the client image (step 7, a second approval and upgrade)
+      const local = await localSetup(await demoSpec(name, (s) => {
+        s.verify.podsTimeoutSeconds = 30;
+        if (trial % 2 === 0) delete (s.images as { client?: unknown }).client;
+      }), { sharedKube: kube, dag: { durationMs: 300 } });
+      const dir = scratchDir(name);
+      const db = join(dir, 're-bot.db');
+      const specFile = writeSpec(local.spec, dir);
+      try {
+        let finished = false;
+        for (let k = 0; k < KILLS_PER_JOB && kills < KILLS && !finished; k++) {
+          const r = await runChild(specFile, db, 300 + Math.floor(Math.random() * fullRunMs), (kills + trial) % 2 === 0);
+          allOutput.push(r.output);
+          if (r.killed) kills++;
+          else {
+            fullRunMs = Math.max(fullRunMs, r.ms);
+            expect(r.code, r.output).toBe(0); // finished before the kill landed
+            finished = true;
+          }
+        }
+        if (!finished) {
+          const final = await runChild(specFile, db, undefined, false);
+          allOutput.push(final.output);
+          expect(final.code, final.output).toBe(0);
+        }
+
+        const rt = await createRuntime({ dbPath: db });
+        try {
+          const job = rt.engine.latestJobFor(name)!;
+          expect(job.state).toBe('succeeded');
+          expect(rt.store.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 }); // resumed, never restarted
+          const rollouts = local.spec.images.client ? 2 : 1;
+          // one approval per Helm upgrade, each decided once, none re-asked
+          expect(job.approvals.map((a) => a.state), JSON.stringify({ steps: job.steps.map((s) => [s.stepId, s.state, s.summary]), jobs: rt.store.sqlite.prepare('select id, state from jobs').all() })).toEqual(Array(rollouts).fill('approved'));
+          for (const a of job.approvals) expect(a.approvals).toHaveLength(1);
+          // each approved upgrade reached the cluster exactly once
+          const history = await createHelmAdapter({ kubeconfigPath: kube.kubeconfigPath }).history('astro-agent', name);
+          const ours = history.filter((h) => h.description?.startsWith(`re-bot job ${job.id}`) && /deployed|superseded/.test(h.status));
+          const perChange = new Map<string, number>();
+          for (const h of ours) perChange.set(h.description!, (perChange.get(h.description!) ?? 0) + 1);
+          expect([...perChange.values()], JSON.stringify(history)).toEqual(Array(rollouts).fill(1));
+          expect(history.at(-1)!.status).toBe('deployed');
+        } finally {
+          await rt.close();
+        }
+      } finally {
+        await local.stop();
+      }
+    }
+    expect(kills).toBeGreaterThanOrEqual(KILLS);
+    expect(countIn(allOutput.join('\n'))).toBe(0);
+  }, 20 * 60_000);
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { validateBlocks, validateView } from '../../src/devkit/slack-emulator/limits.ts';
+import { approvalMessage, checklistMessage, failureMessage, stepResultMessage } from '../../src/slack/blocks.ts';
+import { reportFromJob, statusMessage } from '../../src/slack/status-blocks.ts';
+import { WizardSessions } from '../../src/slack/wizard.ts';
+import { pageView } from '../../src/slack/wizard-view.ts';
+import { PAGE_IDS, PAGES } from '../../src/slack/wizard-fields.ts';
+import type { ApprovalView, JobView } from '../../src/jobs/types.ts';
+import { buildPlan } from '../../src/spec/plan.ts';
+import { sampleSpec } from '../support/fake-engine.ts';
+
+const long = (n: number) => 'x'.repeat(n);
+function job(over: Partial<JobView> = {}): JobView {
+  const plan = buildPlan(sampleSpec());
+  return {
+    id: 'job_1', deployment: 'sales-prod', state: 'failed', attempt: 3, requestedBy: 'U0REQUESTR', origin: { kind: 'slack', channel: 'C1' },
+    createdAt: '2026-01-01T00:00:00Z', startedAt: '2026-01-01T00:00:01Z', valuesHash: plan.valuesHash, chart: plan.chart, error: long(10_000),
+    steps: plan.steps.map((s) => ({ stepId: s.id, number: s.number, title: s.title, state: 'running', attempt: 1, summary: long(5000), warnings: [long(900), long(900)], durationMs: 1234 })),
+    approvals: [], ...over,
+  };
+}
+const approval = (over: Partial<ApprovalView> = {}): ApprovalView => ({
+  id: 'apr_1', jobId: 'job_1', stepId: 'agents', hash: 'f'.repeat(64), title: long(400), state: 'pending', required: 2,
+  approvals: [{ user: 'U0APPROVER2', at: '2026-01-01T00:00:00Z' }], expiresAt: '2026-01-02T00:00:00Z',
+  facts: Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`fact${i}`, long(3000)])),
+  changedKeys: Array.from({ length: 500 }, (_, i) => `agents.workers[${i}].resources.limits.memory`), diffText: long(50_000) + '```', ...over,
+});
+
+describe('messages stay within Block Kit limits whatever the input', () => {
+  it('parent, step result, approval (pending and decided), failure, status', () => {
+    const j = job();
+    const messages = [
+      checklistMessage(j, long(2000)),
+      stepResultMessage(j, 'agents'),
+      approvalMessage(j, approval()),
+      approvalMessage(j, approval({ state: 'rejected', rejectedBy: 'U0APPROVER3' }), '2026-01-01T01:00:00Z'),
+      failureMessage(j, 'agents', long(10_000), Array.from({ length: 500 }, (_, i) => `line ${i} ${long(100)}`).join('\n')),
+      statusMessage(reportFromJob(j)),
+    ];
+    for (const m of messages) {
+      expect(validateBlocks(m.blocks, 50)).toEqual([]);
+      expect(m.text.length).toBeLessThanOrEqual(4000);
+    }
+    const pending = JSON.stringify(messages[2].blocks);
+    expect(pending).toContain('1 of 2 approvals');
+    expect(pending).toContain(`apr_1|${'f'.repeat(64)}`);
+    expect(JSON.stringify(messages[3].blocks)).not.toContain('re_approve');
+  });
+
+  it('user text is escaped in mrkdwn (no mentions or links smuggled in)', () => {
+    const m = checklistMessage(job({ deployment: '<!channel> & <http://evil|x>' }));
+    expect(JSON.stringify(m.blocks)).toContain('&lt;!channel&gt; &amp; &lt;http://evil|x&gt;');
+  });
+
+  it('every wizard page, with every choice, is a valid modal', () => {
+    const sessions = new WizardSessions();
+    const s = sessions.create({ channel: 'C1', user: 'U1', previous: sampleSpec() });
+    for (const page of PAGES) {
+      const choices = page.items.flatMap((i) => ('select' in i ? [i] : []));
+      const combos = choices.length ? choices.flatMap((c) => (c.select.options ?? []).map(([v]) => ({ [c.select.path]: v }))) : [{}];
+      for (const combo of combos) {
+        Object.assign(s.values, combo);
+        const view = pageView(s, page.id);
+        expect(validateView(view), `${page.id} ${JSON.stringify(combo)}`).toEqual([]);
+      }
+    }
+    expect(validateView(pageView(s, 'review'))).toEqual([]);
+    expect(PAGE_IDS).toHaveLength(7);
+  });
+});
