@@ -95,7 +95,7 @@ export function createProgressPrinter(out: NodeJS.WriteStream = process.stdout):
         case 'approval.requested': {
           const a = e.approval;
           print(`⏸ approval needed: ${a.title}`);
-          print(`    values hash ${a.hash}`);
+          print(`    approval hash ${a.hash.slice(0, 16)} (values + chart + diff; a changed diff asks again)`);
           for (const [k, v] of Object.entries(a.facts)) print(`    ${k}: ${v}`);
           if (a.changedKeys.length) print(`    changed: ${a.changedKeys.slice(0, 20).join(', ')}${a.changedKeys.length > 20 ? ` … (+${a.changedKeys.length - 20})` : ''}`);
           break;

@@ -113,7 +113,6 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
       }
       const r = await rt.engine.decide(pending.id, { by: { id: actor, display: o.yes ? `${actor} (--yes)` : actor }, decision, hash: pending.hash });
       if (!r.ok) say(`approval not recorded: ${r.message}`);
-      else say(`    ${decision === 'approve' ? 'approved' : 'rejected'} by ${actor}${o.yes ? ' (--yes: auto-approved)' : ''}`);
     }
   } finally {
     process.off('SIGINT', onSigint);
@@ -140,13 +139,14 @@ async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: 
 }
 
 async function askApproval(a: ApprovalView, o: RunSetupOptions, say: (l: string) => void): Promise<'approve' | 'reject' | 'later'> {
-  say('');
-  say(`── approval: ${a.title}`);
-  say(`   values hash ${a.hash}`);
   const diff = redact(a.diffText).split('\n');
-  for (const line of diff.slice(0, 60)) say(`   │ ${line}`);
-  if (diff.length > 60) say(`   │ … ${diff.length - 60} more line(s)`);
-  if (o.yes) return 'approve';
+  say(`    diff (Secret data masked):`);
+  for (const line of diff.slice(0, 40)) say(`    │ ${line}`);
+  if (diff.length > 40) say(`    │ … ${diff.length - 40} more line(s)`);
+  if (o.yes) {
+    say(`    auto-approving as ${localActor()} (--yes; the audit log records it)`);
+    return 'approve';
+  }
   const ask = o.ask ?? (process.stdin.isTTY ? promptTty : undefined);
   if (!ask) return 'later';
   const answer = (await ask('Approve this Helm upgrade? [y/N] ')).trim().toLowerCase();

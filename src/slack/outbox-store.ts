@@ -99,13 +99,11 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 }
 
-/** SQLite outbox (table `slack_outbox`), usable until src/store provides its own `outbox` table. */
+/** SQLite outbox on the `slack_outbox` table of the store's migrations (src/store/schema.ts). */
 export class SqliteOutboxStore implements OutboxStore {
   constructor(private db: Database.Database) {
-    db.exec(`CREATE TABLE IF NOT EXISTS slack_outbox (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, channel TEXT NOT NULL,
-      ref TEXT, args TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', ts TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-      not_before INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0, error TEXT)`);
+    const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'slack_outbox'").get();
+    if (!exists) throw new Error('slack_outbox table missing: open the database with openStore() so its migrations run');
   }
   private row(r: any): OutboxEntry | undefined {
     if (!r) return undefined;

@@ -76,29 +76,25 @@ export const approvalVotes = sqliteTable('approval_votes', {
   at: text('at').notNull(),
 }, (t) => [uniqueIndex('approval_votes_unique').on(t.approvalId, t.user)]);
 
-export const slackMessages = sqliteTable('slack_messages', {
-  jobId: text('job_id').notNull(),
-  kind: text('kind').notNull(),
-  key: text('key').notNull(),
-  channel: text('channel').notNull(),
-  threadTs: text('thread_ts'),
-  messageTs: text('message_ts'),
-}, (t) => [uniqueIndex('slack_messages_key').on(t.key), index('slack_messages_job').on(t.jobId)]);
-
-export const outbox = sqliteTable('outbox', {
+/**
+ * The Slack outbox: one row per logical message (`key` is its idempotency key). Once sent, a row keeps the
+ * message's channel and ts, and `ref` names the thread parent's key: these are the stored Slack message
+ * references a restart continues from.
+ */
+export const slackOutbox = sqliteTable('slack_outbox', {
   id: integer('id').primaryKey({ autoIncrement: true }),
-  idempotencyKey: text('idempotency_key').notNull().unique(),
-  channel: text('channel').notNull(),
+  key: text('key').notNull().unique(),
   kind: text('kind').notNull(),
-  targetKey: text('target_key'),
-  payload: json('payload').notNull(),
+  channel: text('channel').notNull(),
+  ref: text('ref'),
+  args: text('args').notNull(),
   state: text('state').notNull().default('pending'),
+  ts: text('ts'),
   attempts: integer('attempts').notNull().default(0),
   notBefore: integer('not_before').notNull().default(0),
-  createdAt: text('created_at').notNull(),
-  sentTs: text('sent_ts'),
-  lastError: text('last_error'),
-}, (t) => [index('outbox_state_not_before').on(t.state, t.notBefore)]);
+  dirty: integer('dirty').notNull().default(0),
+  error: text('error'),
+}, (t) => [index('slack_outbox_due').on(t.state, t.notBefore)]);
 
 export const auditEvents = sqliteTable('audit_events', {
   seq: integer('seq').primaryKey({ autoIncrement: true }),

@@ -14,7 +14,7 @@ describe('store', () => {
     expect(s.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(s.sqlite.pragma('foreign_keys', { simple: true })).toBe(1);
     const tables = s.sqlite.prepare("select name from sqlite_master where type='table'").all().map((r: any) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(['jobs', 'job_steps', 'approvals', 'approval_votes', 'outbox', 'audit_events', 'sealed_secrets', 'slack_messages', 'deployments']));
+    expect(tables).toEqual(expect.arrayContaining(['jobs', 'job_steps', 'approvals', 'approval_votes', 'slack_outbox', 'audit_events', 'sealed_secrets', 'deployments']));
     s.close();
   });
 

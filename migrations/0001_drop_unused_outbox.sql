@@ -1,0 +1,2 @@
+DROP TABLE `outbox`;--> statement-breakpoint
+DROP TABLE `slack_messages`;
