@@ -132,3 +132,70 @@ export function observeJobEvents(metrics: Metrics, engine: Pick<JobEngine, 'on'>
 export function startAckTimer(metrics: Metrics, kind: AckKind): () => void {
   return metrics.ackLatency.startTimer({ kind }) as () => void;
 }
+
+/** The ack kind of a Slack request body; undefined for what Bolt acks itself (events) or we do not time. */
+export function ackKindOf(body: Record<string, any>): AckKind | undefined {
+  if (typeof body.command === 'string') return 'command';
+  if (body.type === 'block_actions') return 'action';
+  if (body.type === 'view_submission' || body.type === 'view_closed') return 'view';
+  return undefined;
+}
+
+interface AckEvent {
+  body: Record<string, any>;
+  ack: (response?: any) => Promise<void>;
+}
+
+/**
+ * Observes ack latency for every request an app processes. Wraps `processEvent` rather than using a global
+ * middleware: Bolt hands middleware a copy of the listener args, so a wrapped `ack` there never reaches listeners.
+ */
+export function timeAcks<E extends AckEvent>(metrics: Metrics, app: { processEvent(event: E): Promise<void> }): void {
+  const process = app.processEvent.bind(app);
+  app.processEvent = (event: E) => {
+    const kind = ackKindOf(event.body);
+    if (!kind) return process(event);
+    const stop = startAckTimer(metrics, kind);
+    let acked = false;
+    const ack = async (response?: unknown) => {
+      try {
+        return await event.ack(response);
+      } finally {
+        if (!acked) stop();
+        acked = true;
+      }
+    };
+    return process({ ...event, ack });
+  };
+}
+
+const SLACK_METHOD = /^[a-z]+(\.[a-zA-Z]+)+$/;
+
+/**
+ * A fetch for WebClient (clientOptions.fetch) that counts Web API calls by method and outcome, and 429s.
+ * Bolt uses the same fetch for response_url posts; those count as method "response_url" (their paths are unique).
+ */
+export function countingFetch(metrics: Metrics, apiUrl = 'https://slack.com/api/', base: typeof fetch = globalThis.fetch): typeof fetch {
+  const prefix = apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`;
+  return async (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    const name = url.startsWith(prefix) ? url.slice(prefix.length).split(/[?#/]/)[0] : 'response_url';
+    const method = name === 'response_url' || SLACK_METHOD.test(name) ? name : 'other';
+    let res: Response;
+    try {
+      res = await base(input, init);
+    } catch (err) {
+      metrics.slackApiCalls.inc({ method, outcome: 'error' });
+      throw err;
+    }
+    if (res.status === 429) {
+      metrics.slackRateLimited.inc({ method });
+      metrics.slackApiCalls.inc({ method, outcome: 'rate_limited' });
+      return res;
+    }
+    // read a copy of the body so the counter is final before the caller sees the result
+    const ok = res.status === 200 && method !== 'response_url' ? await res.clone().json().then((b: any) => b?.ok === true, () => false) : res.ok;
+    metrics.slackApiCalls.inc({ method, outcome: ok ? 'ok' : 'error' });
+    return res;
+  };
+}

@@ -55,7 +55,7 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, MASK],
   // key=value / "key": "value" for secret-looking keys
   [
-    /((?:"|')?(?:password|passwd|secret|token|api[-_]?key|apikey|auth|\.dockerconfigjson|client[-_]secret|private[-_]key)(?:"|')?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,}\]]+)/gi,
+    /((?:"|')?(?:password|passwd|secret|token|api[-_]?key|apikey|auth|\.dockerconfigjson|client[-_]secret|private[-_]key)(?:"|')?\s*[:=]\s*)(?!"?\[REDACTED\])("[^"]*"|'[^']*'|[^\s,}\]]+)/gi,
     `$1"${MASK}"`,
   ],
 ];

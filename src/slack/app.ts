@@ -1,6 +1,7 @@
-import { App, LogLevel } from '@slack/bolt';
+import { App, LogLevel, type CustomRoute } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
 import type { Server } from 'node:http';
+import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
 import { registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
 import type { SlackAppDeps, SlackContext } from './context.ts';
@@ -13,6 +14,14 @@ import { registerWizard } from './wizard-handlers.ts';
 
 export type { SlackAppDeps, AuditEntry } from './context.ts';
 export { COMMANDS } from './commands.ts';
+
+/** Optional observability hooks (src/app/bot.ts). */
+export interface SlackHooks {
+  /** counts Web API calls and 429s by method, observes ack latency */
+  metrics?: Metrics;
+  /** HTTP mode: extra routes on the receiver's port (health, readiness, metrics) */
+  customRoutes?: CustomRoute[];
+}
 
 export interface SlackRuntime {
   app: App;
@@ -41,7 +50,7 @@ async function initialize(app: App, logger: SlackAppDeps['logger']): Promise<voi
   }
 }
 
-export function createSlackApp(deps: SlackAppDeps): SlackRuntime {
+export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
   const { engine, config, logger } = deps;
   registerSecret(config.botToken);
   registerSecret(config.appToken);
@@ -52,11 +61,13 @@ export function createSlackApp(deps: SlackAppDeps): SlackRuntime {
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
     timeout: 10_000,
+    ...(deps.metrics ? { fetch: countingFetch(deps.metrics, config.apiUrl) } : {}),
   };
   const app =
     config.mode === 'http'
-      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port, deferInitialization: true })
+      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true })
       : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logLevel: LogLevel.ERROR, deferInitialization: true });
+  if (deps.metrics) timeAcks(deps.metrics, app);
   const client = new WebClient(config.botToken, clientOptions);
   const outbox = new Outbox({
     client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, updateIntervalMs: deps.updateIntervalMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs,

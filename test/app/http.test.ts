@@ -4,7 +4,7 @@ import { HTTPReceiver, LogLevel } from '@slack/bolt';
 import type { CustomRoute } from '@slack/bolt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthRoutes, startHealthServer, type HealthServer, type ReadyResult } from '../../src/app/http.ts';
-import { createMetrics, observeJobEvents } from '../../src/metrics.ts';
+import { ackKindOf, countingFetch, createMetrics, observeJobEvents, timeAcks } from '../../src/metrics.ts';
 import type { JobEvent, JobView } from '../../src/jobs/types.ts';
 
 
@@ -133,5 +133,53 @@ describe('health server', () => {
     } finally {
       await receiver.stop();
     }
+  });
+});
+
+describe('Slack metrics hooks', () => {
+  it('countingFetch counts by method and outcome, 429s separately, and keeps label values bounded', async () => {
+    const metrics = createMetrics({}, { defaultMetrics: false });
+    const replies: Record<string, Response> = {
+      'chat.postMessage': new Response('{"ok":true}', { status: 200 }),
+      'chat.update': new Response('{"ok":false,"error":"message_not_found"}', { status: 200 }),
+      'views.open': new Response('', { status: 429, headers: { 'retry-after': '3' } }),
+    };
+    const base = (async (url: string | URL | Request) => replies[String(url).split('/').pop()!] ?? new Response('ok', { status: 200 })) as typeof fetch;
+    const f = countingFetch(metrics, 'http://emu/api/', base);
+    for (const m of Object.keys(replies)) await f(`http://emu/api/${m}`, { method: 'POST' });
+    // counting reads a copy: the caller still gets the body
+    expect(await (await f('http://emu/api/chat.postMessage')).text()).toBe('{"ok":true}');
+    await f('https://hooks.slack.com/actions/T1/12345/abcdef');
+    await f('http://emu/api/..%2Fetc');
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('re_bot_slack_api_calls_total{method="chat.postMessage",outcome="ok"} 2');
+    expect(text).toContain('re_bot_slack_api_calls_total{method="chat.update",outcome="error"} 1');
+    expect(text).toContain('re_bot_slack_api_calls_total{method="views.open",outcome="rate_limited"} 1');
+    expect(text).toContain('re_bot_slack_rate_limited_total{method="views.open"} 1');
+    expect(text).toContain('re_bot_slack_api_calls_total{method="response_url",outcome="ok"} 1');
+    expect(text).toContain('re_bot_slack_api_calls_total{method="other",outcome="error"} 1');
+  });
+
+  it('timeAcks observes the time to ack by kind, once, and leaves other requests alone', async () => {
+    const metrics = createMetrics({}, { defaultMetrics: false });
+    const seen: string[] = [];
+    const app = {
+      async processEvent(e: { body: Record<string, unknown>; ack: (r?: unknown) => Promise<void> }) {
+        await e.ack();
+        await e.ack();
+        seen.push(String(e.body.type ?? e.body.command));
+      },
+    };
+    timeAcks(metrics, app);
+    const ack = async () => undefined;
+    await app.processEvent({ body: { command: '/re' }, ack });
+    await app.processEvent({ body: { type: 'block_actions' }, ack });
+    await app.processEvent({ body: { type: 'event_callback' }, ack });
+    expect(seen).toEqual(['/re', 'block_actions', 'event_callback']);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('re_bot_slack_ack_latency_seconds_count{kind="command"} 1');
+    expect(text).toContain('re_bot_slack_ack_latency_seconds_count{kind="action"} 1');
+    expect(text).not.toContain('kind="view"} 1');
+    expect(ackKindOf({ type: 'view_submission' })).toBe('view');
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startFakeKube, type FakeKube } from '../../src/devkit/fake-kube/index.ts';
@@ -126,6 +127,57 @@ describe('real helm v4 against fake-kube with the stand-in chart', () => {
     ]);
     await helm('uninstall', 'again', '-n', NS);
   }, 120_000);
+
+  it('helm --wait succeeds on Ready pods and times out on a crash-looping Deployment', async () => {
+    const file = valuesFile('wait', base);
+    await helm('upgrade', '--install', 'waity', CHART, '-n', NS, '-f', file, '--wait', '--timeout', '30s');
+    expect(allReady(['demo-worker-default-worker', 'demo-sentinel'])).toBe(true);
+
+    kube.crashLoop('demo-worker-default-worker', { reason: 'CrashLoopBackOff', restarts: 3 });
+    const changed = structuredClone(base);
+    (changed.commonEnv as Array<Record<string, unknown>>).push({ name: 'ROLL', value: '1' });
+    const started = Date.now();
+    const err = await helm('upgrade', '--install', 'waity', CHART, '-n', NS, '-f', valuesFile('wait2', changed), '--wait', '--timeout', '3s').catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const history = JSON.parse(await helm('history', 'waity', '-n', NS, '-o', 'json'));
+    expect(history.at(-1).status).toBe('failed');
+
+    kube.heal('demo-worker-default-worker');
+    await helm('upgrade', '--install', 'waity', CHART, '-n', NS, '-f', valuesFile('wait2', changed), '--wait', '--timeout', '30s');
+    await helm('uninstall', 'waity', '-n', NS);
+  }, 120_000);
+});
+
+describe('stand-in chart', () => {
+  const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml') && f !== 'invalid.yaml');
+
+  it.each(examples)('lints and renders with the values of examples/%s', async (example) => {
+    const parsed = await loadSpecFile(join(ROOT, 'examples', example));
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    const values = renderValues(parsed.spec);
+    const file = valuesFile(`example-${example}`, values);
+    await run(HELM, ['lint', CHART, '-f', file], { timeout: 60_000 });
+    const { stdout } = await run(HELM, ['template', 'r', CHART, '-n', NS, '-f', file], { timeout: 60_000 });
+    const docs = parseAllDocuments(stdout).map((d) => d.toJS()).filter(Boolean);
+    const prefix = values.resourceNamePrefix as string;
+    const names = docs.filter((d) => d.kind === 'Deployment').map((d) => d.metadata.name);
+    for (const w of values.workers as Array<{ name: string }>) expect(names).toContain(`${prefix}-worker-${w.name}`);
+    expect(names).toContain(`${prefix}-dag-processor`);
+    expect(names).toContain(`${prefix}-triggerer`);
+    expect(names.includes(`${prefix}-sentinel`)).toBe((values.sentinel as { enabled: boolean }).enabled);
+    const worker = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === `${prefix}-worker-${(values.workers as Array<{ name: string }>)[0]!.name}`);
+    const env = worker.spec.template.spec.containers[0].env;
+    expect(env.find((e: { name: string }) => e.name === 'ASTRO_AGENT_CLIENT_API_TOKEN').valueFrom.secretKeyRef).toEqual({ name: values.agentTokenSecretName, key: 'token' });
+    expect(worker.spec.template.spec.imagePullSecrets).toEqual([{ name: values.imagePullSecretName }]);
+  }, 60_000);
+
+  it('fails like the real chart without resourceNamePrefix or with two token sources', async () => {
+    const file = valuesFile('bad', { ...base, resourceNamePrefix: '' });
+    await expect(run(HELM, ['template', 'r', CHART, '-f', file])).rejects.toThrow(/resourceNamePrefix/);
+    const both = valuesFile('both', { ...base, agentToken: 'plain' });
+    await expect(run(HELM, ['template', 'r', CHART, '-f', both])).rejects.toThrow(/only one of agentToken, agentTokenSecretName/);
+  }, 60_000);
 });
 
 describe('fake-kube CLI', () => {

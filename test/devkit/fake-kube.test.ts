@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { promisify } from 'node:util';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -253,13 +254,48 @@ describe('fake-kube with @kubernetes/client-node', () => {
     expect(kube.list('v1', 'Pod', 'team')).toEqual([]);
   });
 
-  it('does not persist dryRun=All and rejects bad JSON with 400', async () => {
+  it('does not persist dryRun=All', async () => {
     await core.createNamespacedConfigMap({ namespace: 'team', dryRun: 'All', body: { metadata: { name: 'dry' } } });
     expect(kube.get('v1', 'ConfigMap', 'team', 'dry')).toBeUndefined();
-    const res = await fetch(`${kube.url}/api/v1/namespaces/team/configmaps`, { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } }).catch((e) => e);
-    // Node's fetch does not trust the self-signed CA; what matters is the server stays up
-    expect(res).toBeDefined();
-    expect((await core.listNamespacedConfigMap({ namespace: 'team' })).items.length).toBeGreaterThan(0);
+  });
+
+  it('answers unknown paths with a 404 Status, bad JSON with 400, and stays up', async () => {
+    const ca = kc.getCurrentCluster()!.caData!;
+    const raw = (method: string, path: string, body?: string) =>
+      new Promise<{ status: number; json: any }>((resolve, reject) => {
+        const req = httpsRequest(`${kube.url}${path}`, { method, ca: Buffer.from(ca, 'base64'), headers: { 'content-type': 'application/json', authorization: 'Bearer x' } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await raw('GET', '/nope/at/all')).toMatchObject({ status: 404, json: { kind: 'Status', reason: 'NotFound', code: 404 } });
+    expect(await raw('GET', '/apis/nope.io/v1/things')).toMatchObject({ status: 404 });
+    expect(await raw('POST', '/api/v1/namespaces/team/configmaps', '{nope')).toMatchObject({ status: 400, json: { kind: 'Status', reason: 'BadRequest' } });
+    expect(await raw('PATCH', '/api/v1/namespaces/team/configmaps/a', '[')).toMatchObject({ status: 400 });
+    expect(await raw('GET', '/api/v1/namespaces/team/configmaps?labelSelector=in%20(')).toMatchObject({ status: 400 });
+    expect((await raw('GET', '/version')).json.gitVersion).toBe('v1.33.1');
+    expect((await raw('GET', '/apis/apps/v1')).json.resources.map((r: { name: string }) => r.name)).toEqual(
+      expect.arrayContaining(['deployments', 'deployments/status', 'deployments/scale', 'replicasets']),
+    );
+  });
+
+  it('supports JSON patch and server-side apply that removes fields the manager stopped sending', async () => {
+    await core.patchNamespacedConfigMap(
+      { namespace: 'team', name: 'a', body: [{ op: 'add', path: '/data', value: { k: 'v' } }] },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
+    expect(kube.get('v1', 'ConfigMap', 'team', 'a').data).toEqual({ k: 'v' });
+    const apply = (data: Record<string, string>) =>
+      core.patchNamespacedConfigMap(
+        { namespace: 'team', name: 'ssa', fieldManager: 'test', force: true, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ssa' }, data } },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
+    await apply({ one: '1', two: '2' });
+    await apply({ one: '1' });
+    expect(kube.get('v1', 'ConfigMap', 'team', 'ssa').data).toEqual({ one: '1' });
   });
 });
 

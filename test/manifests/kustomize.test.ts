@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { httpPortFromEnv } from '../../src/app/http.ts';
 
 /**
  * The manifests build with the registry-shipped kubectl (kustomize v5) and every object carries what its
@@ -289,5 +290,21 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
     ]) {
       expect(problems).toContain(expected);
     }
+  });
+  it.runIf(existsSync(kubectl))('the Deployment sets only variables the code reads, including the approver policy, on the port start serves', async () => {
+    const objs = await build('manifests/overlays/remote-cluster');
+    const c = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0];
+    const names: string[] = c.env.map((e: any) => e.name);
+    const src = readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile() && f.name.endsWith('.ts') && !f.parentPath.includes('devkit'))
+      .map((f) => readFileSync(join(f.parentPath, f.name), 'utf8'))
+      .join('\n');
+    for (const name of names) expect(src, `${name} is read somewhere in src/`).toMatch(new RegExp(`\\b${name}\\b`));
+    for (const name of ['RE_BOT_APPROVERS', 'RE_BOT_OPERATORS', 'RE_BOT_REQUIRED_APPROVALS', 'RE_BOT_CONCURRENCY', 'RE_BOT_SLACK_MODE', 'LOG_LEVEL']) expect(names).toContain(name);
+    // probes hit the port `re-bot start` serves health on (RE_BOT_HTTP_PORT, default 8080) in both Slack modes
+    const port = c.env.find((e: any) => e.name === 'RE_BOT_HTTP_PORT').value;
+    expect(httpPortFromEnv({ RE_BOT_HTTP_PORT: port })).toBe(httpPortFromEnv({}));
+    expect(c.ports).toEqual([{ name: 'http', containerPort: Number(port) }]);
+    expect(names).not.toContain('PORT');
   });
 });

@@ -82,4 +82,14 @@ describe('log', () => {
     expect(nested.context.deep.value).toBe('[REDACTED]');
     expect(nested.context.deep.cause.message).toContain('[REDACTED]');
   });
+  it('redacts the own fields a failed command carries (execa-style stderr, command line)', () => {
+    registerSecret(SECRET);
+    const { lines, stream } = capture();
+    const err = Object.assign(new Error('Command failed with exit code 1'), { command: `helm upgrade --set token=${SECRET}`, stderr: `Error: 401 for ${SECRET}`, exitCode: 1 });
+    createLogger({}, stream).child({ jobId: 'job-5', stepId: 'agents' }).error({ err }, 'helm failed');
+    const line = JSON.parse(lines[0]);
+    expect(lines[0]).not.toContain(SECRET);
+    expect(line).toMatchObject({ jobId: 'job-5', stepId: 'agents', err: { stderr: 'Error: 401 for [REDACTED]', exitCode: 1 } });
+    expect(line.err.command).toContain('[REDACTED]');
+  });
 });

@@ -30,6 +30,11 @@ describe('redact', () => {
     expect(out).not.toContain('xoxb-1234-5678-abcdefgh');
   });
 
+  it('a registered value next to a secret-looking key is masked once, with no stray characters', () => {
+    registerSecret('sup3rS3cretValue');
+    expect(redact('helm failed token=sup3rS3cretValue more')).toBe('helm failed token=[REDACTED] more');
+  });
+
   it('leaves ordinary text alone', () => {
     expect(redact('helm upgrade --install astro-agent in namespace astro-agents')).toBe('helm upgrade --install astro-agent in namespace astro-agents');
   });

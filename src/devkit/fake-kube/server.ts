@@ -3,7 +3,9 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Cluster } from './cluster.ts';
-import { findResource } from './resources.ts';
+import { findResource, type ResourceType } from './resources.ts';
+import { toTable, wantsTable } from './table.ts';
+import type { Obj } from './store.ts';
 import { coreVersions, group, groupList, resourceList } from './discovery.ts';
 import { ApiError, badRequest, notFound, statusBody } from './status.ts';
 import { handle, listFilter, parseJsonBody } from './handlers.ts';
@@ -106,7 +108,9 @@ export async function startHttpServer(c: Cluster, tls: ServingCert, port: number
     if (t.kind === 'SelfSubjectRulesReview' && method === 'POST') return send(res, 201, rulesReview(parseJsonBody(body)));
     if (t.kind === 'Node') {
       if (method !== 'GET') throw new ApiError(405, 'MethodNotAllowed', 'nodes are read-only in the fake cluster');
-      if (!name) return send(res, 200, { kind: 'NodeList', apiVersion: 'v1', metadata: { resourceVersion: c.store.resourceVersion }, items: nodes(c).filter(listFilter(q)) });
+      const list = { kind: 'NodeList', apiVersion: 'v1', metadata: { resourceVersion: c.store.resourceVersion }, items: nodes(c).filter(listFilter(q)) };
+      if (!name && wantsTable(req.headers.accept)) return send(res, 200, asTable(t, list, q));
+      if (!name) return send(res, 200, list);
       if (sub === 'proxy' && more.join('/') === 'configz') return send(res, 200, configz(c, name));
       if (sub) throw notFound(`nodes/${sub}`, '', name);
       return send(res, 200, node(c, name));
@@ -129,7 +133,13 @@ export async function startHttpServer(c: Cluster, tls: ServingCert, port: number
       });
     }
     const reply = handle(c, { method, type: t, ns, name, sub, query: q, body, contentType });
+    if (method === 'GET' && !sub && wantsTable(req.headers.accept)) return send(res, 200, asTable(t, reply.body as Obj, q));
     send(res, reply.status, reply.body);
+  }
+
+  function asTable(t: ResourceType, body: Obj, q: URLSearchParams): Obj {
+    const items = Array.isArray(body.items) ? body.items : [body];
+    return toTable(t, items, body.metadata?.resourceVersion ?? c.store.resourceVersion, q.get('includeObject'));
   }
 
   function nonResource(path: string): unknown {

@@ -9,6 +9,7 @@ export function serveWatch(c: Cluster, t: ResourceType, ns: string | undefined, 
   const filter = listFilter(q);
   const keep = (o: Obj) => (!ns || o.metadata.namespace === ns) && (!name || o.metadata.name === name) && filter(o);
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+  res.flushHeaders(); // clients wait for the headers before they consider the watch established
   const send = (type: string, object: Obj) => res.write(`${JSON.stringify({ type, object })}\n`);
   const fromRv = q.get('resourceVersion');
   const initial = q.get('sendInitialEvents') === 'true' || !fromRv || fromRv === '0';

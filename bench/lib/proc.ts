@@ -1,0 +1,92 @@
+/** Child processes for the benchmarks: spawn (TypeScript through tsx), RSS, readiness, clean stop. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { signRequest, slashCommandBody } from '../../src/devkit/slack-emulator/signer.ts';
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  /** performance.now() when spawn() was called */
+  spawnedAt: number;
+  exited: Promise<number | null>;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** `node bin/run-ts.mjs <file> …` (or any node script) with stdout/stderr to a log file and an IPC channel. */
+export function spawnNode(args: string[], o: { env?: Record<string, string | undefined>; logFile: string; ipc?: boolean }): Child {
+  const log = createWriteStream(o.logFile, { flags: 'a' });
+  const spawnedAt = performance.now();
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe', ...(o.ipc ? (['ipc'] as const) : [])],
+  });
+  proc.stdout!.pipe(log);
+  proc.stderr!.pipe(log);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return {
+    proc,
+    pid: proc.pid!,
+    spawnedAt,
+    exited,
+    async stop(timeoutMs = 15_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** resident set size of a process in bytes (VmRSS from /proc/<pid>/status) */
+export function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls until the app answers: GET /readyz 200, or (where /readyz does not exist yet) a signed `/re help`
+ * answered 200. Returns how it was detected.
+ */
+export async function waitReady(base: string, secret: string, child: Child, timeoutMs = 30_000): Promise<{ at: number; via: string }> {
+  const end = Date.now() + timeoutMs;
+  let readyz: 'unknown' | 'absent' | 'present' = 'unknown';
+  while (Date.now() < end) {
+    if (child.proc.exitCode !== null) throw new Error(`process exited with code ${child.proc.exitCode} before it was ready`);
+    try {
+      if (readyz !== 'absent') {
+        const r = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) });
+        await r.arrayBuffer();
+        if (r.status === 200) return { at: performance.now(), via: 'GET /readyz 200' };
+        if (r.status === 404) readyz = 'absent';
+        else readyz = 'present';
+      }
+      if (readyz === 'absent') {
+        const s = signRequest(secret, slashCommandBody({ command: '/re', text: 'help', user_id: 'U0READY', channel_id: 'C0READY', team_id: 'T0123ABCD', trigger_id: '1.2.3', response_url: 'http://127.0.0.1:1/none' }));
+        const r = await fetch(`${base}/slack/events`, { method: 'POST', body: s.body, headers: s.headers, signal: AbortSignal.timeout(2000) });
+        await r.arrayBuffer();
+        if (r.status === 200) return { at: performance.now(), via: 'signed /re help 200' };
+      }
+    } catch {
+      // not listening yet
+    }
+    await sleep(10);
+  }
+  throw new Error(`not ready within ${timeoutMs} ms`);
+}

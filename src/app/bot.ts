@@ -1,0 +1,217 @@
+/**
+ * The running bot (`re-bot start`): config → runtime (store, engine with the approver policy) → Slack app →
+ * metrics with live sources → health routes (on the Slack receiver's port in HTTP mode, their own server in
+ * Socket Mode). Tests start it in-process with stub step handlers.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobEvent } from '../jobs/types.ts';
+import { logger as rootLogger, type Logger } from '../log.ts';
+import { createMetrics, observeJobEvents, type Metrics } from '../metrics.ts';
+import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../slack/app.ts';
+import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } from '../slack/config.ts';
+import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
+import type { HistoryRow } from '../slack/status-blocks.ts';
+import { appendAudit } from '../store/audit.ts';
+import { defaultDbPath } from '../store/db.ts';
+import { healthRoutes, httpPortFromEnv, startHealthServer, type HealthServer, type ReadyResult } from './http.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
+
+export interface BotOptions {
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  /** tests: stub handlers, adapters, faster polling */
+  runtime?: Partial<Omit<RuntimeOptions, 'dbPath' | 'policy'>>;
+  /** tests: faster outbox pacing */
+  slack?: Partial<Pick<SlackAppDeps, 'pacingMs' | 'updateIntervalMs' | 'retryAfterUnitMs' | 'baseBackoffMs'>>;
+  /** Socket Mode health server address (default 0.0.0.0 so kubelet probes reach it) */
+  host?: string;
+}
+
+export interface Bot {
+  config: SlackConfig;
+  runtime: Runtime;
+  slack: SlackRuntime;
+  metrics: Metrics;
+  /** base URL of /healthz, /readyz, /metrics (and /slack/events in HTTP mode) */
+  url: string;
+  port: number;
+  ready(): Promise<ReadyResult>;
+  /** graceful: finish in-flight Slack writes briefly, stop the app and engine, close the DB */
+  stop(): Promise<void>;
+}
+
+/** Variables the bot reads besides the Slack ones (config.ts); bad values are config errors (exit 2). */
+function botSettings(env: Record<string, string | undefined>, config: SlackConfig) {
+  const problems: Array<{ variable: string; message: string }> = [];
+  let port = 8080;
+  try {
+    // HTTP mode shares the port with the Slack receiver; PORT still works when RE_BOT_HTTP_PORT is unset
+    port = !env.RE_BOT_HTTP_PORT && env.PORT && config.mode === 'http' ? config.port : httpPortFromEnv(env);
+  } catch (err) {
+    problems.push({ variable: 'RE_BOT_HTTP_PORT', message: (err as Error).message.replace(/^RE_BOT_HTTP_PORT: /, '') });
+  }
+  const rawConcurrency = env.RE_BOT_CONCURRENCY;
+  const concurrency = rawConcurrency ? Number(rawConcurrency) : 2;
+  if (!Number.isInteger(concurrency) || concurrency < 1) problems.push({ variable: 'RE_BOT_CONCURRENCY', message: `expected a positive integer, got "${rawConcurrency}"` });
+  if (problems.length) throw new ConfigError(problems);
+  return { port, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()) };
+}
+
+/** The newest migration in the journal: readiness checks the DB has it. */
+function latestMigration(): number {
+  const journal = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations/meta/_journal.json');
+  const entries = (JSON.parse(readFileSync(journal, 'utf8')) as { entries: Array<{ when: number }> }).entries;
+  return Math.max(0, ...entries.map((e) => e.when));
+}
+
+/**
+ * The outbox rows carry no enqueue time, so the age of the oldest pending message is tracked here, at
+ * enqueue. Rows already pending at start count from the start.
+ */
+function ageTrackingOutbox(inner: OutboxStore) {
+  const since = new Map<string, number>();
+  const startedAt = Date.now();
+  const store: OutboxStore = {
+    upsert(e) {
+      const cur = inner.get(e.key);
+      if (!cur || (cur.state !== 'pending' && cur.state !== 'sending')) since.set(e.key, Date.now());
+      inner.upsert(e);
+    },
+    get: (key) => inner.get(key),
+    due: (now) => inner.due(now),
+    markSending: (id) => inner.markSending(id),
+    markSent: (id, ts) => inner.markSent(id, ts),
+    markRetry: (id, notBefore, error) => inner.markRetry(id, notBefore, error),
+    markFailed: (id, error) => inner.markFailed(id, error),
+    recoverInFlight: () => inner.recoverInFlight(),
+    pendingCount: () => inner.pendingCount(),
+  };
+  const stats = () => {
+    const now = Date.now();
+    const pending = new Set(inner.due(Number.MAX_SAFE_INTEGER).map((e) => e.key));
+    let oldest = now;
+    for (const key of pending) oldest = Math.min(oldest, since.get(key) ?? startedAt);
+    for (const key of since.keys()) if (!pending.has(key)) since.delete(key);
+    return { depth: inner.pendingCount(), oldestAgeSeconds: (now - oldest) / 1000 };
+  };
+  return { store, stats };
+}
+
+function logJobEvents(log: Logger, e: JobEvent): void {
+  if (e.type === 'step.progress') return log.debug({ jobId: e.job.id, stepId: e.stepId, progress: e.message }, e.type);
+  const fields: Record<string, unknown> = { jobId: e.job.id, deployment: e.job.deployment, state: e.job.state };
+  if ('stepId' in e) fields.stepId = e.stepId;
+  if ('approval' in e) Object.assign(fields, { approvalId: e.approval.id, approval: e.approval.state });
+  if (e.type === 'step.failed') fields.err = e.error;
+  if (e.type === 'job.failed') fields.err = e.job.error;
+  log[e.type.endsWith('.failed') ? 'warn' : 'info'](fields, e.type);
+}
+
+/** Throws ConfigError for bad variables (exit 2); anything else is a start-up failure. */
+export async function startBot(opts: BotOptions = {}): Promise<Bot> {
+  const env = opts.env ?? process.env;
+  const log = opts.logger ?? rootLogger();
+  const config = loadSlackConfig(env);
+  const settings = botSettings(env, config);
+  const expectedMigration = latestMigration();
+
+  const runtime = await createRuntime({ ...opts.runtime, dbPath: settings.dbPath, policy: approvalPolicyFrom(config), concurrency: settings.concurrency });
+  const sql = {
+    jobCounts: runtime.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
+    approvalsPending: runtime.db.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending'`),
+    history: runtime.db.prepare('SELECT id, state, created_at AS createdAt, requested_by AS requestedBy FROM jobs WHERE deployment = ? ORDER BY created_at DESC LIMIT 10'),
+    migration: runtime.db.prepare('SELECT MAX(created_at) AS m FROM __drizzle_migrations'),
+  };
+  const outbox = ageTrackingOutbox(new SqliteOutboxStore(runtime.db));
+  const metrics = createMetrics({
+    jobCounts: () => Object.fromEntries((sql.jobCounts.all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n])),
+    approvalsPending: () => (sql.approvalsPending.get() as { n: number }).n,
+    outbox: outbox.stats,
+  });
+
+  let slackUp = false;
+  const ready = async (): Promise<ReadyResult> => {
+    const checks: Record<string, boolean | string> = {};
+    try {
+      checks.db = runtime.db.open || 'closed';
+      const applied = Number((sql.migration.get() as { m: number | null }).m ?? 0);
+      checks.migrations = applied >= expectedMigration || `latest applied migration ${applied}, expected ${expectedMigration}`;
+    } catch (err) {
+      checks.db = `query failed: ${(err as Error).message}`;
+    }
+    checks.slack = slackUp || (config.mode === 'socket' ? 'socket not connected' : 'auth.test has not succeeded yet');
+    return { ok: Object.values(checks).every((v) => v === true), checks };
+  };
+  const health = { metrics, ready };
+
+  const slack = createSlackApp({
+    ...opts.slack,
+    engine: runtime.engine,
+    config,
+    logger: log,
+    outboxStore: outbox.store,
+    sealSecret: runtime.sealSecret,
+    eraseSecret: (id) => runtime.secretBox.eraseSecret(id),
+    deployments: runtime.deployments,
+    status: runtime.status,
+    lastSpec: runtime.lastSpec,
+    history: (deployment) => sql.history.all(deployment) as HistoryRow[],
+    audit: (e) => void appendAudit(runtime.store, e),
+    metrics,
+    ...(config.mode === 'http' ? { customRoutes: healthRoutes(health), port: settings.port } : {}),
+  });
+  if (config.mode === 'socket') {
+    // Bolt keeps its SocketModeClient on the (private) receiver; its events are the connection state
+    const socket = (slack.app as unknown as { receiver: { client: { on(e: string, f: () => void): void } } }).receiver.client;
+    socket.on('connected', () => (slackUp = true));
+    for (const e of ['disconnecting', 'disconnected', 'reconnecting']) socket.on(e, () => (slackUp = false));
+  }
+  const offMetrics = observeJobEvents(metrics, runtime.engine);
+  const offLog = runtime.engine.on((e) => logJobEvents(log, e));
+
+  let server: HealthServer | undefined;
+  let port = settings.port;
+  try {
+    // Socket Mode: probes answer while Slack connects (readyz says so)
+    if (config.mode === 'socket') {
+      server = await startHealthServer({ ...health, port: settings.port, host: opts.host });
+      port = server.port;
+    }
+    runtime.engine.start();
+    const httpServer = await slack.start();
+    if (httpServer) port = (httpServer.address() as { port: number }).port;
+    if (config.mode === 'http') slackUp = true;
+  } catch (err) {
+    offMetrics();
+    offLog();
+    await slack.stop().catch(() => undefined);
+    await server?.close().catch(() => undefined);
+    await runtime.close();
+    throw err;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    config,
+    runtime,
+    slack,
+    metrics,
+    url: server?.url ?? `http://127.0.0.1:${port}`,
+    port,
+    ready,
+    stop() {
+      stopping ??= (async () => {
+        await slack.outbox.idle(10_000).catch(() => undefined);
+        slackUp = false;
+        await slack.stop();
+        offMetrics();
+        offLog();
+        await server?.close();
+        await runtime.close();
+      })();
+      return stopping;
+    },
+  };
+}
