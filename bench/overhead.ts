@@ -114,7 +114,7 @@ export async function runOverheadBench(o: OverheadOptions): Promise<{ rows: Row[
       value: `${ms(avg((r) => r.wallMs))} = ${ms(avg((r) => r.byCategory.helm))} + ${ms(avg((r) => r.byCategory.images))} + ${ms(avg((r) => r.byCategory.kube))} + ${ms(avg((r) => r.byCategory.airflow + r.byCategory.astro + r.byCategory.probe))} + ${ms(avg((r) => r.pollSleepMs))} + ${ms(avg((r) => r.overheadMs))}`,
       target: '(info)', ratio: `step 7: ${deploy}`,
     },
-    { section: sec, figure: '  jobs succeeded', value: `${ok.length}/${results.length}`, target: `all ${results.length}`, ok: ok.length === results.length },
+    { section: sec, figure: '  jobs succeeded', value: `${ok.length}/${results.length}`, target: `all ${results.length}`, ok: ok.length === results.length, gate: true },
   ];
   return { rows, detail: { jobs: results } };
 }

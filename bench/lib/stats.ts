@@ -33,6 +33,8 @@ export interface Row {
   /** the ratio or comparison shown next to the target */
   ratio?: string;
   ok?: boolean;
+  /** a sanity check, not a performance target: when it fails the section's figures mean nothing (exit 1) */
+  gate?: boolean;
   /** set when the figure could not be measured because the benchmark broke */
   broken?: string;
 }
@@ -40,6 +42,7 @@ export interface Row {
 export function verdict(r: Row): string {
   if (r.broken) return 'BROKEN';
   if (r.ok === undefined) return '';
+  if (r.gate) return r.ok ? 'ok' : 'BROKEN';
   return r.ok ? 'met' : 'MISSED';
 }
 

@@ -33,7 +33,13 @@ async function mayActOn(ctx: SlackContext, requester: string, user: string): Pro
 export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', jobId: string, user: string, channel: string): Promise<void> {
   const job = ctx.engine.job(jobId);
   if (!job) return ctx.tell(channel, user, `Unknown job \`${esc(jobId)}\`.`);
-  if (!(await mayActOn(ctx, job.requestedBy, user))) {
+  let allowed: boolean;
+  try {
+    allowed = await mayActOn(ctx, job.requestedBy, user);
+  } catch (err) {
+    return ctx.tell(channel, user, `Could not ${kind} job \`${esc(jobId)}\`: ${esc(errorMessage(err))}`);
+  }
+  if (!allowed) {
     ctx.audit({ actor: user, action: `job.${kind}.refused`, jobId, deployment: job.deployment, result: 'not_allowed' });
     return ctx.tell(channel, user, `Only the requester (<@${job.requestedBy}>), an operator or an approver may ${kind} job \`${esc(jobId)}\`.`);
   }

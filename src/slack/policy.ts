@@ -1,6 +1,9 @@
 import type { WebClient } from '@slack/web-api';
 
-/** Resolves user-group (S…) membership with a TTL cache; errors count as "not a member". */
+/**
+ * Resolves user-group (S…) membership with a TTL cache. A failed lookup (a 429, say) with nothing cached
+ * throws: treating it as "not a member" would refuse a real approver and write a false refusal to the audit.
+ */
 export class GroupResolver {
   private cache = new Map<string, { users: Set<string>; at: number }>();
   constructor(private client: WebClient, private ttlMs = 5 * 60_000) {}
@@ -26,8 +29,9 @@ export class GroupResolver {
       const users = new Set(r.users ?? []);
       this.cache.set(group, { users, at: Date.now() });
       return users;
-    } catch {
-      return hit?.users ?? new Set();
+    } catch (err) {
+      if (hit) return hit.users;
+      throw new Error(`could not read the members of user group ${group} from Slack (${(err as Error).message}); try again in a moment`);
     }
   }
 }

@@ -16,7 +16,7 @@ export async function openWizard(ctx: SlackContext, o: { triggerId: string; chan
   const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec });
   // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
   const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
-  const allowed = await Promise.race([ctx.isOperator(o.user), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);
+  const allowed = await Promise.race([ctx.isOperator(o.user).catch(() => 'unknown' as const), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);
   if (allowed === false) {
     ctx.wizards.delete(session.key);
     return ctx.tell(o.channel, o.user, NOT_OPERATOR);
@@ -44,7 +44,14 @@ function eraseAll(ctx: SlackContext, ids: string[]): void {
 
 async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, user: string, teamId?: string): Promise<void> {
   const sealed = Object.values(s.secrets.sealed);
-  if (!(await ctx.isOperator(user))) {
+  let allowed: boolean;
+  try {
+    allowed = await ctx.isOperator(user);
+  } catch (err) {
+    eraseAll(ctx, sealed);
+    return ctx.tell(s.channel, user, `Setup not started: ${esc(errorMessage(err))}`);
+  }
+  if (!allowed) {
     eraseAll(ctx, sealed);
     return ctx.tell(s.channel, user, NOT_OPERATOR);
   }

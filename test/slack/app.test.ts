@@ -146,6 +146,21 @@ describe('job lifecycle in Slack', () => {
     expect(st.text).toContain('Lock: free');
   });
 
+  it('a rate-limited user-group lookup does not turn a real approver into a refused non-approver', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine });
+    const jobId = await jobWaitingForApproval(h, engine);
+    const ts = approvalTs(h, jobId);
+    h.emu.injectFault({ method: 'usergroups.users.list', kind: 429, count: 1, retryAfterSec: 1 });
+    await h.press(APPROVER, ts, 're_approve');
+    const told = await until(() => h!.emu.ephemerals.find((e) => e.user === APPROVER), 3000, 'ephemeral');
+    expect(told.text).toMatch(/could not be recorded.*user group S0APPROVERS/);
+    expect(engine.audit).toEqual([]); // no false "not an approver" refusal in the audit
+    expect(engine.job(jobId)!.state).toBe('waiting_approval');
+    await h.press(APPROVER, ts, 're_approve');
+    await until(() => engine.job(jobId)!.state === 'succeeded', 5000, 'success');
+  });
+
   it('a failure posts a broadcast reply with @mention, step, reason, log tail, Retry and Cancel; Retry then succeeds', async () => {
     const engine = new FakeEngine({ ...policy, approvers: [] });
     engine.failOnce.add('verify');

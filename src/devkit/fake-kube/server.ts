@@ -91,7 +91,12 @@ export async function startHttpServer(c: Cluster, tls: ServingCert, port: number
     if (!m || !m[4]) throwNotFound(path);
     const groupName = m[1] ? '' : m[2]!;
     const version = m[1] ?? m[3]!;
-    const segs = m[4]!.split('/').map(decodeURIComponent);
+    let segs: string[];
+    try {
+      segs = m[4]!.split('/').map(decodeURIComponent);
+    } catch {
+      throw badRequest(`malformed path ${path}`);
+    }
 
     let ns: string | undefined;
     let rest = segs;
