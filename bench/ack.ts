@@ -119,23 +119,15 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     gen.on('message', (m: any) => {
       if (typeof m?.id === 'number') pending.get(m.id)?.(m as BurstResult);
     });
-    const burst = (url: string, bodies: string[], keepBodies = false) =>
+    const burst = (url: string, bodies: string[], keepBodies = false, sequential = false) =>
       new Promise<BurstResult>((resolve) => {
         const id = ++burstSeq;
         pending.set(id, (r) => {
           pending.delete(id);
           resolve(r);
         });
-        gen.send({ id, url, secret: SECRET, bodies, keepBodies });
+        gen.send({ id, url, secret: SECRET, bodies, keepBodies, sequential });
       });
-
-    // ---- submit the setup jobs; the re-bot process claims them from the shared DB ----
-    store = openStore({ path: dbPath });
-    const submitter = createJobEngine({ store, handlers: [], buildContext: () => { throw new Error('not used'); }, policy: DEFAULT_POLICY });
-    const t0 = performance.now();
-    for (const l of locals) await submitter.submit({ spec: l.spec, requestedBy: { id: REQUESTER }, origin: { kind: 'slack', channel: CHANNEL } });
-    const activeJobs = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM jobs WHERE state IN ('queued','running','waiting_approval')").get() as { n: number }).n;
-    const runningJobs = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'running'").get() as { n: number }).n;
 
     // an approver clicks Approve on each approval request as it appears (through Slack, like a person)
     const knownApprovals: Array<{ id: string; hash: string }> = [];
@@ -149,7 +141,8 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
         actions: [{ action_id: 're_approve', block_id: 'approval', value, type: 'button', action_ts: `${Date.now() / 1000}` }],
       });
     const drive = async () => {
-      const rows = store!.sqlite.prepare('SELECT id, hash, state FROM approvals').all() as Array<{ id: string; hash: string; state: string }>;
+      if (!store) return;
+      const rows = store.sqlite.prepare('SELECT id, hash, state FROM approvals').all() as Array<{ id: string; hash: string; state: string }>;
       for (const a of rows) {
         if (!knownApprovals.some((k) => k.id === a.id)) knownApprovals.push({ id: a.id, hash: a.hash });
         if (a.state !== 'pending' || clicked.has(a.id)) continue;
@@ -159,15 +152,6 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       }
     };
     let driving = false;
-    driver = setInterval(() => {
-      if (driving) return;
-      driving = true;
-      void drive().finally(() => (driving = false));
-    }, 200);
-
-    // wait until the re-bot process has claimed the jobs (they then run helm etc. in that process)
-    const claimDeadline = Date.now() + 30_000;
-    while (runningJobs() < Math.min(o.jobs, 1) && Date.now() < claimDeadline) await sleep(50);
 
     const statusBodies = (n: number, round: number) =>
       Array.from({ length: n }, (_, i) =>
@@ -190,6 +174,23 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       await burst(url, statusBodies(Math.min(20, o.concurrency), 0));
       await burst(url, clickBodies(Math.min(20, o.concurrency), 0));
     }
+
+    // ---- submit the setup jobs; the re-bot process claims them from the shared DB ----
+    store = openStore({ path: dbPath });
+    const submitter = createJobEngine({ store, handlers: [], buildContext: () => { throw new Error('not used'); }, policy: DEFAULT_POLICY });
+    const t0 = performance.now();
+    for (const l of locals) await submitter.submit({ spec: l.spec, requestedBy: { id: REQUESTER }, origin: { kind: 'slack', channel: CHANNEL } });
+    const activeJobs = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM jobs WHERE state IN ('queued','running','waiting_approval')").get() as { n: number }).n;
+    const runningJobs = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'running'").get() as { n: number }).n;
+
+    // wait until the re-bot process has claimed the jobs (they then run helm etc. in that process)
+    const claimDeadline = Date.now() + 30_000;
+    while (runningJobs() < 1 && Date.now() < claimDeadline) await sleep(50);
+    driver = setInterval(() => {
+      if (driving) return;
+      driving = true;
+      void drive().finally(() => (driving = false));
+    }, 200);
 
     // ---- the measured bursts ----
     const lat = { rebot: { status: [] as number[], click: [] as number[] }, bare: { status: [] as number[], click: [] as number[] } };
@@ -231,6 +232,20 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     o.log(`  setup jobs: ${states.map((s) => `${s.n} ${s.state}`).join(', ')} after ${(jobWallMs / 1000).toFixed(1)} s`);
     clearInterval(driver);
     driver = undefined;
+    // the answers to the refused clicks (ephemerals) and the jobs' progress queue in the outbox: let it drain
+    const pendingWrites = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')").get() as { n: number }).n;
+    const drainDeadline = Date.now() + 120_000;
+    while (pendingWrites() > 0 && Date.now() < drainDeadline) await sleep(250);
+    const drainedMs = performance.now() - t0;
+    const leftWrites = pendingWrites();
+    // one request at a time, after the jobs finished: what one ack costs each app with nothing else going on
+    const seq = { rebot: { status: [] as number[], click: [] as number[] }, bare: { status: [] as number[], click: [] as number[] } };
+    const seqN = Math.max(20, Math.floor(o.concurrency / 2));
+    for (const who of ['rebot', 'bare'] as const) {
+      seq[who].status = (await burst(who === 'rebot' ? rebotUrl : bareUrl, statusBodies(seqN, 0), false, true)).latencies;
+      seq[who].click = (await burst(who === 'rebot' ? rebotUrl : bareUrl, clickBodies(seqN, 0), false, true)).latencies;
+    }
+
     gen.kill('SIGTERM');
 
     const readyTimes = starts.map((s) => s.readyMs);
@@ -252,9 +267,11 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       { section: sec, figure: '/re status p99', value: `${ms(p99(lat.rebot.status))} (bare ${ms(p99(lat.bare.status))})`, target: '≤ 1.3× bare', ratio: x(r.statusP99), ok: r.statusP99 <= 1.3 },
       { section: sec, figure: 'button click p50', value: `${ms(p50(lat.rebot.click))} (bare ${ms(p50(lat.bare.click))})`, ratio: x(r.clickP50) },
       { section: sec, figure: 'button click p99', value: `${ms(p99(lat.rebot.click))} (bare ${ms(p99(lat.bare.click))})`, target: '≤ 1.3× bare', ratio: x(r.clickP99), ok: r.clickP99 <= 1.3 },
-      { section: sec, figure: 'worst re-bot p99 vs Slack 3 s ack window', value: ms(worstP99), target: '≪ 3000 ms', ratio: `${((worstP99 / 3000) * 100).toFixed(1)}% of 3 s`, ok: worstP99 < 1000 },
+      { section: sec, figure: `  one request at a time, after the jobs (p50 status / click)`, value: `${ms(p50(seq.rebot.status))} / ${ms(p50(seq.rebot.click))} (bare ${ms(p50(seq.bare.status))} / ${ms(p50(seq.bare.click))})`, target: '(info)', ratio: `${x(ratio(p50(seq.rebot.status), p50(seq.bare.status)))} / ${x(ratio(p50(seq.rebot.click), p50(seq.bare.click)))}` },
+      { section: sec, figure: 'worst re-bot p99 vs Slack 3 s ack window', value: ms(worstP99), target: '< 1 s (nowhere near 3 s)', ratio: `${((worstP99 / 3000) * 100).toFixed(1)}% of 3 s`, ok: worstP99 < 1000 },
       { section: sec, figure: 'non-200 answers (re-bot / bare), wrong status replies', value: `${errors.rebot} / ${errors.bare}, ${wrongReplies}`, target: '0', ok: errors.rebot + errors.bare + wrongReplies === 0, gate: true },
       { section: sec, figure: 'setup jobs that ran under the load', value: `${succeeded}/${o.jobs} succeeded in ${(jobWallMs / 1000).toFixed(0)} s; active per round ${Math.min(...active)}–${Math.max(...active)}`, target: `all ${o.jobs}`, ok: succeeded === o.jobs, gate: true },
+      { section: sec, figure: '  Slack writes the run queued (progress + refusal answers): all sent after', value: `${(drainedMs / 1000).toFixed(0)} s`, target: '(info)', ratio: leftWrites ? `${leftWrites} still pending` : `${emu.calls.length} Web API calls` },
       { section: 'Memory and start', figure: `idle RSS 2 s after ready (median of ${starts.length})`, value: mb(medIdle), target: '≤ 120 MB', ratio: `bare Bolt ${mb(bareIdleRss)}`, ok: medIdle <= 120 * 1024 * 1024 },
       { section: 'Memory and start', figure: 'RSS under the ack load (peak / mean)', value: `${mb(peakRss)} / ${mb(mean(rss))}`, target: '(info)' },
       { section: 'Memory and start', figure: `start → ready (median of ${starts.length}; ${starts[0].via})`, value: ms(medReady), target: '≤ 1.5 s', ratio: `first ${ms(readyTimes[0])}, bare Bolt ${ms(bareReady.at - bare.spawnedAt)}`, ok: medReady <= 1500 },
@@ -264,6 +281,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       detail: {
         concurrency: o.concurrency, rounds: o.rounds, jobs: o.jobs, samplesPerSeries: lat.rebot.status.length,
         latencyMs: Object.fromEntries(Object.entries(lat).flatMap(([who, k]) => Object.entries(k).map(([kind, s]) => [`${who}.${kind}`, { p50: p50(s), p99: p99(s), max: max(s), n: s.length }]))),
+        sequential: Object.fromEntries(Object.entries(seq).flatMap(([who, k]) => Object.entries(k).map(([kind, v]) => [`${who}.${kind}`, { p50: p50(v), p99: p99(v), n: v.length }]))),
         ratios: r, errors, wrongReplies, activeJobsPerRound: active, jobStates: states, jobWallMs, loadMs,
         starts, bareReadyMs: bareReady.at - bare.spawnedAt, bareIdleRss, rssUnderLoad: { peak: peakRss, mean: mean(rss), samples: rss.length },
         emulatorCalls: emu.calls.length, workDir: o.keep ? work : undefined,

@@ -22,6 +22,8 @@ import { startFakeKube, type FakeKube } from '../src/devkit/fake-kube/index.ts';
 import { startLocalSetup, type LocalSetup } from '../src/devkit/local-setup.ts';
 import { SlackEmulator } from '../src/devkit/slack-emulator/server.ts';
 import type { Infra } from '../src/infra/types.ts';
+import type { JobView } from '../src/jobs/types.ts';
+import type { SetupSpec } from '../src/spec/schema.ts';
 import { createLogger } from '../src/log.ts';
 import { createSlackApp } from '../src/slack/app.ts';
 import { checklistMessage, finalMessage, stepResultMessage } from '../src/slack/blocks.ts';
@@ -88,7 +90,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
   try {
     // each deployment has its own Astro and Airflow API (as on Astro); the cluster is only a placeholder here
     kube = await startFakeKube({ dir: join(work, 'kube') });
-    const specs = [];
+    const specs: SetupSpec[] = [];
     for (let i = 0; i < o.jobs; i++) {
       const name = `budget-${String(i).padStart(2, '0')}`;
       const l = await startLocalSetup(await demoSpec(name), { dir: join(work, 'local', name), root: ROOT, apiToken: BENCH_SECRETS.RE_BOT_DEMO_API_TOKEN, sharedKube: kube, registry: false });
@@ -101,7 +103,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     emu.injectFault({ method: '*', kind: 429, fraction: o.fault429, retryAfterSec: 1 });
     rt.engine.start();
     const t0 = Date.now();
-    const jobs = [];
+    const jobs: JobView[] = [];
     for (const spec of specs) jobs.push(await rt.engine.submit({ spec, requestedBy: { id: 'U0BENCHREQ' }, origin: { kind: 'slack', channel: CHANNEL } }));
     const deadline = Date.now() + 120_000 + o.jobs * 14 * unit * 3;
     const terminal = () => jobs.every((j) => ['succeeded', 'failed', 'cancelled'].includes(rt.engine.job(j.id)!.state));

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino from 'pino';
 import { redact } from './redact.ts';
 
@@ -7,10 +8,18 @@ import { redact } from './redact.ts';
  */
 export type Logger = pino.Logger;
 
+const context = new AsyncLocalStorage<Record<string, unknown>>();
+
+/** Runs fn with fields (a Slack request id, say) added to every log line written inside it, however deep. */
+export function withLogContext<T>(fields: Record<string, unknown>, fn: () => T): T {
+  return context.run({ ...context.getStore(), ...fields }, fn);
+}
+
 export function createLogger(bindings: Record<string, unknown> = {}, destination?: pino.DestinationStream): Logger {
   const root = pino(
     {
       level: process.env.LOG_LEVEL ?? 'info',
+      mixin: () => context.getStore() ?? {},
       base: { app: 're-bot', ...safe(bindings) as Record<string, unknown> },
       formatters: {
         // child bindings (job, step, requestId…) are caller-supplied too

@@ -18,8 +18,10 @@ export interface Child {
 export function spawnNode(args: string[], o: { env?: Record<string, string | undefined>; logFile: string; ipc?: boolean }): Child {
   const log = createWriteStream(o.logFile, { flags: 'a' });
   const spawnedAt = performance.now();
-  const proc = spawn(process.execPath, args, {
-    env: { ...process.env, ...o.env },
+  // profiling aid: BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench …
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], {
+    env: { ...process.env, BENCH_CHILD_NODE_ARGS: undefined, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe', ...(o.ipc ? (['ipc'] as const) : [])],
   });
   proc.stdout!.pipe(log);

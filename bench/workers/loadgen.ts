@@ -15,6 +15,8 @@ interface Burst {
   bodies: string[];
   /** return the response bodies (for checks) */
   keepBodies?: boolean;
+  /** one request at a time instead of all at once (the unloaded cost of one request) */
+  sequential?: boolean;
 }
 
 const agents = new Map<string, Agent>();
@@ -43,7 +45,9 @@ process.on('message', async (m: Burst) => {
   const url = new URL(m.url);
   const agent = agentFor(url.origin);
   const signed = m.bodies.map((b) => signRequest(m.secret, b));
-  const results = await Promise.all(signed.map((s) => one(url, agent, s.body, s.headers)));
+  const results: Array<{ ms: number; status: number; body: string }> = [];
+  if (m.sequential) for (const s of signed) results.push(await one(url, agent, s.body, s.headers));
+  else results.push(...(await Promise.all(signed.map((s) => one(url, agent, s.body, s.headers)))));
   process.send!({ id: m.id, latencies: results.map((r) => r.ms), statuses: results.map((r) => r.status), bodies: m.keepBodies ? results.map((r) => r.body) : undefined });
 });
 process.send!({ ready: true });

@@ -1,6 +1,8 @@
 import { App, LogLevel, type CustomRoute } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import { withLogContext, type Logger } from '../log.ts';
 import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
 import { registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
@@ -68,6 +70,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true })
       : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logLevel: LogLevel.ERROR, deferInitialization: true });
   if (deps.metrics) timeAcks(deps.metrics, app);
+  tagRequests(app, logger);
   const client = new WebClient(config.botToken, clientOptions);
   const outbox = new Outbox({
     client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, updateIntervalMs: deps.updateIntervalMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs,
@@ -109,5 +112,26 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       await app.stop();
       await outbox.stop();
     },
+  };
+}
+
+/**
+ * Every log line written while Bolt handles a request carries its request id, user and what was asked
+ * (command, action or view), and the request itself is logged once with its handling time.
+ */
+function tagRequests(app: App, logger: Logger): void {
+  const process = app.processEvent.bind(app);
+  app.processEvent = (event) => {
+    const b = event.body as Record<string, any>;
+    const what = b.command ?? b.actions?.[0]?.action_id ?? b.view?.callback_id ?? b.type ?? 'event';
+    const fields = { requestId: randomUUID(), slackUser: b.user_id ?? b.user?.id, slackRequest: String(what) };
+    return withLogContext(fields, async () => {
+      const t0 = performance.now();
+      try {
+        return await process(event);
+      } finally {
+        logger.info({ ms: Math.round(performance.now() - t0) }, 'slack request handled');
+      }
+    });
   };
 }

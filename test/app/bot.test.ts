@@ -183,6 +183,9 @@ describe('re-bot start (HTTP mode)', () => {
     expect(parsed.find((l) => l.msg === 'step.finished' && l.stepId === 'agents')).toMatchObject({ jobId: job.id });
     const warned = parsed.find((l) => l.msg === 'probe retried')!;
     expect(warned).toMatchObject({ jobId: job.id, stepId: 'verify', err: { message: 'probe failed with token [REDACTED]' } });
+    // each Slack request is logged with its id, who asked and what
+    const request = parsed.find((l) => l.msg === 'slack request handled' && l.slackRequest === '/re');
+    expect(request).toMatchObject({ requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), slackUser: expect.stringMatching(/^U/) });
     expect(logs.join('\n')).not.toContain(STEP_SECRET);
     expect(logs.join('\n')).not.toContain('xoxb-bot-test');
   });
