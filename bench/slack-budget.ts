@@ -152,6 +152,8 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const steps = perJob[0]?.steps ?? 8;
     const postTimes = okPosts.filter((c) => c.args.channel === CHANNEL).map((c) => c.at);
     const peakPosts = peakRate(postTimes, unit);
+    const sortedPosts = [...postTimes].sort((a, b) => a - b);
+    const minGap = Math.min(...sortedPosts.slice(1).map((t, i) => t - sortedPosts[i]));
     const peakPostAttempts = peakRate(posts.map((c) => c.at), unit);
     const peakUpdates = peakRate(okUpdates.map((c) => c.at), unit);
     const peakAll = peakRate([...postTimes, ...okUpdates.map((c) => c.at)], unit);
@@ -163,7 +165,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const rows: Row[] = [
       { section: sec, figure: `posts per job (${o.jobs} concurrent jobs, one channel) mean / max`, value: `${mean(postsPerJob).toFixed(1)} / ${max(postsPerJob)}`, target: `≤ ${steps + 4} (steps + 4)`, ratio: `${max(postsPerJob)}/${steps + 4}`, ok: max(postsPerJob) <= steps + 4 },
       { section: sec, figure: 'updates per job mean / max', value: `${mean(updatesPerJob).toFixed(1)} / ${max(updatesPerJob)}`, target: '(info)', ratio: `${updates.length - okUpdates.length} refused` },
-      { section: sec, figure: `peak messages per second in the channel${scaleNote}`, value: `${peakPosts}`, target: '≤ 1', ratio: `attempts incl. 429s ${peakPostAttempts}; + updates ${peakAll}`, ok: peakPosts <= 1 },
+      { section: sec, figure: `peak messages per second in the channel${scaleNote}`, value: `${peakPosts}`, target: '≤ 1', ratio: `closest posts ${minGap} ms apart (pacing ${unit.toFixed(0)} ms); with updates ${peakAll}`, ok: peakPosts <= 1 },
       { section: sec, figure: `429s received / writes lost (${Math.round(o.fault429 * 100)}% of calls answered 429)`, value: `${got429} / ${notSent}`, target: 'all handled', ratio: `outbox ${outboxStates.map((s) => `${s.n} ${s.state}`).join(', ')}`, ok: notSent === 0, gate: true },
       { section: sec, figure: 'final checklists exact (parent = final state, every reply once)', value: `${perJob.length - inexact.length}/${perJob.length}`, target: 'all', ok: inexact.length === 0 && perJob.length === o.jobs, gate: true },
       { section: sec, figure: '  time to drain the outbox after the jobs finished', value: `${((drainedMs - jobsDoneMs) / 1000).toFixed(1)} s`, target: '(info)', ratio: `${okPosts.length} posts at 1/${unit.toFixed(0)} ms` },
@@ -171,7 +173,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     return {
       rows,
       detail: {
-        gaps: postTimes.slice(1).map((t, i) => t - postTimes[i]).sort((a, b) => a - b).slice(0, 10),
+        smallestPostGapsMs: sortedPosts.slice(1).map((t, i) => t - sortedPosts[i]).sort((a, b) => a - b).slice(0, 10),
         jobs: o.jobs, timeScale: o.timeScale, windowMs: unit, fault429: o.fault429, jobsDoneMs, drainedMs, posts: okPosts.length, postAttempts: posts.length,
         updates: okUpdates.length, updateAttempts: updates.length, got429, outboxStates, peakPosts, peakPostAttempts, peakUpdates, peakAll,
         postsPerJob: { mean: mean(postsPerJob), max: max(postsPerJob) }, updatesPerJob: { mean: mean(updatesPerJob), max: max(updatesPerJob) },

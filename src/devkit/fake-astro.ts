@@ -6,17 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AstroDeployment } from '../infra/types.ts';
 
-export interface FakeAstroDeployment {
+/** The adapter's view of a deployment, plus its organization and anything else to put in the body verbatim. */
+export interface FakeAstroDeployment extends AstroDeployment {
   organizationId: string;
-  id: string;
-  name?: string;
-  namespace?: string;
-  workspaceId?: string;
-  runtimeVersion?: string;
-  webServerAirflowApiUrl?: string;
-  remoteExecution?: { enabled: boolean; remoteApiUrl?: string; allowedIpAddressRanges?: string[]; taskLogBucket?: string; taskLogUrlPattern?: string };
-  /** anything else to put in the body verbatim */
   [field: string]: unknown;
 }
 
