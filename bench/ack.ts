@@ -232,12 +232,9 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     o.log(`  setup jobs: ${states.map((s) => `${s.n} ${s.state}`).join(', ')} after ${(jobWallMs / 1000).toFixed(1)} s`);
     clearInterval(driver);
     driver = undefined;
-    // the answers to the refused clicks (ephemerals) and the jobs' progress queue in the outbox: let it drain
-    const pendingWrites = () => (store!.sqlite.prepare("SELECT count(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')").get() as { n: number }).n;
-    const drainDeadline = Date.now() + 120_000;
-    while (pendingWrites() > 0 && Date.now() < drainDeadline) await sleep(250);
-    const drainedMs = performance.now() - t0;
-    const leftWrites = pendingWrites();
+    // Slack writes the jobs and the refused clicks queued, still waiting for their turn (posts: 1/s/channel)
+    const queuedWrites = store.sqlite.prepare("SELECT kind, count(*) AS n FROM slack_outbox WHERE state IN ('pending','sending') GROUP BY kind").all() as Array<{ kind: string; n: number }>;
+    const sentWrites = (store.sqlite.prepare("SELECT count(*) AS n FROM slack_outbox WHERE state = 'sent'").get() as { n: number }).n;
     // one request at a time, after the jobs finished: what one ack costs each app with nothing else going on
     const seq = { rebot: { status: [] as number[], click: [] as number[] }, bare: { status: [] as number[], click: [] as number[] } };
     const seqN = Math.max(20, Math.floor(o.concurrency / 2));
@@ -271,7 +268,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       { section: sec, figure: 'worst re-bot p99 vs Slack 3 s ack window', value: ms(worstP99), target: '< 1 s (nowhere near 3 s)', ratio: `${((worstP99 / 3000) * 100).toFixed(1)}% of 3 s`, ok: worstP99 < 1000 },
       { section: sec, figure: 'non-200 answers (re-bot / bare), wrong status replies', value: `${errors.rebot} / ${errors.bare}, ${wrongReplies}`, target: '0', ok: errors.rebot + errors.bare + wrongReplies === 0, gate: true },
       { section: sec, figure: 'setup jobs that ran under the load', value: `${succeeded}/${o.jobs} succeeded in ${(jobWallMs / 1000).toFixed(0)} s; active per round ${Math.min(...active)}–${Math.max(...active)}`, target: `all ${o.jobs}`, ok: succeeded === o.jobs, gate: true },
-      { section: sec, figure: '  Slack writes the run queued (progress + refusal answers): all sent after', value: `${(drainedMs / 1000).toFixed(0)} s`, target: '(info)', ratio: leftWrites ? `${leftWrites} still pending` : `${emu.calls.length} Web API calls` },
+      { section: sec, figure: '  Slack writes still queued when the jobs finished (paced 1 post/s/channel)', value: queuedWrites.map((q) => `${q.n} ${q.kind}`).join(', ') || 'none', target: '(info)', ratio: `${sentWrites} sent` },
       { section: 'Memory and start', figure: `idle RSS 2 s after ready (median of ${starts.length})`, value: mb(medIdle), target: '≤ 120 MB', ratio: `bare Bolt ${mb(bareIdleRss)}`, ok: medIdle <= 120 * 1024 * 1024 },
       { section: 'Memory and start', figure: 'RSS under the ack load (peak / mean)', value: `${mb(peakRss)} / ${mb(mean(rss))}`, target: '(info)' },
       { section: 'Memory and start', figure: `start → ready (median of ${starts.length}; ${starts[0].via})`, value: ms(medReady), target: '≤ 1.5 s', ratio: `first ${ms(readyTimes[0])}, bare Bolt ${ms(bareReady.at - bare.spawnedAt)}`, ok: medReady <= 1500 },
@@ -282,7 +279,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
         concurrency: o.concurrency, rounds: o.rounds, jobs: o.jobs, samplesPerSeries: lat.rebot.status.length,
         latencyMs: Object.fromEntries(Object.entries(lat).flatMap(([who, k]) => Object.entries(k).map(([kind, s]) => [`${who}.${kind}`, { p50: p50(s), p99: p99(s), max: max(s), n: s.length }]))),
         sequential: Object.fromEntries(Object.entries(seq).flatMap(([who, k]) => Object.entries(k).map(([kind, v]) => [`${who}.${kind}`, { p50: p50(v), p99: p99(v), n: v.length }]))),
-        ratios: r, errors, wrongReplies, activeJobsPerRound: active, jobStates: states, jobWallMs, loadMs,
+        queuedWrites, sentWrites, ratios: r, errors, wrongReplies, activeJobsPerRound: active, jobStates: states, jobWallMs, loadMs,
         starts, bareReadyMs: bareReady.at - bare.spawnedAt, bareIdleRss, rssUnderLoad: { peak: peakRss, mean: mean(rss), samples: rss.length },
         emulatorCalls: emu.calls.length, workDir: o.keep ? work : undefined,
       },

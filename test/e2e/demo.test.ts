@@ -1,0 +1,43 @@
+/** `npm run demo` end to end, twice: a newcomer's first command must work and leave nothing that breaks a rerun. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { runDemo } from '../../src/cli/demo.ts';
+import { registryAvailable } from '../../src/devkit/registry.ts';
+import { findTool } from '../../src/infra/tools.ts';
+import { scratchDir } from './support.ts';
+
+async function demo(workDir: string): Promise<{ code: number; text: string }> {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d) => (text += d));
+  const code = await runDemo({ workDir, out: out as unknown as NodeJS.WriteStream });
+  return { code, text };
+}
+
+describe('npm run demo', () => {
+  it('runs all eight steps for real, says where values, DB and audit log are, and runs again cleanly', async () => {
+    const workDir = join(scratchDir('demo'), '.demo');
+    for (const round of [1, 2]) {
+      const { code, text } = await demo(workDir);
+      expect(code, text).toBe(0);
+      const final = text.slice(text.lastIndexOf('succeeded\n'));
+      expect(final).toMatch(/⚠ 1\. Prerequisites\s+warned/); // demo-node-2 lacks singleProcessOOMKill
+      for (const [n, title] of [[2, 'Agents'], [3, 'Secrets backend'], [4, 'XCom backend'], [5, 'DAG sources'], [8, 'Verify']] as const) {
+        expect(final, `round ${round} step ${n}`).toMatch(new RegExp(`${n}\\. ${title}.*(succeeded|warned)`));
+      }
+      expect(final).toMatch(/6\. Logging, OpenLineage and Sentinel.*(succeeded|warned)/);
+      const buildable = Boolean(findTool('buildah')) && registryAvailable();
+      expect(final).toMatch(buildable ? /7\. Deploy client image\s+succeeded.*pushed 127\.0\.0\.1:\d+\/re-bot\/demo-client:deploy-/ : /7\. Deploy client image\s+skipped/);
+      expect(text).toMatch(/auto-approving as cli:\S+ \(--yes/);
+      expect(text).toMatch(/test DAG re_bot_smoke run .* succeeded/);
+      expect(text).toContain(`Rendered values   ${join(workDir, 'out', 'values.yaml')}`);
+      expect(text).toMatch(/Audit log .*audit\.jsonl .*hash chain intact/);
+      expect(existsSync(join(workDir, 're-bot.db'))).toBe(true);
+      expect(readFileSync(join(workDir, 'out', 'values.yaml'), 'utf8')).toContain('agentTokenSecretName: demo-agent-token');
+      // the demo's random credentials never reach the terminal
+      for (const v of ['RE_BOT_DEMO_API_TOKEN', 'RE_BOT_DEMO_AGENT_TOKEN', 'RE_BOT_DEMO_GIT_TOKEN']) expect(text).not.toContain(process.env[v]!);
+    }
+  }, 180_000);
+});
