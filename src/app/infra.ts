@@ -1,6 +1,5 @@
 import type { Infra } from '../infra/types.ts';
 import type { SetupSpec } from '../spec/schema.ts';
-import { createKubeAdapter } from '../infra/kube.ts';
 import { createHelmAdapter } from '../infra/helm.ts';
 import { createImageAdapter } from '../infra/images.ts';
 import { createAirflowClient } from '../infra/airflow.ts';
@@ -19,7 +18,8 @@ export async function createInfra(spec: SetupSpec, opts: InfraOptions = {}): Pro
   const kubeconfigPath = opts.kubeconfigPath ?? spec.cluster.kubeconfig ?? process.env.KUBECONFIG;
   const token = await opts.deploymentApiToken?.();
   const infra: Infra = {
-    kube: createKubeAdapter({ kubeconfigPath, context: spec.cluster.kubeContext }),
+    // loaded on first use: @kubernetes/client-node costs ~120 MB and ~1 s at start, and the bot idles most of its life
+    kube: (await import('../infra/kube.ts')).createKubeAdapter({ kubeconfigPath, context: spec.cluster.kubeContext }),
     helm: createHelmAdapter({ kubeconfigPath, kubeContext: spec.cluster.kubeContext }),
     images: createImageAdapter(),
     probeUrl,

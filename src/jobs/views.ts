@@ -17,7 +17,11 @@ export function approvalView(store: Store, a: ApprovalRow): ApprovalView {
 }
 
 export function jobView(store: Store, jobId: string): JobView | undefined {
-  const j = store.db.select().from(jobs).where(eq(jobs.id, jobId)).get();
+  // not spec/plan: large JSON that no view shows (status replies run inside Slack's 3 s ack window)
+  const j = store.db.select({
+    id: jobs.id, deployment: jobs.deployment, state: jobs.state, attempt: jobs.attempt, requestedBy: jobs.requestedBy, origin: jobs.origin,
+    createdAt: jobs.createdAt, startedAt: jobs.startedAt, finishedAt: jobs.finishedAt, valuesHash: jobs.valuesHash, chart: jobs.chart, error: jobs.error,
+  }).from(jobs).where(eq(jobs.id, jobId)).get();
   if (!j) return undefined;
   const steps: JobStepView[] = store.db.select().from(jobSteps).where(eq(jobSteps.jobId, jobId)).orderBy(asc(jobSteps.number)).all().map((s) => ({
     stepId: s.stepId, number: s.number, title: s.title, state: s.state as StepState, summary: opt(s.summary),

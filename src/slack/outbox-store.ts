@@ -101,52 +101,65 @@ export class MemoryOutboxStore implements OutboxStore {
 
 /** SQLite outbox on the `slack_outbox` table of the store's migrations (src/store/schema.ts). */
 export class SqliteOutboxStore implements OutboxStore {
-  constructor(private db: Database.Database) {
+  // prepared once: the outbox runs on every enqueue and every finished send, next to the acks
+  private q;
+  constructor(db: Database.Database) {
     const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'slack_outbox'").get();
     if (!exists) throw new Error('slack_outbox table missing: open the database with openStore() so its migrations run');
+    this.q = {
+      upsert: db.prepare(
+        `INSERT INTO slack_outbox (key, kind, channel, ref, args) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET args = excluded.args,
+           dirty = CASE WHEN slack_outbox.state = 'sending' THEN 1 ELSE slack_outbox.dirty END,
+           state = CASE WHEN slack_outbox.state IN ('sent','failed') THEN 'pending' ELSE slack_outbox.state END
+         WHERE slack_outbox.kind = 'update'`,
+      ),
+      get: db.prepare('SELECT * FROM slack_outbox WHERE key = ?'),
+      // Only what could be sent now: each channel's oldest pending post (later posts wait behind it to keep
+      // thread order), and due updates and ephemerals. Args are loaded per entry at send time.
+      due: db.prepare(
+        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
+         WHERE state = 'pending' AND not_before <= ?
+           AND (kind != 'post' OR id IN (SELECT MIN(id) FROM slack_outbox WHERE state = 'pending' AND kind = 'post' GROUP BY channel))
+         ORDER BY id LIMIT 500`,
+      ),
+      sending: db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`),
+      sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`),
+      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ? WHERE id = ?`),
+      failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
+      recover: db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`),
+      pending: db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`),
+    };
   }
   private row(r: any): OutboxEntry | undefined {
     if (!r) return undefined;
     return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
   }
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>) {
-    const args = JSON.stringify(redactDeep(e.args));
-    this.db
-      .prepare(
-        `INSERT INTO slack_outbox (key, kind, channel, ref, args) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(key) DO UPDATE SET args = excluded.args,
-           dirty = CASE WHEN slack_outbox.state = 'sending' THEN 1 ELSE slack_outbox.dirty END,
-           state = CASE WHEN slack_outbox.state IN ('sent','failed') THEN 'pending' ELSE slack_outbox.state END
-         WHERE slack_outbox.kind = 'update'`,
-      )
-      .run(e.key, e.kind, e.channel, e.ref ?? null, args);
+    this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)));
   }
   get(key: string) {
-    return this.row(this.db.prepare('SELECT * FROM slack_outbox WHERE key = ?').get(key));
+    return this.row(this.q.get.get(key));
   }
   due(now: number) {
-    // args are loaded per entry at send time (get), not for every due row on every tick
-    return this.db
-      .prepare(`SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id`)
-      .all(now)
-      .map((r) => this.row(r)!);
+    return this.q.due.all(now).map((r) => this.row(r)!);
   }
   markSending(id: number) {
-    this.db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`).run(id);
+    this.q.sending.run(id);
   }
   markSent(id: number, ts?: string) {
-    this.db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`).run(ts ?? null, id);
+    this.q.sent.run(ts ?? null, id);
   }
   markRetry(id: number, notBefore: number, error: string) {
-    this.db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ? WHERE id = ?`).run(notBefore, error, id);
+    this.q.retry.run(notBefore, error, id);
   }
   markFailed(id: number, error: string) {
-    this.db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`).run(error, id);
+    this.q.failed.run(error, id);
   }
   recoverInFlight() {
-    return this.db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`).run().changes;
+    return this.q.recover.run().changes;
   }
   pendingCount() {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`).get() as { n: number }).n;
+    return (this.q.pending.get() as { n: number }).n;
   }
 }

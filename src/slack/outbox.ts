@@ -11,7 +11,9 @@ export type { OutboxEntry, OutboxKind, OutboxState, OutboxStore } from './outbox
  * delays an ack; sending happens on a timer.
  * - posts: at most one per `pacingMs` per channel (Slack's ~1 msg/s/channel for chat.postMessage);
  * - updates: coalesced per target message (last write wins), at most one per `updateIntervalMs` per message;
- * - at most one request in flight per channel, so a thread's replies keep their order;
+ * - at most one post in flight per channel, so a thread's replies keep their order; one update in flight per
+ *   message; a few ephemerals at a time, which never hold up a channel's progress posts;
+ * - pacing counts from when Slack answered the previous post too, so a slow request cannot bunch two posts;
  * - 429 → that kind of write waits Retry-After (posts: that channel; updates/ephemerals: all of them, as
  *   Slack limits those methods per workspace); 5xx/network → exponential backoff; ok:false → failed, logged.
  * - idempotency: `key` is unique; a post whose ts is recorded is never posted again.
@@ -29,6 +31,8 @@ export interface OutboxOptions {
   /** length of one Retry-After "second" (tests shrink it; production 1000) */
   retryAfterUnitMs?: number;
 }
+
+const MAX_EPHEMERALS_IN_FLIGHT = 4;
 
 export class Outbox {
   private lastPost = new Map<string, number>();
@@ -111,13 +115,19 @@ export class Outbox {
     return (this.holds.get(key) ?? 0) > now;
   }
 
-  /** true while pacing, a 429 hold or an in-flight request of its channel keeps an entry waiting */
+  /** what an in-flight request occupies: a channel's post slot, one message's update slot, or an ephemeral slot */
+  private slotOf(e: OutboxEntry): string {
+    return e.kind === 'post' ? `post:${e.channel}` : e.kind === 'update' ? `update:${e.key}` : `ephemeral:${e.key}`;
+  }
+
+  /** true while pacing, a 429 hold or an in-flight request keeps an entry waiting */
   private blocked(e: OutboxEntry, now: number): boolean {
-    if (this.busy.has(e.channel)) return true;
+    if (this.busy.has(this.slotOf(e))) return true;
     if (e.kind === 'post') return this.held(`post:${e.channel}`, now) || now - (this.lastPost.get(e.channel) ?? -Infinity) < this.pacingMs;
     if (e.kind === 'update') return this.held('update', now) || now - (this.lastUpdate.get(e.key) ?? -Infinity) < this.updateIntervalMs;
-    return this.held('ephemeral', now);
+    return this.held('ephemeral', now) || this.ephemeralsInFlight >= MAX_EPHEMERALS_IN_FLIGHT;
   }
+  private ephemeralsInFlight = 0;
 
   private tick(): void {
     if (!this.running) return;
@@ -136,11 +146,15 @@ export class Outbox {
         if (e.kind === 'post') postsWaiting.add(e.channel);
         continue; // parent not posted yet
       }
-      this.busy.add(e.channel);
+      const slot = this.slotOf(e);
+      this.busy.add(slot);
       if (e.kind === 'post') this.lastPost.set(e.channel, now);
       if (e.kind === 'update') this.lastUpdate.set(e.key, now);
+      if (e.kind === 'ephemeral') this.ephemeralsInFlight++;
       void this.send(e).finally(() => {
-        this.busy.delete(e.channel);
+        this.busy.delete(slot);
+        if (e.kind === 'post') this.lastPost.set(e.channel, Date.now());
+        if (e.kind === 'ephemeral') this.ephemeralsInFlight--;
         this.checkIdle();
         this.kick();
       });
