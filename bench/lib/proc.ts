@@ -49,6 +49,26 @@ export function rssOf(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/** RSS of a process and its descendants (`re-bot start` forks its job worker): [total, own]. */
+export function rssTree(pid: number): [number, number] {
+  const own = rssOf(pid);
+  let total = own;
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file: count the process alone */
+  }
+  for (const k of kids) {
+    try {
+      total += rssTree(k)[0];
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return [total, own];
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

@@ -17,6 +17,7 @@ import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpPortFromEnv, startHealthServer, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
+import { startJobWorker, type JobWorker } from './job-worker.ts';
 
 export interface BotOptions {
   env?: Record<string, string | undefined>;
@@ -27,6 +28,11 @@ export interface BotOptions {
   slack?: Partial<Pick<SlackAppDeps, 'pacingMs' | 'updateIntervalMs' | 'retryAfterUnitMs' | 'baseBackoffMs'>>;
   /** Socket Mode health server address (default 0.0.0.0 so kubelet probes reach it) */
   host?: string;
+  /**
+   * run setup jobs in this process instead of a `re-bot worker` child (default: only when tests inject
+   * handlers or adapters, which cannot cross a process boundary)
+   */
+  jobsInProcess?: boolean;
 }
 
 export interface Bot {
@@ -66,37 +72,12 @@ function latestMigration(): number {
   return Math.max(0, ...entries.map((e) => e.when));
 }
 
-/**
- * The outbox rows carry no enqueue time, so the age of the oldest pending message is tracked here, at
- * enqueue. Rows already pending at start count from the start.
- */
-function ageTrackingOutbox(inner: OutboxStore) {
-  const since = new Map<string, number>();
-  const startedAt = Date.now();
-  const store: OutboxStore = {
-    upsert(e) {
-      const cur = inner.get(e.key);
-      if (!cur || (cur.state !== 'pending' && cur.state !== 'sending')) since.set(e.key, Date.now());
-      inner.upsert(e);
-    },
-    get: (key) => inner.get(key),
-    due: (now) => inner.due(now),
-    markSending: (id) => inner.markSending(id),
-    markSent: (id, ts) => inner.markSent(id, ts),
-    markRetry: (id, notBefore, error) => inner.markRetry(id, notBefore, error),
-    markFailed: (id, error) => inner.markFailed(id, error),
-    recoverInFlight: () => inner.recoverInFlight(),
-    pendingCount: () => inner.pendingCount(),
+/** Outbox depth and the age of its oldest pending write, read at scrape time. */
+function outboxStats(store: OutboxStore) {
+  return () => {
+    const oldest = store.oldestPendingAt();
+    return { depth: store.pendingCount(), oldestAgeSeconds: oldest === undefined ? 0 : (Date.now() - oldest) / 1000 };
   };
-  const stats = () => {
-    const now = Date.now();
-    const pending = new Set(inner.due(Number.MAX_SAFE_INTEGER).map((e) => e.key));
-    let oldest = now;
-    for (const key of pending) oldest = Math.min(oldest, since.get(key) ?? startedAt);
-    for (const key of since.keys()) if (!pending.has(key)) since.delete(key);
-    return { depth: inner.pendingCount(), oldestAgeSeconds: (now - oldest) / 1000 };
-  };
-  return { store, stats };
 }
 
 function logJobEvents(log: Logger, e: JobEvent): void {
@@ -117,18 +98,24 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   const settings = botSettings(env, config);
   const expectedMigration = latestMigration();
 
-  const runtime = await createRuntime({ ...opts.runtime, dbPath: settings.dbPath, policy: approvalPolicyFrom(config), concurrency: settings.concurrency });
+  const jobsInProcess = opts.jobsInProcess ?? Boolean(opts.runtime?.handlers || opts.runtime?.infraFor);
+  const runtime = await createRuntime({
+    ...opts.runtime,
+    // with a worker, this process only submits, decides and reads jobs: it never runs a step
+    ...(jobsInProcess ? {} : { handlers: [] }),
+    dbPath: settings.dbPath, policy: approvalPolicyFrom(config), concurrency: settings.concurrency,
+  });
   const sql = {
     jobCounts: runtime.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
     approvalsPending: runtime.db.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending'`),
     history: runtime.db.prepare('SELECT id, state, created_at AS createdAt, requested_by AS requestedBy FROM jobs WHERE deployment = ? ORDER BY created_at DESC LIMIT 10'),
     migration: runtime.db.prepare('SELECT MAX(created_at) AS m FROM __drizzle_migrations'),
   };
-  const outbox = ageTrackingOutbox(new SqliteOutboxStore(runtime.db));
+  const outboxStore = new SqliteOutboxStore(runtime.db);
   const metrics = createMetrics({
     jobCounts: () => Object.fromEntries((sql.jobCounts.all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n])),
     approvalsPending: () => (sql.approvalsPending.get() as { n: number }).n,
-    outbox: outbox.stats,
+    outbox: outboxStats(outboxStore),
   });
 
   let slackUp = false;
@@ -151,7 +138,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     engine: runtime.engine,
     config,
     logger: log,
-    outboxStore: outbox.store,
+    outboxStore: outboxStore,
     sealSecret: runtime.sealSecret,
     eraseSecret: (id) => runtime.secretBox.eraseSecret(id),
     deployments: runtime.deployments,
@@ -172,6 +159,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   const offLog = runtime.engine.on((e) => logJobEvents(log, e));
 
   let server: HealthServer | undefined;
+  let worker: JobWorker | undefined;
   let port = settings.port;
   try {
     // Socket Mode: probes answer while Slack connects (readyz says so)
@@ -179,13 +167,15 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
       server = await startHealthServer({ ...health, port: settings.port, host: opts.host });
       port = server.port;
     }
-    runtime.engine.start();
+    if (jobsInProcess) runtime.engine.start();
+    else worker = startJobWorker(runtime.engine, { env: { ...env, RE_BOT_DB: settings.dbPath }, log });
     const httpServer = await slack.start();
     if (httpServer) port = (httpServer.address() as { port: number }).port;
     if (config.mode === 'http') slackUp = true;
   } catch (err) {
     offMetrics();
     offLog();
+    await worker?.stop().catch(() => undefined);
     await slack.stop().catch(() => undefined);
     await server?.close().catch(() => undefined);
     await runtime.close();
@@ -206,6 +196,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
         await slack.outbox.idle(10_000).catch(() => undefined);
         slackUp = false;
         await slack.stop();
+        await worker?.stop();
         offMetrics();
         offLog();
         await server?.close();

@@ -19,7 +19,7 @@ export async function createInfra(spec: SetupSpec, opts: InfraOptions = {}): Pro
   const token = await opts.deploymentApiToken?.();
   const infra: Infra = {
     // loaded on first use: @kubernetes/client-node costs ~120 MB and ~1 s at start, and the bot idles most of its life
-    kube: (await import('../infra/kube.ts')).createKubeAdapter({ kubeconfigPath, context: spec.cluster.kubeContext }),
+    kube: (await import('../infra/kube.ts')).sharedKubeAdapter({ kubeconfigPath, context: spec.cluster.kubeContext }),
     helm: createHelmAdapter({ kubeconfigPath, kubeContext: spec.cluster.kubeContext }),
     images: createImageAdapter(),
     probeUrl,

@@ -5,16 +5,14 @@
 import { eq } from 'drizzle-orm';
 import type { Infra } from '../infra/types.ts';
 import type { StepHandler } from '../checklist/types.ts';
-import { STEP_HANDLERS } from '../checklist/index.ts';
-import { createJobEngine } from '../jobs/engine.ts';
+import { createJobEngine, type LocalJobEngine } from '../jobs/engine.ts';
 import { statusReport, type StatusReport } from '../jobs/status.ts';
-import type { ApprovalPolicy, JobEngine } from '../jobs/types.ts';
+import type { ApprovalPolicy } from '../jobs/types.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
 import { deployments, jobs } from '../store/schema.ts';
-import { createInfra } from './infra.ts';
 import { createSecretResolver } from './secrets.ts';
 
 export interface RuntimeOptions {
@@ -32,7 +30,7 @@ export interface RuntimeOptions {
 
 export interface Runtime {
   store: Store;
-  engine: JobEngine & { owner: string };
+  engine: LocalJobEngine;
   secretBox: SecretBox;
   /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
   db: Store['sqlite'];
@@ -57,7 +55,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   });
   const engine = createJobEngine({
     store,
-    handlers: opts.handlers ?? STEP_HANDLERS,
+    // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
+    handlers: opts.handlers ?? (await import('../checklist/index.ts')).STEP_HANDLERS,
     policy: { ...DEFAULT_POLICY, ...opts.policy },
     concurrency: opts.concurrency,
     leaseMs: opts.leaseMs,
@@ -66,7 +65,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       const spec = specOf(store, job.id);
       const infra = opts.infraFor
         ? await opts.infraFor(spec, resolveSecret)
-        : await createInfra(spec, { kubeconfigPath: opts.kubeconfigPath, deploymentApiToken: () => resolveSecret(spec.deployment.apiToken) });
+        : await (await import('./infra.ts')).createInfra(spec, { kubeconfigPath: opts.kubeconfigPath, deploymentApiToken: () => resolveSecret(spec.deployment.apiToken) });
       return { infra, resolveSecret };
     },
   });

@@ -32,6 +32,11 @@ const COMMANDS: Record<string, CommandInfo> = {
     summary: 'run a complete setup of examples/demo.yaml against a local fake Kubernetes API',
     load: () => import('./demo.ts'),
   },
+  worker: {
+    usage: 're-bot worker',
+    summary: 'internal: runs the setup jobs of a `re-bot start` process (started by it)',
+    load: () => import('./worker.ts'),
+  },
   start: {
     usage: 're-bot start',
     summary: 'start the Slack bot (Socket Mode by default; RE_BOT_SLACK_MODE=http for HTTP)',

@@ -3,7 +3,8 @@
  * a deadline combined with the caller's AbortSignal, and every error is a RedactedError that names the
  * object and what the API server said (Secret data never reaches a message).
  */
-import { ApiException, AppsV1Api, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Pod } from '@kubernetes/client-node';
+import { statSync } from 'node:fs';
 import { RedactedError } from '../redact.ts';
 import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState } from './types.ts';
 
@@ -23,8 +24,25 @@ export class KubeError extends RedactedError {
   }
 }
 
+/**
+ * client-node 2.0 builds a new undici Agent for every request, so each API call would pay a TLS handshake
+ * and a fresh secure context. One kubeconfig has one cluster and one user: keep one dispatcher and reuse
+ * its kept-alive connections.
+ */
+function reuseDispatcher(kc: KubeConfig): void {
+  const target = kc as unknown as { createDispatcher(cluster: unknown, agentOptions: unknown): unknown };
+  const create = target.createDispatcher.bind(kc);
+  let cached: { server: unknown; dispatcher: unknown } | undefined;
+  target.createDispatcher = (cluster, agentOptions) => {
+    const server = (cluster as { server?: string } | null)?.server;
+    if (!cached || cached.server !== server) cached = { server, dispatcher: create(cluster, agentOptions) };
+    return cached.dispatcher;
+  };
+}
+
 export function loadKubeConfig(opts: Pick<KubeAdapterOptions, 'kubeconfigPath' | 'context'>): KubeConfig {
   const kc = new KubeConfig();
+  reuseDispatcher(kc);
   try {
     if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
     else kc.loadFromDefault();
@@ -56,12 +74,30 @@ function statusMessage(err: ApiException<unknown>): string {
   return `HTTP ${err.code}`;
 }
 
+const shared = new Map<string, KubeAdapter>();
+
+/** One adapter (and so one connection pool) per kubeconfig file version and context, shared by every step. */
+export function sharedKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter {
+  const path = options.kubeconfigPath ?? process.env.KUBECONFIG ?? '';
+  let version = '';
+  try {
+    version = path ? String(statSync(path).mtimeMs) : '';
+  } catch {
+    /* a missing file is reported by the first call */
+  }
+  const key = JSON.stringify([path, version, options.context ?? '', options.defaultTimeoutMs ?? 0]);
+  let adapter = shared.get(key);
+  if (!adapter) shared.set(key, (adapter = createKubeAdapter(options)));
+  return adapter;
+}
+
 export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter {
   let kc: KubeConfig | undefined;
   const config = () => (kc ??= loadKubeConfig(options));
-  const core = () => config().makeApiClient(CoreV1Api);
-  const apps = () => config().makeApiClient(AppsV1Api);
-  const authz = () => config().makeApiClient(AuthorizationV1Api);
+  let clients: { core: CoreV1Api; authz: AuthorizationV1Api; version: VersionApi } | undefined;
+  const api = () => (clients ??= { core: config().makeApiClient(CoreV1Api), authz: config().makeApiClient(AuthorizationV1Api), version: config().makeApiClient(VersionApi) });
+  const core = () => api().core;
+  const authz = () => api().authz;
   const server = () => config().getCurrentCluster()?.server ?? 'the cluster';
 
   /** Runs one API call with a deadline; `what` names the object for the error message. */
@@ -89,7 +125,7 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
 
   return {
     async serverVersion(opts) {
-      const v = await call('read server version', opts, (x) => config().makeApiClient(VersionApi).getCode(o(x)));
+      const v = await call('read server version', opts, (x) => api().version.getCode(o(x)));
       return { major: v.major, minor: v.minor.replace(/\D+$/, ''), gitVersion: v.gitVersion };
     },
 

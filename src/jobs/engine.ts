@@ -50,7 +50,16 @@ class Aborted extends Error {}
 
 const DONE_STEP = ['succeeded', 'warned', 'skipped'];
 
-export function createJobEngine(opts: JobEngineOptions): JobEngine & { owner: string; tick(): Promise<void> } {
+export type LocalJobEngine = JobEngine & {
+  owner: string;
+  tick(): Promise<void>;
+  /** re-emit an event that happened in another process (the job worker) to this engine's listeners */
+  relay(e: JobEvent): void;
+  /** abort a job running in this process (its state was already written, e.g. cancelled by another process) */
+  interrupt(jobId: string): void;
+};
+
+export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
   const { store, policy } = opts;
   const db = store.db;
   const concurrency = opts.concurrency ?? Number(process.env.RE_BOT_CONCURRENCY ?? 2);
@@ -434,6 +443,8 @@ export function createJobEngine(opts: JobEngineOptions): JobEngine & { owner: st
   return {
     owner,
     tick,
+    relay: emit,
+    interrupt: (jobId) => running.get(jobId)?.abort(new Aborted('cancelled in another process')),
     submit,
     cancel,
     retry,

@@ -26,12 +26,15 @@ export interface OutboxEntry {
   attempts: number;
   notBefore: number;
   error?: string;
+  enqueuedAt?: number;
 }
 
 export interface OutboxStore {
   /** insert, or for an existing pending `update` with the same key replace its args; a sent post is left alone */
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void;
   get(key: string): OutboxEntry | undefined;
+  /** state and ts only, without loading the payload (the tick asks this of every reply's parent) */
+  head(key: string): Pick<OutboxEntry, 'state' | 'ts'> | undefined;
   due(now: number): OutboxEntry[];
   markSending(id: number): void;
   markSent(id: number, ts?: string): void;
@@ -40,6 +43,8 @@ export interface OutboxStore {
   /** on start-up: `sending` rows have an unknown outcome (see the file comment) */
   recoverInFlight(): number;
   pendingCount(): number;
+  /** when the oldest pending or in-flight write was enqueued (ms since epoch), or undefined when none is */
+  oldestPendingAt(): number | undefined;
 }
 
 export class MemoryOutboxStore implements OutboxStore {
@@ -48,19 +53,23 @@ export class MemoryOutboxStore implements OutboxStore {
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void {
     const cur = this.rows.get(e.key);
     if (!cur) {
-      this.rows.set(e.key, { ...e, id: ++this.seq, state: 'pending', attempts: 0, notBefore: 0 });
+      this.rows.set(e.key, { ...e, id: ++this.seq, state: 'pending', attempts: 0, notBefore: 0, enqueuedAt: Date.now() });
       return;
     }
     if (cur.kind === 'update') {
       cur.args = e.args;
-      if (cur.state === 'sent' || cur.state === 'failed') cur.state = 'pending';
+      if (cur.state === 'sent' || cur.state === 'failed') Object.assign(cur, { state: 'pending', enqueuedAt: Date.now() });
       // a row in `sending` gets its new args written after the in-flight call finishes (see markSent)
       if (cur.state === 'sending') (cur as OutboxEntry & { dirty?: boolean }).dirty = true;
     }
   }
   get(key: string) {
     return this.rows.get(key);
+  }  head(key: string) {
+    const r = this.rows.get(key);
+    return r && { state: r.state, ts: r.ts };
   }
+
   due(now: number) {
     return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => a.id - b.id);
   }
@@ -96,7 +105,11 @@ export class MemoryOutboxStore implements OutboxStore {
   }
   pendingCount() {
     return [...this.rows.values()].filter((r) => r.state === 'pending' || r.state === 'sending').length;
+  }  oldestPendingAt() {
+    const at = [...this.rows.values()].filter((r) => r.state === 'pending' || r.state === 'sending').map((r) => r.enqueuedAt ?? 0);
+    return at.length ? Math.min(...at) : undefined;
   }
+
 }
 
 /** SQLite outbox on the `slack_outbox` table of the store's migrations (src/store/schema.ts). */
@@ -108,20 +121,24 @@ export class SqliteOutboxStore implements OutboxStore {
     if (!exists) throw new Error('slack_outbox table missing: open the database with openStore() so its migrations run');
     this.q = {
       upsert: db.prepare(
-        `INSERT INTO slack_outbox (key, kind, channel, ref, args) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO slack_outbox (key, kind, channel, ref, args, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET args = excluded.args,
            dirty = CASE WHEN slack_outbox.state = 'sending' THEN 1 ELSE slack_outbox.dirty END,
+           enqueued_at = CASE WHEN slack_outbox.state IN ('sent','failed') THEN excluded.enqueued_at ELSE slack_outbox.enqueued_at END,
            state = CASE WHEN slack_outbox.state IN ('sent','failed') THEN 'pending' ELSE slack_outbox.state END
          WHERE slack_outbox.kind = 'update'`,
       ),
       get: db.prepare('SELECT * FROM slack_outbox WHERE key = ?'),
-      // Only what could be sent now: each channel's oldest pending post (later posts wait behind it to keep
-      // thread order), and due updates and ephemerals. Args are loaded per entry at send time.
-      due: db.prepare(
+      head: db.prepare('SELECT state, ts FROM slack_outbox WHERE key = ?'),
+      // Only what could be sent now, args loaded per entry at send time: each channel's oldest pending post
+      // (later posts wait behind it, keeping thread order), due updates, and the next few due ephemerals.
+      duePosts: db.prepare(
         `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
-         WHERE state = 'pending' AND not_before <= ?
-           AND (kind != 'post' OR id IN (SELECT MIN(id) FROM slack_outbox WHERE state = 'pending' AND kind = 'post' GROUP BY channel))
-         ORDER BY id LIMIT 500`,
+         WHERE id IN (SELECT MIN(id) FROM slack_outbox WHERE state = 'pending' AND kind = 'post' GROUP BY channel) AND not_before <= ?`,
+      ),
+      dueOther: db.prepare(
+        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
+         WHERE state = 'pending' AND kind = ? AND not_before <= ? ORDER BY id LIMIT ?`,
       ),
       sending: db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`),
       sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`),
@@ -129,6 +146,7 @@ export class SqliteOutboxStore implements OutboxStore {
       failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
       recover: db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`),
       pending: db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`),
+      oldest: db.prepare(`SELECT MIN(enqueued_at) AS at FROM slack_outbox WHERE state IN ('pending','sending')`),
     };
   }
   private row(r: any): OutboxEntry | undefined {
@@ -136,13 +154,19 @@ export class SqliteOutboxStore implements OutboxStore {
     return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
   }
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>) {
-    this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)));
+    this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)), Date.now());
   }
   get(key: string) {
     return this.row(this.q.get.get(key));
   }
+  head(key: string) {
+    const r = this.q.head.get(key) as { state: OutboxEntry['state']; ts: string | null } | undefined;
+    return r && { state: r.state, ts: r.ts ?? undefined };
+  }
   due(now: number) {
-    return this.q.due.all(now).map((r) => this.row(r)!);
+    return [...this.q.duePosts.all(now), ...this.q.dueOther.all('update', now, 200), ...this.q.dueOther.all('ephemeral', now, 8)]
+      .map((r) => this.row(r)!)
+      .sort((a, b) => a.id - b.id);
   }
   markSending(id: number) {
     this.q.sending.run(id);
@@ -161,5 +185,8 @@ export class SqliteOutboxStore implements OutboxStore {
   }
   pendingCount() {
     return (this.q.pending.get() as { n: number }).n;
+  }
+  oldestPendingAt() {
+    return (this.q.oldest.get() as { at: number | null }).at ?? undefined;
   }
 }

@@ -65,11 +65,11 @@ export class Outbox {
     this.kick();
   }
   tsOf(postKey: string): string | undefined {
-    return this.o.store.get(postKey)?.ts;
+    return this.o.store.head(postKey)?.ts;
   }
   /** a post with this key was enqueued at some point (sent or not) */
   has(postKey: string): boolean {
-    return this.o.store.get(postKey) !== undefined;
+    return this.o.store.head(postKey) !== undefined;
   }
   /** the latest args written for a post (its pending update if any): lets a caller edit what it posted */
   argsOf(postKey: string): Record<string, unknown> | undefined {
@@ -140,8 +140,8 @@ export class Outbox {
         if (e.kind === 'post') postsWaiting.add(e.channel);
         continue;
       }
-      if (e.ref && !this.o.store.get(e.ref)?.ts) {
-        const parent = this.o.store.get(e.ref);
+      const parent = e.ref ? this.o.store.head(e.ref) : undefined;
+      if (e.ref && !parent?.ts) {
         if (!parent || parent.state === 'failed' || parent.state === 'unknown') this.o.store.markFailed(e.id, `target ${e.ref} was never posted`);
         if (e.kind === 'post') postsWaiting.add(e.channel);
         continue; // parent not posted yet
@@ -179,11 +179,11 @@ export class Outbox {
     const args = e.args as any;
     try {
       if (e.kind === 'post') {
-        const thread_ts = e.ref ? this.o.store.get(e.ref)!.ts : undefined;
+        const thread_ts = e.ref ? this.o.store.head(e.ref)!.ts : undefined;
         const r = await c.chat.postMessage({ ...args, channel: e.channel, ...(thread_ts ? { thread_ts } : {}) });
         this.o.store.markSent(e.id, r.ts);
       } else if (e.kind === 'update') {
-        const ts = this.o.store.get(e.ref!)!.ts!;
+        const ts = this.o.store.head(e.ref!)!.ts!;
         await c.chat.update({ ...args, channel: e.channel, ts });
         this.o.store.markSent(e.id);
       } else {

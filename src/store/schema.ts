@@ -94,6 +94,8 @@ export const slackOutbox = sqliteTable('slack_outbox', {
   notBefore: integer('not_before').notNull().default(0),
   dirty: integer('dirty').notNull().default(0),
   error: text('error'),
+  /** ms since epoch when the row last became pending (outbox age metric) */
+  enqueuedAt: integer('enqueued_at').notNull().default(0),
 }, (t) => [index('slack_outbox_due').on(t.state, t.notBefore)]);
 
 export const auditEvents = sqliteTable('audit_events', {

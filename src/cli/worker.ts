@@ -1,0 +1,51 @@
+/**
+ * `re-bot worker`: runs setup jobs for a `re-bot start` process that forked it (src/app/job-worker.ts).
+ * Same store, same approver policy (from the same environment); reports job events over IPC.
+ */
+import { resolve } from 'node:path';
+import { createRuntime } from '../app/wire.ts';
+import type { FromWorker, ToWorker } from '../app/job-worker.ts';
+import { logger } from '../log.ts';
+import { errorMessage } from '../redact.ts';
+import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
+import { defaultDbPath } from '../store/db.ts';
+
+export async function run(_args: string[]): Promise<number> {
+  if (!process.send) {
+    process.stderr.write('re-bot worker runs under `re-bot start`, which starts it; it is not a command to run by hand\n');
+    return 2;
+  }
+  const log = logger().child({ component: 'job-worker' });
+  const concurrency = Number(process.env.RE_BOT_CONCURRENCY ?? 2);
+  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(loadSlackConfig(process.env)), concurrency });
+  const tell = (m: FromWorker) => {
+    if (process.connected) process.send!(m);
+  };
+  rt.engine.on((event) => tell({ type: 'event', event }));
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        await rt.close(); // aborts running steps; their jobs stay resumable
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, 'job worker: stopping failed');
+      }
+    })());
+  await new Promise<void>((done) => {
+    process.on('message', (m: ToWorker) => {
+      if (m.type === 'kick') void rt.engine.tick();
+      else if (m.type === 'cancel') rt.engine.interrupt(m.jobId);
+      else if (m.type === 'stop') void stop().then(done);
+    });
+    // the Slack process died: stop cleanly rather than run on unobserved
+    process.on('disconnect', () => void stop().then(done));
+    process.once('SIGTERM', () => void stop().then(done));
+    process.once('SIGINT', () => void stop().then(done));
+    rt.engine.start();
+    tell({ type: 'ready', pid: process.pid });
+  });
+  // the IPC channel would keep this process alive
+  if (process.connected) process.disconnect();
+  return 0;
+}
