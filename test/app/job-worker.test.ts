@@ -46,7 +46,10 @@ describe('setup jobs in the job worker', () => {
       expect((await engine.decide(pending.id, { by: { id: 'U0APPROVER' }, decision: 'approve', hash: pending.hash })).ok).toBe(true);
       v = await engine.settled(job.id);
       expect(v.state, JSON.stringify(v.steps.map((s) => [s.stepId, s.state, s.error]))).toBe('succeeded');
-      // the steps ran in the worker (this process has no step handlers), and their events reached us
+      // the steps ran in the worker (this process has no step handlers), and their events reached us; they
+      // come over IPC, a moment after the store says the job is done
+      const relayed = Date.now() + 10_000;
+      while (!events.some((e) => e.job.id === job.id && e.type === 'job.succeeded') && Date.now() < relayed) await new Promise((r) => setTimeout(r, 20));
       const mine = events.filter((e) => e.job.id === job.id).map((e) => e.type);
       expect(mine).toEqual(expect.arrayContaining(['job.started', 'step.started', 'step.finished', 'approval.requested', 'job.succeeded']));
       expect(kube.list('apps/v1', 'Deployment', 'wk-run').length).toBeGreaterThanOrEqual(3);
