@@ -1,7 +1,6 @@
 /** Child processes for the benchmarks: spawn (TypeScript through tsx), RSS, readiness, clean stop. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { signRequest, slashCommandBody } from '../../src/devkit/slack-emulator/signer.ts';
 
@@ -69,16 +68,7 @@ export function rssTree(pid: number): [number, number] {
   return [total, own];
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/devkit/registry.ts';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,6 +1,6 @@
 /** Setup specs for the benchmarks: examples/demo.yaml renamed per deployment (as test/e2e/support.ts does). */
-import { join, resolve } from 'node:path';
-import { loadSpecFile } from '../../src/spec/load.ts';
+import { resolve } from 'node:path';
+import { demoSpecNamed } from '../../src/devkit/local-setup.ts';
 import type { SetupSpec } from '../../src/spec/schema.ts';
 import { registerSecret } from '../../src/redact.ts';
 
@@ -21,22 +21,13 @@ export function setBenchSecretEnv(): void {
   }
 }
 
-let base: SetupSpec | undefined;
-
-export async function demoSpec(name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
-  if (!base) {
-    const r = await loadSpecFile(join(ROOT, 'examples', 'demo.yaml'));
-    if (!r.ok) throw new Error(`examples/demo.yaml: ${JSON.stringify(r.errors)}`);
-    base = r.spec;
-  }
-  const spec = structuredClone(base);
-  spec.deployment.name = name;
-  spec.cluster.namespace = name;
-  spec.cluster.resourceNamePrefix = name;
-  spec.verify.timeoutSeconds = 120;
-  spec.agent.readyTimeoutSeconds = 120;
-  patch(spec);
-  return spec;
+/** examples/demo.yaml renamed per deployment, with benchmark-sized timeouts */
+export function demoSpec(name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
+  return demoSpecNamed(ROOT, name, (spec) => {
+    spec.verify.timeoutSeconds = 120;
+    spec.agent.readyTimeoutSeconds = 120;
+    patch(spec);
+  });
 }
 
 /** no client image: step 7 is skipped (no buildah) */

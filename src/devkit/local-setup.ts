@@ -9,6 +9,7 @@ import { startFakeAstro, type FakeAstro } from './fake-astro.ts';
 import { startFakeKube, type FakeKube, type FakeKubeOptions } from './fake-kube/index.ts';
 import { registryAvailable, startRegistry, type LocalRegistry } from './registry.ts';
 import { findTool } from '../infra/tools.ts';
+import { loadSpecFile } from '../spec/load.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 
 export interface LocalSetupOptions {
@@ -87,4 +88,19 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
     await stop();
     throw err;
   }
+}
+
+/**
+ * examples/demo.yaml under another name: deployment, namespace and resource prefix all become `name`, so many
+ * setups can share one fake cluster without touching each other (end-to-end tests, benchmarks).
+ */
+export async function demoSpecNamed(root: string, name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
+  const r = await loadSpecFile(join(root, 'examples', 'demo.yaml'));
+  if (!r.ok) throw new Error(`examples/demo.yaml: ${JSON.stringify(r.errors)}`);
+  const spec = r.spec;
+  spec.deployment.name = name;
+  spec.cluster.namespace = name;
+  spec.cluster.resourceNamePrefix = name;
+  patch(spec);
+  return spec;
 }

@@ -4,9 +4,8 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { createLogger, setLogger } from '../../src/log.ts';
-import { startLocalSetup, type LocalSetupOptions } from '../../src/devkit/local-setup.ts';
+import { demoSpecNamed, startLocalSetup, type LocalSetupOptions } from '../../src/devkit/local-setup.ts';
 import type { FakeKube } from '../../src/devkit/fake-kube/index.ts';
-import { loadSpecFile } from '../../src/spec/load.ts';
 import type { SetupSpec } from '../../src/spec/schema.ts';
 
 export const ROOT = resolve('.');
@@ -28,18 +27,13 @@ export function scratchDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `rebot-${prefix}-`));
 }
 
-/** examples/demo.yaml renamed so several setups share one fake cluster without touching each other. */
-export async function demoSpec(name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
-  const r = await loadSpecFile(join(ROOT, 'examples', 'demo.yaml'));
-  if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  const spec = r.spec;
-  spec.deployment.name = name;
-  spec.cluster.namespace = name;
-  spec.cluster.resourceNamePrefix = name;
-  spec.verify.timeoutSeconds = 60;
-  spec.agent.readyTimeoutSeconds = 30;
-  patch(spec);
-  return spec;
+/** examples/demo.yaml renamed so several setups share one fake cluster, with test-sized timeouts. */
+export function demoSpec(name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
+  return demoSpecNamed(ROOT, name, (spec) => {
+    spec.verify.timeoutSeconds = 60;
+    spec.agent.readyTimeoutSeconds = 30;
+    patch(spec);
+  });
 }
 
 export async function localSetup(spec: SetupSpec, o: Partial<LocalSetupOptions> & { sharedKube?: FakeKube } = {}) {
