@@ -129,7 +129,9 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
       checks.db = `query failed: ${(err as Error).message}`;
     }
     checks.slack = slackUp || (config.mode === 'socket' ? 'socket not connected' : 'auth.test has not succeeded yet');
-    return { ok: Object.values(checks).every((v) => v === true), checks };
+    // shown, but not a reason to stop taking Slack requests: a dead worker is restarted and resumes its jobs
+    const info = { jobWorker: jobsInProcess ? 'in process' : worker?.alive() ? 'running' : 'restarting' };
+    return { ok: Object.values(checks).every((v) => v === true), checks, info };
   };
   const health = { metrics, ready };
 

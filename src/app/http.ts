@@ -6,6 +6,8 @@ import { errorMessage } from '../redact.ts';
 export interface ReadyResult {
   ok: boolean;
   checks: Record<string, boolean | string>;
+  /** facts shown beside the checks that do not decide readiness */
+  info?: Record<string, string>;
 }
 export type ReadyCheck = () => Promise<ReadyResult>;
 
@@ -45,7 +47,7 @@ function handlers(opts: HealthOptions): Record<(typeof HEALTH_PATHS)[number], Ha
     '/healthz': (_req, res) => send(res, 200, 'text/plain; charset=utf-8', 'ok\n'),
     '/readyz': (_req, res) => {
       void readiness(opts.ready, timeoutMs).then((r) => {
-        const body = r.ok ? { ok: true, checks: r.checks } : { ok: false, checks: r.checks, failing: failing(r.checks) };
+        const body = { ...(r.ok ? { ok: true, checks: r.checks } : { ok: false, checks: r.checks, failing: failing(r.checks) }), ...(r.info ? { info: r.info } : {}) };
         send(res, r.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
       });
     },

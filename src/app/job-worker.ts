@@ -19,6 +19,7 @@ export type FromWorker = { type: 'event'; event: JobEvent } | { type: 'ready'; p
 
 export interface JobWorker {
   pid(): number | undefined;
+  alive(): boolean;
   stop(): Promise<void>;
 }
 
@@ -67,6 +68,7 @@ export function startJobWorker(engine: LocalJobEngine, o: { env: NodeJS.ProcessE
 
   return {
     pid: () => child?.pid,
+    alive: () => Boolean(child?.connected),
     async stop() {
       stopping = true;
       const c = child;

@@ -134,7 +134,7 @@ describe('re-bot start (HTTP mode)', () => {
     expect(await get('/healthz')).toEqual({ status: 200, body: 'ok\n' });
     const ready = await get('/readyz');
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toEqual({ ok: true, checks: { db: true, migrations: true, slack: true } });
+    expect(JSON.parse(ready.body)).toEqual({ ok: true, checks: { db: true, migrations: true, slack: true }, info: { jobWorker: 'in process' } });
 
     const before = (await get('/metrics')).body;
     for (const name of ['re_bot_jobs', 're_bot_step_duration_seconds', 're_bot_approvals_pending', 're_bot_slack_outbox_depth', 're_bot_slack_outbox_oldest_age_seconds', 're_bot_slack_api_calls_total', 're_bot_slack_rate_limited_total', 're_bot_slack_ack_latency_seconds']) {

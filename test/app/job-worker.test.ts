@@ -35,6 +35,12 @@ afterAll(async () => {
 });
 
 describe('setup jobs in the job worker', () => {
+  it('readiness shows the job worker', async () => {
+    const r = await bot.ready();
+    expect(r.info).toEqual({ jobWorker: 'running' });
+    expect(r.ok).toBe(true);
+  });
+
   it('runs the real steps in another process and relays every event to the Slack process', async () => {
     const local = await localSetup(await demoSpec('wk-run', (s) => { delete (s.images as { client?: unknown }).client; }), { sharedKube: kube });
     try {
