@@ -38,7 +38,8 @@ export interface OutboxStore {
   due(now: number): OutboxEntry[];
   markSending(id: number): void;
   markSent(id: number, ts?: string): void;
-  markRetry(id: number, notBefore: number, error: string): void;
+  /** back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure) */
+  markRetry(id: number, notBefore: number, error: string, refund?: boolean): void;
   markFailed(id: number, error: string): void;
   /** on start-up: `sending` rows have an unknown outcome (see the file comment) */
   recoverInFlight(): number;
@@ -87,9 +88,9 @@ export class MemoryOutboxStore implements OutboxStore {
     r.state = r.dirty ? 'pending' : 'sent';
     r.dirty = false;
   }
-  markRetry(id: number, notBefore: number, error: string) {
+  markRetry(id: number, notBefore: number, error: string, refund = false) {
     const r = this.byId(id);
-    Object.assign(r, { state: 'pending', notBefore, error });
+    Object.assign(r, { state: 'pending', notBefore, error, attempts: r.attempts - (refund ? 1 : 0) });
   }
   markFailed(id: number, error: string) {
     Object.assign(this.byId(id), { state: 'failed', error });
@@ -142,7 +143,7 @@ export class SqliteOutboxStore implements OutboxStore {
       ),
       sending: db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`),
       sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`),
-      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ? WHERE id = ?`),
+      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ? WHERE id = ?`),
       failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
       recover: db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`),
       pending: db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`),
@@ -174,8 +175,8 @@ export class SqliteOutboxStore implements OutboxStore {
   markSent(id: number, ts?: string) {
     this.q.sent.run(ts ?? null, id);
   }
-  markRetry(id: number, notBefore: number, error: string) {
-    this.q.retry.run(notBefore, error, id);
+  markRetry(id: number, notBefore: number, error: string, refund = false) {
+    this.q.retry.run(notBefore, error, refund ? 1 : 0, id);
   }
   markFailed(id: number, error: string) {
     this.q.failed.run(error, id);

@@ -196,7 +196,7 @@ export class Outbox {
       if (err?.code === 'slack_webapi_rate_limited_error') {
         const until = now + (Number(err.retryAfter) || 1) * (this.o.retryAfterUnitMs ?? 1000);
         this.holds.set(this.holdKey(e), Math.max(until, this.holds.get(this.holdKey(e)) ?? 0));
-        this.o.store.markRetry(e.id, until, 'ratelimited');
+        this.o.store.markRetry(e.id, until, 'ratelimited', true);
         return;
       }
       const transient = err?.code === 'slack_webapi_http_error' || err?.code === 'slack_webapi_request_error';

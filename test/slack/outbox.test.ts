@@ -63,6 +63,18 @@ describe('outbox', () => {
     expect(bad[0].response.error).toBe('invalid_blocks');
   });
 
+  it('a 429 storm does not use up the retries: a post rate-limited more often than maxAttempts is still delivered', async () => {
+    emu = await new SlackEmulator().start();
+    await setup();
+    emu.injectFault({ method: 'chat.postMessage', kind: 429, count: 12, retryAfterSec: 1 });
+    emu.injectFault({ method: 'chat.postMessage', kind: 503, count: 2 });
+    outbox!.post('storm', 'C1', { text: 'after the storm' });
+    outbox!.start();
+    await outbox!.idle();
+    expect(emu.calls.filter((c) => c.method === 'chat.postMessage' && c.status === 429)).toHaveLength(12);
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['after the storm']);
+  });
+
   it('a post acknowledged before a crash is never posted again; an in-flight reply is not re-sent, an in-flight thread parent is', async () => {
     emu = await new SlackEmulator().start();
     const db = migratedDb();
