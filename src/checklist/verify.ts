@@ -29,8 +29,14 @@ export const verify: StepHandler = {
     if (!runId) {
       ctx.progress(`unpausing and triggering ${dagId}`);
       await airflow.unpauseDag(dagId, opts);
-      const run = await airflow.triggerDagRun(dagId, { triggered_by: 're-bot', job: ctx.jobId }, opts);
-      runId = run.dagRunId;
+      // one run per job attempt, even when a crash lands between the trigger and the checkpoint
+      const dagRunId = `re-bot__${ctx.jobId}__${ctx.attempt}`;
+      try {
+        runId = (await airflow.triggerDagRun(dagId, { triggered_by: 're-bot', job: ctx.jobId }, { ...opts, dagRunId })).dagRunId;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'conflict') throw err;
+        runId = dagRunId; // triggered by this step before the interruption: follow that run
+      }
       ctx.checkpoint.set('dagRunId', runId);
     }
 

@@ -181,7 +181,7 @@ export function createAirflowClient(options: AirflowClientOptions): AirflowClien
           method: 'POST',
           path: ['dags', dagId, 'dagRuns'],
           // Airflow 3 requires logical_date to be present; null means "now, no data interval"
-          body: { logical_date: null, conf },
+          body: { logical_date: null, conf, ...(opts?.dagRunId ? { dag_run_id: opts.dagRunId } : {}) },
           action: `triggering DAG "${dagId}"`,
           notFound: dagMissing(dagId),
           notFoundHint: dagHint,

@@ -136,7 +136,8 @@ export interface DagRun {
 
 export interface AirflowClient {
   unpauseDag(dagId: string, opts?: CallOptions): Promise<void>;
-  triggerDagRun(dagId: string, conf?: Record<string, unknown>, opts?: CallOptions): Promise<DagRun>;
+  /** `dagRunId` makes the trigger idempotent: a second trigger with the same id fails with code 'conflict' */
+  triggerDagRun(dagId: string, conf?: Record<string, unknown>, opts?: CallOptions & { dagRunId?: string }): Promise<DagRun>;
   getDagRun(dagId: string, dagRunId: string, opts?: CallOptions): Promise<DagRun>;
   listTaskInstances(dagId: string, dagRunId: string, opts?: CallOptions): Promise<Array<{ taskId: string; state: string | null; tryNumber: number }>>;
   taskLog(dagId: string, dagRunId: string, taskId: string, tryNumber: number, opts?: CallOptions): Promise<string>;

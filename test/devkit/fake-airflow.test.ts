@@ -63,6 +63,14 @@ describe('fake Airflow through the real Airflow client', () => {
     expect(trigger?.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
+  it('a trigger with a run id is idempotent: the same id again is a conflict, and the first run goes on', async () => {
+    const { client } = await airflow({ smoke: { tasks: ['a'], outcome: 'success', durationMs: 100, paused: false } });
+    const run = await client.triggerDagRun('smoke', {}, { dagRunId: 're-bot__job_1__1' });
+    expect(run.dagRunId).toBe('re-bot__job_1__1');
+    await expect(client.triggerDagRun('smoke', {}, { dagRunId: 're-bot__job_1__1' })).rejects.toMatchObject({ code: 'conflict' });
+    expect(await waitForEnd(client, 'smoke', 're-bot__job_1__1', [])).toBe('success');
+  });
+
   it('a failing run ends failed; the failing task log carries the exception and later tasks are upstream_failed', async () => {
     const { client } = await airflow({ smoke: { tasks: ['a', 'b', 'c'], outcome: 'failed', failTask: 'b', durationMs: 240, paused: false } });
     const run = await client.triggerDagRun('smoke');
