@@ -1,6 +1,7 @@
 import type { StepHandler, StepContext, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import type { AccessCheck } from '../infra/types.ts';
+import { secretRefsOf } from '../spec/schema.ts';
 
 const MIN_KUBE_MINOR = 30;
 
@@ -31,6 +32,23 @@ export const prerequisites: StepHandler = {
     const { kube, helm } = ctx.infra;
     const warnings: string[] = [];
     const opts = { signal: ctx.signal };
+
+    // every secret the later steps need, before anything is written: a missing one must not leave half a setup
+    ctx.progress('resolving secret references');
+    const unresolved: string[] = [];
+    for (const r of secretRefsOf(ctx.spec)) {
+      try {
+        await ctx.resolveSecret(r.ref);
+      } catch (err) {
+        unresolved.push(`${r.field} (${r.purpose}): ${(err as Error).message}`);
+      }
+    }
+    if (unresolved.length) {
+      throw new StepFailure(`${unresolved.length} secret reference(s) cannot be resolved, so nothing was changed: ${unresolved.join('; ')}`, {
+        field: unresolved[0].split(' ')[0],
+        hint: 'set the environment variables or files the spec refers to (re-bot plan lists them), or enter the secrets again with /re setup',
+      });
+    }
 
     ctx.progress('checking Kubernetes version');
     const v = await kube.serverVersion(opts);

@@ -108,6 +108,26 @@ describe('a complete setup from examples/demo.yaml', () => {
 });
 
 describe('failure paths', () => {
+  it('an unset secret fails step 1 naming the field and the variable, before anything is written', async () => {
+    const local = await localSetup(await demoSpec('e2e-unset', (s) => {
+      delete (s.images as { client?: unknown }).client;
+      if (s.dagSource.type === 'git') s.dagSource.credentials!.token = { env: 'RE_BOT_E2E_UNSET_GIT_TOKEN' };
+    }), { sharedKube: kube });
+    try {
+      delete process.env.RE_BOT_E2E_UNSET_GIT_TOKEN;
+      const out = sink();
+      const r = await runSetupJob({ spec: local.spec, yes: true, dbPath: join(scratchDir('e2e-unset'), 'db.sqlite'), out: out.stream, pollMs: 50 });
+      expect(r.exitCode).toBe(1);
+      const step1 = r.job!.steps.find((s) => s.stepId === 'prerequisites')!;
+      expect(step1.state).toBe('failed');
+      expect(step1.error).toMatch(/nothing was changed: dagSource\.credentials\.token \(Git token\/password\): secret reference env:RE_BOT_E2E_UNSET_GIT_TOKEN is not set/);
+      expect(r.job!.steps.filter((s) => s.stepId !== 'prerequisites').every((s) => s.state === 'pending' || s.state === 'skipped')).toBe(true);
+      expect(kube.get('v1', 'Namespace', undefined, 'e2e-unset')).toBeUndefined();
+    } finally {
+      await local.stop();
+    }
+  }, 120_000);
+
   it('a crash-looping agent fails step 2 with the pod reason and a log tail', async () => {
     const local = await localSetup(await demoSpec('e2e-crash', (s) => { delete (s.images as { client?: unknown }).client; }), { sharedKube: kube });
     kube.crashLoop('e2e-crash-worker-default-worker', { reason: 'CrashLoopBackOff', restarts: 5, logTail: 'heartbeat failed: 403 Forbidden from the Astro API' });
