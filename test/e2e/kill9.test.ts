@@ -51,6 +51,17 @@ function runChild(specFile: string, db: string, killAfterMs: number | undefined,
   });
 }
 
+function jobSucceeded(db: string): boolean {
+  if (!existsSync(db)) return false;
+  const sqlite = new Database(db, { readonly: true });
+  try {
+    const row = sqlite.prepare('select state from jobs order by created_at desc limit 1').get() as { state: string } | undefined;
+    return row?.state === 'succeeded';
+  } finally {
+    sqlite.close();
+  }
+}
+
 describe('kill -9 at random moments', () => {
   it(`survives ${KILLS} SIGKILLs: every job completes, no upgrade applied twice, no approval asked again`, async () => {
     let kills = 0;
@@ -73,21 +84,14 @@ describe('kill -9 at random moments', () => {
         for (let k = 0; k < KILLS_PER_JOB && kills < KILLS && !finished; k++) {
           const r = await runChild(specFile, db, 300 + Math.floor(Math.random() * fullRunMs), (kills + trial) % 2 === 0);
           allOutput.push(r.output);
-          if (r.killed) kills++;
-          else {
+          if (r.killed) {
+            kills++;
+            // a kill can land after the job succeeded (while the summary prints): nothing is left to resume
+            finished = jobSucceeded(db);
+          } else {
             fullRunMs = Math.max(fullRunMs, r.ms);
             expect(r.code, r.output).toBe(0); // finished before the kill landed
             finished = true;
-          }
-        }
-        // a kill can land after the job succeeded (while the summary prints): then there is nothing to resume
-        if (!finished && existsSync(db)) {
-          const sqlite = new Database(db, { readonly: true });
-          try {
-            const row = sqlite.prepare('select state from jobs order by created_at desc limit 1').get() as { state: string } | undefined;
-            finished = row?.state === 'succeeded';
-          } finally {
-            sqlite.close();
           }
         }
         if (!finished) {
