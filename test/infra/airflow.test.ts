@@ -2,6 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAirflowClient, flattenLogContent, normaliseAirflowBaseUrl } from '../../src/infra/airflow.ts';
 import { MASK, RedactedError } from '../../src/redact.ts';
+import { expectRedactedFailure } from '../support/redacted.ts';
 
 const TOKEN = 'astro-api-token-Zq8v1Lr4Pw9Kd2Nm';
 const HOST = 'https://cluster-x.astronomer.run';
@@ -25,22 +26,7 @@ const runBody = (state: string) => ({
   conf: { from: 're-bot' },
 });
 
-/** The call fails with a RedactedError that does not carry the token. Unless the server echoed it, nothing
- *  needed masking either: the client itself never puts the token into a message. */
-async function failure(p: Promise<unknown>, serverEchoedToken = false): Promise<RedactedError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RedactedError);
-  const e = err as RedactedError;
-  expect(e.message).not.toContain(TOKEN);
-  expect(e.message).not.toContain('Zq8v1Lr4Pw9Kd2Nm');
-  if (!serverEchoedToken) expect(e.message).not.toContain(MASK);
-  return e;
-}
+const failure = (p: Promise<unknown>, serverEchoedToken = false) => expectRedactedFailure(p, [TOKEN, 'Zq8v1Lr4Pw9Kd2Nm'], serverEchoedToken);
 
 beforeAll(() => nock.disableNetConnect());
 afterEach(() => {

@@ -2,6 +2,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAstroClient } from '../../src/infra/astro.ts';
 import { MASK, RedactedError } from '../../src/redact.ts';
+import { expectRedactedFailure } from '../support/redacted.ts';
 
 const TOKEN = 'astro-deploy-token-Hx7Yq2Wc9Vb4Tn6';
 const API = 'https://api.astronomer.io';
@@ -28,19 +29,7 @@ const deployment = {
   },
 };
 
-async function failure(p: Promise<unknown>, serverEchoedToken = false): Promise<RedactedError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RedactedError);
-  const e = err as RedactedError;
-  expect(e.message).not.toContain(TOKEN);
-  if (!serverEchoedToken) expect(e.message).not.toContain(MASK);
-  return e;
-}
+const failure = (p: Promise<unknown>, serverEchoedToken = false) => expectRedactedFailure(p, [TOKEN], serverEchoedToken);
 
 const client = (timeoutMs = 2_000) => createAstroClient({ token: TOKEN, timeoutMs });
 
