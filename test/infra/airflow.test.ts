@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAirflowClient, flattenLogContent, normaliseAirflowBaseUrl } from '../../src/infra/airflow.ts';
-import { MASK, RedactedError } from '../../src/redact.ts';
+import { MASK } from '../../src/redact.ts';
 import { expectRedactedFailure } from '../support/redacted.ts';
 
 const TOKEN = 'astro-api-token-Zq8v1Lr4Pw9Kd2Nm';

@@ -1,7 +1,6 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAstroClient } from '../../src/infra/astro.ts';
-import { MASK, RedactedError } from '../../src/redact.ts';
 import { expectRedactedFailure } from '../support/redacted.ts';
 
 const TOKEN = 'astro-deploy-token-Hx7Yq2Wc9Vb4Tn6';
