@@ -13,14 +13,29 @@ const COMMANDS: Record<string, CommandInfo> = {
     load: () => import('./plan.ts'),
   },
   run: {
-    usage: 're-bot run <spec.yaml> [--yes]',
+    usage: 're-bot run <spec.yaml> [--yes] [--out DIR]',
     summary: 'run (or resume) the setup job with live progress in the terminal',
     load: () => import('./run.ts'),
   },
   status: {
     usage: 're-bot status <deployment>',
-    summary: 'show the stored state of the latest setup job of a deployment',
+    summary: 'show the stored state of the latest setup job of a deployment (reads the DB only)',
     load: () => import('./status.ts'),
+  },
+  history: {
+    usage: 're-bot history <deployment> [--limit N]',
+    summary: 'list the deployment\'s jobs, newest first, with their approval decisions (reads the DB only)',
+    load: () => import('./history.ts'),
+  },
+  cancel: {
+    usage: 're-bot cancel <deployment|job-id>',
+    summary: 'cancel the deployment\'s active job (or the given job) and release its lock',
+    load: () => import('./cancel.ts'),
+  },
+  retry: {
+    usage: 're-bot retry <deployment|job-id>',
+    summary: 'queue a new attempt of a failed or cancelled job, from its failed step',
+    load: () => import('./retry.ts'),
   },
   doctor: {
     usage: 're-bot doctor',
@@ -53,6 +68,8 @@ export function helpText(): string {
     'Usage:',
     ...lines,
     '',
+    'A job id may be shortened to a unique prefix (at least 4 characters after job_).',
+    'Exit codes: 0 ok, 1 failed/cancelled/refused, 2 usage/spec/config error (incl. unknown deployment), 3 waiting for approval, 130 interrupted.',
     'Environment: RE_BOT_DB (default ./data/re-bot.db), RE_BOT_HELM, LOG_LEVEL; see README.md.',
   ].join('\n');
 }

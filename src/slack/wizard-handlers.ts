@@ -64,7 +64,7 @@ async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, us
     eraseAll(ctx, sealed);
     if (err instanceof DeploymentLockedError) {
       const h = err.holder;
-      return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded.`);
+      return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded. Wait for it, or release it with \`/re cancel ${esc(err.deployment)}\`; a job waiting for approval also expires after ${ctx.config.approvalTtlMs / 3600_000} h (RE_BOT_APPROVAL_TTL_HOURS).`);
     }
     ctx.logger.error({ err: errorMessage(err) }, 'job submission failed');
     ctx.tell(s.channel, user, `Setup not started: ${esc(errorMessage(err))}`);
