@@ -4,12 +4,13 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doctor } from '../../src/cli/doctor.ts';
+import { itWithTools } from '../support/tools.ts';
 
 const empty = mkdtempSync(join(tmpdir(), 'doctor-'));
 afterAll(() => rmSync(empty, { recursive: true, force: true }));
 
 describe('re-bot doctor', () => {
-  it('reports helm and buildah with versions and exits 0 when they exist', async () => {
+  itWithTools(['buildah'], 'reports helm and buildah with versions and exits 0 when they exist', async () => {
     const r = await execa('node', ['bin/re-bot.mjs', 'doctor'], { reject: false, env: { RE_BOT_HELM: resolve('.tools/bin/helm') } });
     expect(r.stdout).toMatch(/✓ helm\s+v4\.\d+\.\d+\S*\s+\S*\.tools\/bin\/helm/);
     expect(r.stdout).toMatch(/✓ buildah\s+\d+\.\d+\.\d+/);

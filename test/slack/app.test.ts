@@ -28,7 +28,7 @@ async function jobWaitingForApproval(harness: Harness, engine: JobEngine): Promi
 
 describe('signing', () => {
   it('matches Slack’s published worked example', () => {
-    const v = JSON.parse(readFileSync(new URL('../../../shared/data/slack/fixtures/signature_test_vector.json', import.meta.url), 'utf8'));
+    const v = JSON.parse(readFileSync(new URL('../fixtures/slack/signature_test_vector.json', import.meta.url), 'utf8'));
     expect(slackSignature(v.signing_secret, v.x_slack_request_timestamp, v.body)).toBe(v.x_slack_signature);
   });
 
