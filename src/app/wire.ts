@@ -13,7 +13,7 @@ import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
 import { deployments, jobs } from '../store/schema.ts';
-import { createSecretResolver } from './secrets.ts';
+import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
 
 export interface RuntimeOptions {
   dbPath: string;
@@ -63,10 +63,19 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pollMs: opts.pollMs,
     buildContext: async (job) => {
       const spec = specOf(store, job.id);
+      // an unresolvable reference names its spec field
+      const resolveForJob = secretResolverForSpec(spec, resolveSecret);
       const infra = opts.infraFor
-        ? await opts.infraFor(spec, resolveSecret)
-        : await (await import('./infra.ts')).createInfra(spec, { kubeconfigPath: opts.kubeconfigPath, deploymentApiToken: () => resolveSecret(spec.deployment.apiToken) });
-      return { infra, resolveSecret };
+        ? await opts.infraFor(spec, resolveForJob)
+        : await (await import('./infra.ts')).createInfra(spec, {
+            kubeconfigPath: opts.kubeconfigPath,
+            deploymentApiToken: () =>
+              // before step 1 has listed the unresolvable references: list them all here, each with its field
+              resolveForJob(spec.deployment.apiToken).catch(async (err) => {
+                throw await unresolvedSecretsFailure(spec, resolveSecret, err);
+              }),
+          });
+      return { infra, resolveSecret: resolveForJob };
     },
   });
 

@@ -1,9 +1,20 @@
 /** re-bot command line. Each command lives in its own file and is loaded only when used. */
 
+import { ConfigError } from '../config-error.ts';
+import { errorMessage } from '../redact.ts';
+
 interface CommandInfo {
   usage: string;
   summary: string;
   load: () => Promise<{ run(args: string[]): Promise<number> }>;
+  /** settings checked before the command starts; throws ConfigError (exit 2) */
+  checkEnv?: () => Promise<void>;
+}
+
+/** `run` and `demo` approve at the terminal, but a malformed approval or key variable is still an error, not ignored. */
+async function checkLocalRunEnv(): Promise<void> {
+  (await import('../slack/config.ts')).approvalSettingsFromEnv(process.env);
+  (await import('../store/crypto.ts')).secretKeyFromEnv(process.env);
 }
 
 const COMMANDS: Record<string, CommandInfo> = {
@@ -16,6 +27,7 @@ const COMMANDS: Record<string, CommandInfo> = {
     usage: 're-bot run <spec.yaml> [--yes] [--out DIR]',
     summary: 'run (or resume) the setup job with live progress in the terminal',
     load: () => import('./run.ts'),
+    checkEnv: checkLocalRunEnv,
   },
   status: {
     usage: 're-bot status <deployment>',
@@ -46,6 +58,7 @@ const COMMANDS: Record<string, CommandInfo> = {
     usage: 're-bot demo',
     summary: 'run a complete setup of examples/demo.yaml against a local fake Kubernetes API',
     load: () => import('./demo.ts'),
+    checkEnv: checkLocalRunEnv,
   },
   worker: {
     usage: 're-bot worker',
@@ -89,6 +102,18 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: ${cmd.usage}\n  ${cmd.summary}\n`);
     return 0;
   }
-  const mod = await cmd.load();
-  return mod.run(rest);
+  try {
+    await cmd.checkEnv?.();
+    const mod = await cmd.load();
+    return await mod.run(rest);
+  } catch (err) {
+    // configuration errors are the user's to fix: the message says how; no stack trace
+    if (err instanceof ConfigError) {
+      process.stderr.write(`re-bot ${name}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`re-bot ${name}: ${errorMessage(err)}\n`);
+    if (process.env.LOG_LEVEL === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${errorMessage(err.stack)}\n`);
+    return 1;
+  }
 }

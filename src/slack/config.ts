@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { ConfigError } from '../config-error.ts';
+
+export { ConfigError };
 
 const ids = z
   .string()
@@ -12,6 +15,45 @@ const bool = (def: boolean) =>
     .optional()
     .transform((v) => (v === undefined ? def : v === 'true' || v === '1'));
 
+/** A value shown in an error: short plain values only (these variables hold counts and flags, never secrets). */
+const shown = (v: string) => (/^[\w .,:-]{0,32}$/.test(v) ? `"${v}"` : `a ${v.length}-character value`);
+
+const positiveInt = (what: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const n = Number(v.trim());
+      if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1) {
+        ctx.addIssue({ code: 'custom', message: `expected ${what}, got ${shown(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const positiveNumber = (what: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const n = Number(v.trim());
+      if (!Number.isFinite(n) || n <= 0) {
+        ctx.addIssue({ code: 'custom', message: `expected ${what}, got ${shown(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** The approval variables, shared by the Slack app and the CLI (`re-bot run` / `demo` check them too). */
+const approvalFields = {
+  RE_BOT_APPROVERS: ids,
+  RE_BOT_REQUIRED_APPROVALS: positiveInt('a positive integer (the number of distinct approvals needed)').transform((n) => n ?? 1),
+  RE_BOT_ALLOW_SELF_APPROVAL: bool(false),
+  RE_BOT_APPROVAL_TTL_HOURS: positiveNumber('a positive number of hours').transform((n) => n ?? 24),
+};
+
 const EnvSchema = z
   .object({
     RE_BOT_SLACK_MODE: z.enum(['socket', 'http'], { message: 'expected "socket" or "http"' }).default('socket'),
@@ -21,10 +63,7 @@ const EnvSchema = z
     SLACK_API_URL: z.string().url('expected a URL like https://slack.com/api/').optional(),
     PORT: z.coerce.number({ message: 'expected a port number' }).int().min(0).max(65535).default(3000),
     RE_BOT_OPERATORS: ids,
-    RE_BOT_APPROVERS: ids,
-    RE_BOT_REQUIRED_APPROVALS: z.coerce.number({ message: 'expected a positive integer' }).int().min(1, 'expected a positive integer').default(1),
-    RE_BOT_ALLOW_SELF_APPROVAL: bool(false),
-    RE_BOT_APPROVAL_TTL_HOURS: z.coerce.number().positive().default(24),
+    ...approvalFields,
   })
   .superRefine((env, ctx) => {
     if (env.RE_BOT_SLACK_MODE === 'socket' && !env.SLACK_APP_TOKEN)
@@ -32,6 +71,32 @@ const EnvSchema = z
     if (env.RE_BOT_SLACK_MODE === 'http' && !env.SLACK_SIGNING_SECRET)
       ctx.addIssue({ code: 'custom', path: ['SLACK_SIGNING_SECRET'], message: 'is required in HTTP mode (RE_BOT_SLACK_MODE=http)' });
   });
+
+const ApprovalEnvSchema = z.object(approvalFields);
+
+const problemsOf = (e: z.ZodError) => e.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message }));
+
+export interface ApprovalSettings {
+  approvers: string[];
+  requiredApprovals: number;
+  allowSelfApproval: boolean;
+  approvalTtlMs: number;
+}
+
+/**
+ * Parses only the approval variables (RE_BOT_APPROVERS, RE_BOT_REQUIRED_APPROVALS, RE_BOT_ALLOW_SELF_APPROVAL,
+ * RE_BOT_APPROVAL_TTL_HOURS). Throws ConfigError naming each malformed one, so no command ignores them.
+ */
+export function approvalSettingsFromEnv(env: Record<string, string | undefined> = process.env): ApprovalSettings {
+  const r = ApprovalEnvSchema.safeParse(env);
+  if (!r.success) throw new ConfigError(problemsOf(r.error));
+  return {
+    approvers: r.data.RE_BOT_APPROVERS,
+    requiredApprovals: r.data.RE_BOT_REQUIRED_APPROVALS,
+    allowSelfApproval: r.data.RE_BOT_ALLOW_SELF_APPROVAL,
+    approvalTtlMs: r.data.RE_BOT_APPROVAL_TTL_HOURS * 3600_000,
+  };
+}
 
 export interface SlackConfig {
   mode: 'socket' | 'http';
@@ -47,17 +112,10 @@ export interface SlackConfig {
   approvalTtlMs: number;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: Array<{ variable: string; message: string }>) {
-    super('invalid Slack configuration:\n' + problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
-
 export function loadSlackConfig(env: Record<string, string | undefined> = process.env): SlackConfig {
   const r = EnvSchema.safeParse(env);
   if (!r.success) {
-    throw new ConfigError(r.error.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message })));
+    throw new ConfigError(problemsOf(r.error), 'invalid Slack configuration');
   }
   const e = r.data;
   return {
