@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { accessListProblems } from '../policy-env.ts';
 
 const ids = z
   .string()
   .optional()
   .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean))
-  .pipe(z.array(z.string().regex(/^[US][A-Z0-9]+$/, 'expected comma-separated Slack user ids (U…) or user-group ids (S…)')));
+  .pipe(z.array(z.string().regex(/^([US][A-Z0-9]+|\*)$/, 'expected comma-separated Slack user ids (U…) or user-group ids (S…), or `*` for anyone')));
 
 const bool = (def: boolean) =>
   z
@@ -40,7 +41,9 @@ export interface SlackConfig {
   signingSecret?: string;
   apiUrl?: string;
   port: number;
+  /** Slack user/user-group ids; `['*']` = anyone. Never empty (loadSlackConfig refuses that). */
   operators: string[];
+  /** Slack user/user-group ids; `['*']` = anyone but (by default) the requester. Never empty. */
   approvers: string[];
   requiredApprovals: number;
   allowSelfApproval: boolean;
@@ -56,8 +59,10 @@ export class ConfigError extends Error {
 
 export function loadSlackConfig(env: Record<string, string | undefined> = process.env): SlackConfig {
   const r = EnvSchema.safeParse(env);
-  if (!r.success) {
-    throw new ConfigError(r.error.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message })));
+  // fail closed: RE_BOT_OPERATORS and RE_BOT_APPROVERS must be set (`*` = anyone, on purpose)
+  const access = accessListProblems(env);
+  if (!r.success || access.length) {
+    throw new ConfigError([...(r.success ? [] : r.error.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message }))), ...access]);
   }
   const e = r.data;
   return {
@@ -77,5 +82,7 @@ export function loadSlackConfig(env: Record<string, string | undefined> = proces
 
 /** The engine's approval policy from the same variables the Slack app checks clicks against. */
 export function approvalPolicyFrom(c: SlackConfig): import('../jobs/types.ts').ApprovalPolicy {
-  return { approvers: c.approvers, required: c.requiredApprovals, allowSelfApproval: c.allowSelfApproval, expiresInMs: c.approvalTtlMs };
+  // the engine's "anyone" is an empty list; an empty config list (never from loadSlackConfig) lets nobody approve
+  const approvers = c.approvers.includes('*') ? [] : c.approvers.length ? c.approvers : ['(nobody)'];
+  return { approvers, required: c.requiredApprovals, allowSelfApproval: c.allowSelfApproval, expiresInMs: c.approvalTtlMs };
 }
