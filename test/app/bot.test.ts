@@ -248,16 +248,14 @@ describe('re-bot start (CLI)', () => {
 
   it('fails closed: without RE_BOT_APPROVERS and RE_BOT_OPERATORS (unset or empty) it exits 2 naming each, before any Slack call', async () => {
     const calls = emu.calls.length;
-    for (const approvers of [undefined, '', ' , ']) {
-      const e: Record<string, string> = { ...env(), RE_BOT_OPERATORS: '' };
-      if (approvers === undefined) delete e.RE_BOT_APPROVERS;
-      else e.RE_BOT_APPROVERS = approvers;
-      const r = await execa('node', [join(root, 'bin', 're-bot.mjs'), 'start'], { reject: false, env: { PATH: process.env.PATH!, HOME: tmpdir(), ...e }, extendEnv: false, timeout: 60_000 });
-      expect(r.exitCode).toBe(2);
-      expect(r.stderr).toMatch(/RE_BOT_APPROVERS:? is not set: list the Slack user ids \(U…\) or user-group ids \(S…\).*or `\*` to allow anyone/);
-      expect(r.stderr).toMatch(/RE_BOT_OPERATORS:? is not set/);
-      expect(r.stderr).not.toContain('xoxb-bot-test');
-    }
+    // approvers unset, operators empty (the base manifest's value); ' , ' and `*` are in test/unit/policy-env.test.ts
+    const e: Record<string, string> = { ...env(), RE_BOT_OPERATORS: '' };
+    delete e.RE_BOT_APPROVERS;
+    const r = await execa('node', [join(root, 'bin', 're-bot.mjs'), 'start'], { reject: false, env: { PATH: process.env.PATH!, HOME: tmpdir(), ...e }, extendEnv: false, timeout: 60_000 });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/RE_BOT_APPROVERS:? is not set: list the Slack user ids \(U…\) or user-group ids \(S…\).*or `\*` to allow anyone \(a conscious choice\)/);
+    expect(r.stderr).toMatch(/RE_BOT_OPERATORS:? is not set/);
+    expect(r.stderr).not.toContain('xoxb-bot-test');
     expect(emu.calls.length).toBe(calls);
   });
 
