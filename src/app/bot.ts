@@ -13,6 +13,7 @@ import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../slack/a
 import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } from '../slack/config.ts';
 import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
 import type { HistoryRow } from '../slack/status-blocks.ts';
+import { specPolicyFromEnv } from '../policy-env.ts';
 import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpPortFromEnv, startHealthServer, type HealthServer, type ReadyResult } from './http.ts';
@@ -61,8 +62,10 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
   const rawConcurrency = env.RE_BOT_CONCURRENCY;
   const concurrency = rawConcurrency ? Number(rawConcurrency) : 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) problems.push({ variable: 'RE_BOT_CONCURRENCY', message: `expected a positive integer, got "${rawConcurrency}"` });
+  const spec = specPolicyFromEnv(env);
+  problems.push(...spec.problems);
   if (problems.length) throw new ConfigError(problems);
-  return { port, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()) };
+  return { port, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()), specPolicy: spec.policy };
 }
 
 /** The newest migration in the journal: readiness checks the DB has it. */
@@ -148,6 +151,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     lastSpec: runtime.lastSpec,
     history: (deployment) => sql.history.all(deployment) as HistoryRow[],
     audit: (e) => void appendAudit(runtime.store, e),
+    specPolicy: settings.specPolicy,
     metrics,
     ...(config.mode === 'http' ? { customRoutes: healthRoutes(health), port: settings.port } : {}),
   });

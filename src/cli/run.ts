@@ -13,6 +13,7 @@ import type { ApprovalView, JobView } from '../jobs/types.ts';
 import { ACTIVE_STATES } from '../jobs/views.ts';
 import { errorMessage, redact } from '../redact.ts';
 import { loadSpecFile } from '../spec/load.ts';
+import { refuseUnsafeSpec } from './spec-policy.ts';
 import { buildPlan } from '../spec/plan.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { renderValues, valuesYaml } from '../spec/values.ts';
@@ -192,6 +193,7 @@ export async function run(args: string[]): Promise<number> {
     for (const e of loaded.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
     return EXIT.usage;
   }
+  if (refuseUnsafeSpec(p.file!, loaded.spec)) return EXIT.usage;
   try {
     const r = await runSetupJob({ spec: loaded.spec, yes: p.yes, outDir: p.out });
     return r.exitCode;

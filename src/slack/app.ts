@@ -81,7 +81,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     deps, engine, config, logger, outbox, client, directory,
     wizards: new WizardSessions(),
     tell: (channel, user, text) => outbox.ephemeral(`eph:${Date.now()}:${++ephemeralSeq}`, channel, user, { text }),
-    isOperator: async (user) => config.operators.length === 0 || (await directory.groups.isMember(user, config.operators)),
+    isOperator: async (user) => config.operators.includes('*') || (await directory.groups.isMember(user, config.operators)),
     audit: (e) => {
       logger.warn({ actor: e.actor, action: e.action, jobId: e.jobId, result: e.result }, 'refused');
       try {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../config-error.ts';
+import { accessListProblems } from '../policy-env.ts';
 
 export { ConfigError };
 
@@ -7,7 +8,7 @@ const ids = z
   .string()
   .optional()
   .transform((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean))
-  .pipe(z.array(z.string().regex(/^[US][A-Z0-9]+$/, 'expected comma-separated Slack user ids (U…) or user-group ids (S…)')));
+  .pipe(z.array(z.string().regex(/^([US][A-Z0-9]+|\*)$/, 'expected comma-separated Slack user ids (U…) or user-group ids (S…), or `*` for anyone')));
 
 const bool = (def: boolean) =>
   z
@@ -105,7 +106,9 @@ export interface SlackConfig {
   signingSecret?: string;
   apiUrl?: string;
   port: number;
+  /** Slack user/user-group ids; `['*']` = anyone. Never empty (loadSlackConfig refuses that). */
   operators: string[];
+  /** Slack user/user-group ids; `['*']` = anyone but (by default) the requester. Never empty. */
   approvers: string[];
   requiredApprovals: number;
   allowSelfApproval: boolean;
@@ -114,8 +117,10 @@ export interface SlackConfig {
 
 export function loadSlackConfig(env: Record<string, string | undefined> = process.env): SlackConfig {
   const r = EnvSchema.safeParse(env);
-  if (!r.success) {
-    throw new ConfigError(problemsOf(r.error), 'invalid Slack configuration');
+  // fail closed: RE_BOT_OPERATORS and RE_BOT_APPROVERS must be set (`*` = anyone, on purpose)
+  const access = accessListProblems(env);
+  if (!r.success || access.length) {
+    throw new ConfigError([...(r.success ? [] : problemsOf(r.error)), ...access], 'invalid Slack configuration');
   }
   const e = r.data;
   return {
@@ -135,5 +140,7 @@ export function loadSlackConfig(env: Record<string, string | undefined> = proces
 
 /** The engine's approval policy from the same variables the Slack app checks clicks against. */
 export function approvalPolicyFrom(c: SlackConfig): import('../jobs/types.ts').ApprovalPolicy {
-  return { approvers: c.approvers, required: c.requiredApprovals, allowSelfApproval: c.allowSelfApproval, expiresInMs: c.approvalTtlMs };
+  // the engine's "anyone" is an empty list; an empty config list (never from loadSlackConfig) lets nobody approve
+  const approvers = c.approvers.includes('*') ? [] : c.approvers.length ? c.approvers : ['(nobody)'];
+  return { approvers, required: c.requiredApprovals, allowSelfApproval: c.allowSelfApproval, expiresInMs: c.approvalTtlMs };
 }

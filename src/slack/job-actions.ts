@@ -21,7 +21,7 @@ function channelOf(body: any): string {
 
 /**
  * Someone else's job: only users listed (directly or through a user group) in RE_BOT_OPERATORS or
- * RE_BOT_APPROVERS. An empty operator list lets anyone start setups, not act on other people's jobs.
+ * RE_BOT_APPROVERS. `*` lets anyone start setups (or approve), not act on other people's jobs.
  */
 async function mayActOn(ctx: SlackContext, requester: string, user: string): Promise<boolean> {
   if (requester === user) return true;

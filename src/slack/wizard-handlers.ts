@@ -13,7 +13,9 @@ const NOT_OPERATOR = 'You are not allowed to start setups (RE_BOT_OPERATORS).';
 /** `/re setup [deployment]`, after the ack: the trigger id is valid for 3 s and only once */
 export async function openWizard(ctx: SlackContext, o: { triggerId: string; channel: string; user: string; deployment?: string }): Promise<void> {
   const previousSpec = o.deployment ? safe(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
-  const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec });
+  // who submitted that spec (the latest job): only they may reuse its env/file secret refs
+  const previousBy = previousSpec ? safe(() => ctx.engine.latestJobFor(o.deployment!)?.requestedBy) : undefined;
+  const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec, previousBy, policy: ctx.deps.specPolicy });
   // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
   const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
   const allowed = await Promise.race([ctx.isOperator(o.user).catch(() => 'unknown' as const), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);

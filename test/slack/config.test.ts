@@ -24,7 +24,7 @@ it('names the variable that is missing or malformed', () => {
 });
 
 it('parses defaults and lists', () => {
-  const c = loadSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', RE_BOT_APPROVERS: 'U0A, S0GROUP' });
+  const c = loadSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', RE_BOT_APPROVERS: 'U0A, S0GROUP', RE_BOT_OPERATORS: '*' });
   expect(c).toMatchObject({ mode: 'socket', port: 3000, requiredApprovals: 1, allowSelfApproval: false, approvers: ['U0A', 'S0GROUP'] });
 });
 
