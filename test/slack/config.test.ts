@@ -29,7 +29,7 @@ it('parses defaults and lists', () => {
 });
 
 it('says what a malformed approval variable should be, in words', () => {
-  const ok = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' };
+  const ok = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', RE_BOT_APPROVERS: 'U0A', RE_BOT_OPERATORS: '*' };
   const messageOf = (env: Record<string, string>) => {
     try {
       loadSlackConfig({ ...ok, ...env });
