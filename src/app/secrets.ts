@@ -12,7 +12,8 @@ export type SealedSecretOpener = (id: string) => string | null;
  * can print it. Errors name the reference (env var / file / stored id), never a value.
  */
 export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJS.ProcessEnv = process.env) {
-  return async function resolveSecret(ref: AnySecretRef): Promise<string> {
+  /** `scope`: the job id; the redactor forgets the value when that job ends */
+  return async function resolveSecret(ref: AnySecretRef, scope?: string): Promise<string> {
     let value: string | null | undefined;
     if ('env' in ref) {
       value = env[ref.env];
@@ -28,7 +29,7 @@ export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJ
       value = openStored?.(ref.stored) ?? null;
       if (!value) throw new StepFailure(`stored secret ${ref.stored} is gone (already erased or never saved); enter it again with /re setup`);
     }
-    registerSecret(value);
+    registerSecret(value, { scope });
     return value;
   };
 }

@@ -57,7 +57,7 @@ const BUILDER_CHECK: Record<ImageBuildInput['builder'], string> = {
 };
 
 export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdapter {
-  for (const a of options.auth ?? []) registerSecret(a.password);
+  for (const a of options.auth ?? []) registerSecret(a.password, { variantsWith: [`${a.username}:`] });
 
   function bin(name: 'buildah' | 'docker' | 'podman' | 'skopeo'): string {
     const p = options.paths?.[name] ?? findTool(name);
