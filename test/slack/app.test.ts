@@ -56,7 +56,7 @@ describe('errors escaping a listener', () => {
     registerSecret(leaked);
     const consoleSpies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
     try {
-      h = await startHarness({ engine: new FakeEngine() });
+      h = await startHarness({ engine: new FakeEngine(policy) });
       h.rt.app.use(async () => {
         throw new Error(`could not reach https://user:${leaked}@git.example.com (token ${leaked})`);
       });
