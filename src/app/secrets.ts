@@ -15,8 +15,9 @@ export type SecretResolver = (ref: AnySecretRef) => Promise<string>;
  * can print it. Errors name the reference (env var / file / stored id), never a value.
  * A `{ file }` path is read as given: `loadSpecFile` has already made it absolute against the spec's directory.
  */
-export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJS.ProcessEnv = process.env): SecretResolver {
-  return async function resolveSecret(ref: AnySecretRef): Promise<string> {
+export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJS.ProcessEnv = process.env) {
+  /** `scope`: the job id; the redactor forgets the value when that job ends */
+  return async function resolveSecret(ref: AnySecretRef, scope?: string): Promise<string> {
     let value: string | null | undefined;
     if ('env' in ref) {
       value = env[ref.env];
@@ -33,7 +34,7 @@ export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJ
       value = openStored?.(ref.stored) ?? null;
       if (!value) throw new StepFailure(`stored secret ${ref.stored} is gone (already erased or never saved); enter it again with /re setup`);
     }
-    registerSecret(value);
+    registerSecret(value, { scope });
     return value;
   };
 }

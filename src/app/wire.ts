@@ -46,7 +46,7 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const store = openStore({ path: opts.dbPath });
   const secretBox = createSecretBox(store);
-  const resolveSecret = createSecretResolver((id) => {
+  const resolveAnySecret = createSecretResolver((id) => {
     try {
       return secretBox.openSecret(id);
     } catch {
@@ -63,6 +63,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pollMs: opts.pollMs,
     buildContext: async (job) => {
       const spec = specOf(store, job.id);
+      // values resolved for a job are masked until it ends (forgetScope in the engine), not for the process's life
+      const resolveSecret = (ref: SetupSpec['deployment']['apiToken']) => resolveAnySecret(ref, job.id);
       // an unresolvable reference names its spec field
       const resolveForJob = secretResolverForSpec(spec, resolveSecret);
       const infra = opts.infraFor

@@ -3,6 +3,7 @@ import { renderValues, valuesHash } from '../spec/values.ts';
 import { secretNames } from '../spec/values.ts';
 import { rollout, waitForAgentPods, expectedComponents } from './release.ts';
 import { writeReferencedSecret } from './configured.ts';
+import { registerSecret } from '../redact.ts';
 
 /** Step 2: namespace, agent-token and pull Secrets, values, diff, approval, helm upgrade, Ready pods. */
 export const agents: StepHandler = {
@@ -26,6 +27,8 @@ export const agents: StepHandler = {
     const registry = spec.agent.imagePullRegistry;
     const user = spec.agent.imagePullUsername;
     const registryPassword = await ctx.resolveSecret(spec.agent.imagePullToken ?? spec.deployment.apiToken);
+    // the dockerconfigjson `auth` field is base64 of user:password, a form the plain value's variants do not cover
+    registerSecret(registryPassword, { scope: ctx.jobId, variantsWith: [`${user}:`] });
     const dockerconfig = JSON.stringify({
       auths: { [registry]: { username: user, password: registryPassword, auth: Buffer.from(`${user}:${registryPassword}`).toString('base64') } },
     });

@@ -6,6 +6,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { childEnv } from './child-env.ts';
 
 export type ToolName = 'helm' | 'kubectl' | 'buildah' | 'docker' | 'podman' | 'skopeo';
 
@@ -63,7 +64,7 @@ export async function probeTool(name: ToolName, env: NodeJS.ProcessEnv = process
     return { name, path: null, reason: `${name} not found${hint}` };
   }
   try {
-    const r = await execa(path, VERSION_ARGS[name], { timeout: 5_000, reject: false, env });
+    const r = await execa(path, VERSION_ARGS[name], { timeout: 5_000, reject: false, extendEnv: false, env: childEnv({}, { source: env }) });
     if (r.exitCode !== 0) {
       const err = String(r.stderr || r.stdout).trim().split('\n')[0] ?? '';
       return { name, path, reason: `${name} --version failed: ${err || `exit ${r.exitCode}`}` };
