@@ -43,6 +43,8 @@ export interface SlackAppDeps {
   operatorCheckBudgetMs?: number;
   /** HTTP mode: listen port override (0 = ephemeral, tests) */
   port?: number;
+  /** HTTP mode: listen address (RE_BOT_HTTP_HOST); default all interfaces, as Bolt does */
+  host?: string;
 }
 
 /** What every handler module gets. */
