@@ -44,9 +44,9 @@ export const agents: StepHandler = {
       facts: { 'values hash': hash.slice(0, 16), image: String((values as { image?: string }).image ?? 'chart default'), namespace: ns },
     });
 
-    ctx.progress('waiting for worker, DAG processor, triggerer and Sentinel pods');
-    const pods = await waitForAgentPods(ctx, (spec.agent.readyTimeoutSeconds ?? 300) * 1000);
     const comps = expectedComponents(spec);
+    ctx.progress(`waiting for a Ready pod of each of ${comps.length} components: ${comps.join(', ')}`);
+    const pods = await waitForAgentPods(ctx, (spec.agent.readyTimeoutSeconds ?? 300) * 1000);
     return {
       status: 'succeeded',
       summary: `${spec.cluster.release} revision ${result.revision}${result.changed ? '' : ' (unchanged)'}; ${comps.length} components Ready; Secrets ${names.agentToken} (${tokenAction}), ${names.pullSecret} (${pullAction})`,

@@ -50,8 +50,8 @@ const COMMANDS: Record<string, CommandInfo> = {
     load: () => import('./retry.ts'),
   },
   doctor: {
-    usage: 're-bot doctor',
-    summary: 'show the tools found (helm, kubectl, buildah…), their versions and what is missing',
+    usage: 're-bot doctor [spec.yaml]',
+    summary: 'check the tools and the cluster access a spec needs (helm, image builder, kubeconfig, API server)',
     load: () => import('./doctor.ts'),
   },
   demo: {

@@ -136,7 +136,10 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     async start() {
       await initialize(app, logger);
       outbox.start();
-      if (config.mode === 'http') return (await app.start(deps.port ?? config.port)) as Server;
+      if (config.mode === 'http') {
+        const port = deps.port ?? config.port;
+        return (await app.start(deps.host ? { port, host: deps.host } : port)) as Server;
+      }
       await app.start();
       return undefined;
     },

@@ -46,6 +46,8 @@ export interface SlackAppDeps {
   specPolicy?: SpecPolicy;
   /** HTTP mode: listen port override (0 = ephemeral, tests) */
   port?: number;
+  /** HTTP mode: listen address (RE_BOT_HTTP_HOST); default all interfaces, as Bolt does */
+  host?: string;
 }
 
 /** What every handler module gets. */
