@@ -56,6 +56,8 @@ function jobSucceeded(db: string): boolean {
   if (!existsSync(db)) return false;
   const sqlite = new Database(db, { readonly: true });
   try {
+    // a kill before the migrations ran leaves the (0600, pre-created) DB file without tables
+    if (!sqlite.prepare("select 1 from sqlite_master where type = 'table' and name = 'jobs'").get()) return false;
     const row = sqlite.prepare('select state from jobs order by created_at desc limit 1').get() as { state: string } | undefined;
     return row?.state === 'succeeded';
   } finally {
