@@ -9,6 +9,7 @@ const ICON: Record<string, string> = {
   pending: '·',
   running: '▶',
   waiting_approval: '⏸',
+  prepared: '◇',
   succeeded: '✔',
   warned: '⚠',
   skipped: '–',

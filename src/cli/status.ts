@@ -4,7 +4,7 @@ import { closestDeployments, statusReport, type StatusReport } from '../jobs/sta
 import { defaultDbPath, openStore } from '../store/db.ts';
 import { formatDuration } from './progress.ts';
 
-const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
+const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', prepared: '◇', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
 
 export function formatStatus(r: StatusReport): string {
   const out: string[] = [];
