@@ -18,6 +18,7 @@ FROM --platform=linux/amd64 node:20-slim
 ENV NODE_ENV=production \
     RE_BOT_HELM=/usr/local/bin/helm \
     RE_BOT_HTTP_PORT=8080 \
+    RE_BOT_HTTP_HOST=0.0.0.0 \
     RE_BOT_DB=/data/re-bot.db \
     HOME=/tmp \
     HELM_CACHE_HOME=/tmp/helm/cache \

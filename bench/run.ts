@@ -3,7 +3,7 @@
  *
  *   npm run bench                      full run (≈ 6–8 min on 2 cores; run it on a quiet machine)
  *   npm run bench -- --smoke           small counts, same code paths, same table (CI; ≈ 1 min)
- *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack
+ *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack, redact
  *   npm run bench -- --json FILE       also write every figure and raw detail as JSON
  *   npm run bench -- --markdown        also print the table as Markdown (for BENCHMARKS.md)
  *
@@ -21,10 +21,11 @@ import { runAckBench } from './ack.ts';
 import { runOverheadBench } from './overhead.ts';
 import { runSlackBudgetBench } from './slack-budget.ts';
 import { runStatusBench } from './status.ts';
+import { runRedactBench } from './redact.ts';
 import { setBenchSecretEnv } from './lib/spec.ts';
 import { markdownTable, textTable, type Row } from './lib/stats.ts';
 
-const SECTIONS = ['status', 'ack', 'overhead', 'slack'] as const;
+const SECTIONS = ['status', 'ack', 'overhead', 'slack', 'redact'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -133,6 +134,7 @@ async function main(): Promise<number> {
   await section('ack', 'Ack latency, memory and start', () => runAckBench({ ...counts.ack, log: say }));
   await section('overhead', 'Job overhead', () => runOverheadBench({ ...counts.overhead, log: say }));
   await section('slack', 'Slack call budget', () => runSlackBudgetBench({ ...counts.slack, log: say }));
+  await section('redact', 'Redactor', () => runRedactBench({ smoke: args.smoke, log: say }));
   const totalS = (performance.now() - t0) / 1000;
   const after = machine();
 

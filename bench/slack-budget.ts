@@ -78,7 +78,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
       return infra;
     },
   });
-  const config = loadSlackConfig({ RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-bench-token', SLACK_SIGNING_SECRET: 'bench-signing-secret-8c1f0e2d', SLACK_API_URL: emu.apiUrl });
+  const config = loadSlackConfig({ RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-bench-token', SLACK_SIGNING_SECRET: 'bench-signing-secret-8c1f0e2d', SLACK_API_URL: emu.apiUrl, RE_BOT_APPROVERS: '*', RE_BOT_OPERATORS: '*' });
   const slack = createSlackApp({
     engine: rt.engine, config, logger, outboxStore: new SqliteOutboxStore(rt.db), sealSecret: rt.sealSecret, deployments: rt.deployments, status: rt.status,
     pacingMs: unit, retryAfterUnitMs: unit, baseBackoffMs: 500 / o.timeScale, port: 0,

@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino from 'pino';
 import { redact } from './redact.ts';
 
@@ -88,4 +90,19 @@ export function logger(): Logger {
 }
 export function setLogger(l: Logger): void {
   root = l;
+}
+
+/**
+ * Terminal commands (`re-bot run`, `re-bot demo`) print human progress; their JSON log lines go to `path`
+ * (appended, 0600) instead of the terminal. Returns a function that restores the previous logger.
+ */
+export function logToFile(path: string): () => void {
+  mkdirSync(dirname(path), { recursive: true });
+  const previous = root;
+  const dest = pino.destination({ dest: path, append: true, sync: true, mode: 0o600 });
+  root = createLogger({}, dest);
+  return () => {
+    root = previous;
+    dest.end();
+  };
 }

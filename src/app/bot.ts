@@ -13,9 +13,10 @@ import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../slack/a
 import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } from '../slack/config.ts';
 import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
 import type { HistoryRow } from '../slack/status-blocks.ts';
+import { specPolicyFromEnv } from '../policy-env.ts';
 import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
-import { healthRoutes, httpPortFromEnv, startHealthServer, type HealthServer, type ReadyResult } from './http.ts';
+import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
 import { startJobWorker, type JobWorker } from './job-worker.ts';
 
@@ -26,7 +27,7 @@ export interface BotOptions {
   runtime?: Partial<Omit<RuntimeOptions, 'dbPath' | 'policy'>>;
   /** tests: faster outbox pacing */
   slack?: Partial<Pick<SlackAppDeps, 'pacingMs' | 'updateIntervalMs' | 'retryAfterUnitMs' | 'baseBackoffMs'>>;
-  /** Socket Mode health server address (default 0.0.0.0 so kubelet probes reach it) */
+  /** address of the health server (and the Slack receiver in HTTP mode); default RE_BOT_HTTP_HOST, else 127.0.0.1 */
   host?: string;
   /**
    * run setup jobs in this process instead of a `re-bot worker` child (default: only when tests inject
@@ -58,11 +59,19 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
   } catch (err) {
     problems.push({ variable: 'RE_BOT_HTTP_PORT', message: (err as Error).message.replace(/^RE_BOT_HTTP_PORT: /, '') });
   }
+  let host = '';
+  try {
+    host = httpHostFromEnv(env);
+  } catch (err) {
+    problems.push({ variable: 'RE_BOT_HTTP_HOST', message: (err as Error).message.replace(/^RE_BOT_HTTP_HOST: /, '') });
+  }
   const rawConcurrency = env.RE_BOT_CONCURRENCY;
   const concurrency = rawConcurrency ? Number(rawConcurrency) : 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) problems.push({ variable: 'RE_BOT_CONCURRENCY', message: `expected a positive integer, got "${rawConcurrency}"` });
+  const spec = specPolicyFromEnv(env);
+  problems.push(...spec.problems);
   if (problems.length) throw new ConfigError(problems);
-  return { port, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()) };
+  return { port, host, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()), specPolicy: spec.policy };
 }
 
 /** The newest migration in the journal: readiness checks the DB has it. */
@@ -96,6 +105,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   const log = opts.logger ?? rootLogger();
   const config = loadSlackConfig(env);
   const settings = botSettings(env, config);
+  const host = opts.host ?? settings.host;
   const expectedMigration = latestMigration();
 
   const jobsInProcess = opts.jobsInProcess ?? Boolean(opts.runtime?.handlers || opts.runtime?.infraFor);
@@ -148,8 +158,9 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     lastSpec: runtime.lastSpec,
     history: (deployment) => sql.history.all(deployment) as HistoryRow[],
     audit: (e) => void appendAudit(runtime.store, e),
+    specPolicy: settings.specPolicy,
     metrics,
-    ...(config.mode === 'http' ? { customRoutes: healthRoutes(health), port: settings.port } : {}),
+    ...(config.mode === 'http' ? { customRoutes: healthRoutes(health), port: settings.port, host } : {}),
   });
   if (config.mode === 'socket') {
     // Bolt keeps its SocketModeClient on the (private) receiver; its events are the connection state
@@ -166,7 +177,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   try {
     // Socket Mode: probes answer while Slack connects (readyz says so)
     if (config.mode === 'socket') {
-      server = await startHealthServer({ ...health, port: settings.port, host: opts.host });
+      server = await startHealthServer({ ...health, port: settings.port, host });
       port = server.port;
     }
     if (jobsInProcess) runtime.engine.start();
@@ -190,7 +201,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     runtime,
     slack,
     metrics,
-    url: server?.url ?? `http://127.0.0.1:${port}`,
+    url: server?.url ?? urlFor(host, port),
     port,
     ready,
     stop() {

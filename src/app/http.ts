@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Metrics } from '../metrics.ts';
 import { errorMessage } from '../redact.ts';
 
@@ -94,7 +94,26 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-/** Port from RE_BOT_HTTP_PORT (default 8080); host defaults to 0.0.0.0 so kubelet probes reach it. */
+/**
+ * Address the health/metrics server (and the Slack receiver in HTTP mode) binds, from RE_BOT_HTTP_HOST:
+ * default 127.0.0.1, so `npx re-bot start` on a laptop is not reachable from the network. The container
+ * image and the manifests set 0.0.0.0 so kubelet probes reach it. An IPv4/IPv6 address or a hostname.
+ */
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+export function httpHostFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.RE_BOT_HTTP_HOST;
+  if (raw === undefined || raw === '') return DEFAULT_HTTP_HOST;
+  const host = raw.trim();
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(bare)) return bare;
+  if (HOSTNAME.test(host)) return host;
+  throw new Error(`RE_BOT_HTTP_HOST: expected an IP address (e.g. 127.0.0.1, 0.0.0.0, ::) or a hostname, got "${raw}"`);
+}
+
+/** Port from RE_BOT_HTTP_PORT (default 8080). */
 export function httpPortFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.RE_BOT_HTTP_PORT;
   if (raw === undefined || raw === '') return 8080;
@@ -105,7 +124,7 @@ export function httpPortFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 
 export async function startHealthServer(opts: HealthOptions & { port?: number; host?: string }): Promise<HealthServer> {
   const server = createServer(healthRequestHandler(opts));
-  const host = opts.host ?? '0.0.0.0';
+  const host = opts.host ?? httpHostFromEnv();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? httpPortFromEnv(), host, () => {
@@ -117,11 +136,17 @@ export async function startHealthServer(opts: HealthOptions & { port?: number; h
   return {
     server,
     port,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: urlFor(host, port),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/** A URL this machine can use to reach a server bound to `host` (a wildcard address is reached on loopback). */
+export function urlFor(host: string, port: number): string {
+  const reach = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${isIP(reach) === 6 ? `[${reach}]` : reach}:${port}`;
 }

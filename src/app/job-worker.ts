@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { LocalJobEngine } from '../jobs/engine.ts';
 import type { JobEvent } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
+import { workerEnv } from '../infra/child-env.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 're-bot.mjs');
 
@@ -32,7 +33,7 @@ export function startJobWorker(engine: LocalJobEngine, o: { env: NodeJS.ProcessE
   };
 
   const spawnWorker = () => {
-    const c = fork(BIN, ['worker'], { env: o.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const c = fork(BIN, ['worker'], { env: workerEnv(o.env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child = c;
     c.on('message', (m: FromWorker) => {
       if (m.type === 'event') engine.relay(m.event);

@@ -13,7 +13,7 @@ import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
 import { deployments, jobs } from '../store/schema.ts';
-import { createSecretResolver } from './secrets.ts';
+import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
 
 export interface RuntimeOptions {
   dbPath: string;
@@ -46,7 +46,7 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const store = openStore({ path: opts.dbPath });
   const secretBox = createSecretBox(store);
-  const resolveSecret = createSecretResolver((id) => {
+  const resolveAnySecret = createSecretResolver((id) => {
     try {
       return secretBox.openSecret(id);
     } catch {
@@ -63,10 +63,21 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pollMs: opts.pollMs,
     buildContext: async (job) => {
       const spec = specOf(store, job.id);
+      // values resolved for a job are masked until it ends (forgetScope in the engine), not for the process's life
+      const resolveSecret = (ref: SetupSpec['deployment']['apiToken']) => resolveAnySecret(ref, job.id);
+      // an unresolvable reference names its spec field
+      const resolveForJob = secretResolverForSpec(spec, resolveSecret);
       const infra = opts.infraFor
-        ? await opts.infraFor(spec, resolveSecret)
-        : await (await import('./infra.ts')).createInfra(spec, { kubeconfigPath: opts.kubeconfigPath, deploymentApiToken: () => resolveSecret(spec.deployment.apiToken) });
-      return { infra, resolveSecret };
+        ? await opts.infraFor(spec, resolveForJob)
+        : await (await import('./infra.ts')).createInfra(spec, {
+            kubeconfigPath: opts.kubeconfigPath,
+            deploymentApiToken: () =>
+              // before step 1 has listed the unresolvable references: list them all here, each with its field
+              resolveForJob(spec.deployment.apiToken).catch(async (err) => {
+                throw await unresolvedSecretsFailure(spec, resolveSecret, err);
+              }),
+          });
+      return { infra, resolveSecret: resolveForJob };
     },
   });
 

@@ -61,10 +61,10 @@ export const agents: StepHandler = {
     const applied = change ? await apply(ctx, change) : { namespaceCreated: ctx.checkpoint.get<boolean>('namespaceCreated') === true, actions: {} };
     const result = unchangedRelease ?? await applyRelease(ctx, input, { hash: change?.hash ?? '', approvedBy: change?.approvedBy ?? [] });
 
-    ctx.progress('waiting for worker, DAG processor, triggerer and Sentinel pods');
-    const pods = await waitForAgentPods(ctx, (spec.agent.readyTimeoutSeconds ?? 300) * 1000);
     const comps = expectedComponents(spec);
     const secretSummary = (change?.secrets ?? []).map((s) => `${s.name} (${applied.actions[s.name] ?? s.action})`).join(', ');
+    ctx.progress(`waiting for a Ready pod of each of ${comps.length} components: ${comps.join(', ')}`);
+    const pods = await waitForAgentPods(ctx, (spec.agent.readyTimeoutSeconds ?? 300) * 1000);
     return {
       status: 'succeeded',
       summary: `${spec.cluster.release} revision ${result.revision}${result.changed ? '' : ' (unchanged)'}; ${comps.length} components Ready${secretSummary ? `; Secrets ${secretSummary}` : ''}${change?.adopts ? `; adopted revision ${change.adopts.revision}` : ''}`,

@@ -2,6 +2,7 @@ import type { StepHandler, StepContext, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import type { AccessCheck } from '../infra/types.ts';
 import { secretRefsOf } from '../spec/schema.ts';
+import { UnresolvedSecretError } from '../app/secrets.ts';
 
 const MIN_KUBE_MINOR = 30;
 
@@ -40,7 +41,7 @@ export const prerequisites: StepHandler = {
       try {
         await ctx.resolveSecret(r.ref);
       } catch (err) {
-        unresolved.push(`${r.field} (${r.purpose}): ${(err as Error).message}`);
+        unresolved.push(`${r.field} (${r.purpose}): ${err instanceof UnresolvedSecretError ? err.reason : (err as Error).message}`);
       }
     }
     if (unresolved.length) {

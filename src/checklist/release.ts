@@ -6,6 +6,7 @@ import { StepFailure } from './types.ts';
 import type { ChartRef, HelmReleaseInfo, HelmUpgradeInput, PodState } from '../infra/types.ts';
 import { redact } from '../redact.ts';
 import { releaseDescription, releaseDescriptionDeployment } from '../infra/ownership.ts';
+import { agentComponents } from '../spec/plan.ts';
 
 /**
  * Shared by step 2 (first install) and step 7 (roll to the new client image). Planning only reads: the
@@ -235,14 +236,9 @@ function processAlive(p: { pid: number; host: string }): boolean {
 }
 
 /** Names of the Deployments the agent chart creates, in the chart's naming scheme. */
+/** What step 2 and step 7 wait for; `re-bot plan` lists the same (spec/plan.ts). */
 export function expectedComponents(spec: StepContext['spec']): string[] {
-  const p = spec.cluster.resourceNamePrefix;
-  // a component scaled to zero has no pod to wait for
-  const names = spec.agent.workers.filter((w) => w.replicas !== 0).map((w) => `${p}-worker-${w.name}`);
-  names.push(`${p}-dag-processor`);
-  if (spec.agent.triggerer?.replicas !== 0) names.push(`${p}-triggerer`);
-  if (spec.sentinel?.enabled) names.push(`${p}-sentinel`);
-  return names;
+  return agentComponents(spec);
 }
 
 function componentOf(pod: PodState, components: string[]): string | undefined {

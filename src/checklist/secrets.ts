@@ -5,6 +5,7 @@
  */
 import type { StepContext } from './types.ts';
 import { StepFailure } from './types.ts';
+import { registerSecret } from '../redact.ts';
 import { gitConnectionValue, OPENLINEAGE_KEY, secretNames } from '../spec/values.ts';
 import { DEPLOYMENT_ANNOTATION, ownerOf, secretContentHash } from '../infra/ownership.ts';
 
@@ -44,6 +45,8 @@ export async function secretData(ctx: StepContext, kind: SecretKind): Promise<Se
       const registry = spec.agent.imagePullRegistry;
       const user = spec.agent.imagePullUsername;
       const password = await ctx.resolveSecret(spec.agent.imagePullToken ?? spec.deployment.apiToken);
+      // the dockerconfigjson `auth` field is base64 of user:password, a form the plain value's variants do not cover
+      registerSecret(password, { scope: ctx.jobId, variantsWith: [`${user}:`] });
       const dockerconfig = JSON.stringify({ auths: { [registry]: { username: user, password, auth: Buffer.from(`${user}:${password}`).toString('base64') } } });
       return { kind, name: names.pullSecret, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': dockerconfig } };
     }

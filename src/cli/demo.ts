@@ -12,6 +12,7 @@ import { startLocalSetup } from '../devkit/local-setup.ts';
 import { errorMessage, registerSecret } from '../redact.ts';
 import { loadSpecFile } from '../spec/load.ts';
 import { exportAudit, openStore, verifyAuditChain } from '../store/index.ts';
+import { displayPath } from './paths.ts';
 import { runSetupJob } from './run.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -72,7 +73,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
     for (const n of local.notes) say(`  ${n}`);
     say('');
     const dbPath = join(workDir, 're-bot.db');
-    const r = await runSetupJob({ spec: local.spec, yes: true, dbPath, outDir: join(workDir, 'out'), out, pollMs: 100 });
+    // the terminal shows progress; JSON log lines (a registry lookup that failed, …) go to the log file
+    const logFile = join(workDir, 're-bot.log');
+    const r = await runSetupJob({ spec: local.spec, yes: true, dbPath, outDir: join(workDir, 'out'), out, pollMs: 100, logFile });
+    const show = (p: string) => displayPath(p);
 
     const store = openStore({ path: dbPath });
     const auditFile = join(workDir, 'audit.jsonl');
@@ -80,9 +84,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
       await writeFile(auditFile, exportAudit(store).map((e) => JSON.stringify(e)).join('\n') + '\n', { mode: 0o600 });
       const chain = verifyAuditChain(store);
       say('');
-      say(`Rendered values   ${r.valuesFile}`);
-      say(`Database          ${dbPath}   (RE_BOT_DB=${dbPath} npx re-bot status ${local.spec.deployment.name})`);
-      say(`Audit log         ${auditFile}   (${chain.ok ? `${chain.count} entries, hash chain intact` : `hash chain BROKEN at entry ${chain.brokenAtSeq}`})`);
+      say(`Rendered values   ${show(r.valuesFile ?? '')}`);
+      say(`Database          ${show(dbPath)}   (RE_BOT_DB=${show(dbPath)} npx re-bot status ${local.spec.deployment.name})`);
+      say(`Audit log         ${show(auditFile)}   (${chain.ok ? `${chain.count} entries, hash chain intact` : `hash chain BROKEN at entry ${chain.brokenAtSeq}`})`);
     } finally {
       store.close();
     }

@@ -1,9 +1,20 @@
 /** re-bot command line. Each command lives in its own file and is loaded only when used. */
 
+import { ConfigError } from '../config-error.ts';
+import { errorMessage } from '../redact.ts';
+
 interface CommandInfo {
   usage: string;
   summary: string;
   load: () => Promise<{ run(args: string[]): Promise<number> }>;
+  /** settings checked before the command starts; throws ConfigError (exit 2) */
+  checkEnv?: () => Promise<void>;
+}
+
+/** `run` and `demo` approve at the terminal, but a malformed approval or key variable is still an error, not ignored. */
+async function checkLocalRunEnv(): Promise<void> {
+  (await import('../slack/config.ts')).approvalSettingsFromEnv(process.env);
+  (await import('../store/crypto.ts')).secretKeyFromEnv(process.env);
 }
 
 const COMMANDS: Record<string, CommandInfo> = {
@@ -13,24 +24,41 @@ const COMMANDS: Record<string, CommandInfo> = {
     load: () => import('./plan.ts'),
   },
   run: {
-    usage: 're-bot run <spec.yaml> [--yes]',
+    usage: 're-bot run <spec.yaml> [--yes] [--out DIR]',
     summary: 'run (or resume) the setup job with live progress in the terminal',
     load: () => import('./run.ts'),
+    checkEnv: checkLocalRunEnv,
   },
   status: {
     usage: 're-bot status <deployment>',
-    summary: 'show the stored state of the latest setup job of a deployment',
+    summary: 'show the stored state of the latest setup job of a deployment (reads the DB only)',
     load: () => import('./status.ts'),
   },
+  history: {
+    usage: 're-bot history <deployment> [--limit N]',
+    summary: 'list the deployment\'s jobs, newest first, with their approval decisions (reads the DB only)',
+    load: () => import('./history.ts'),
+  },
+  cancel: {
+    usage: 're-bot cancel <deployment|job-id>',
+    summary: 'cancel the deployment\'s active job (or the given job) and release its lock',
+    load: () => import('./cancel.ts'),
+  },
+  retry: {
+    usage: 're-bot retry <deployment|job-id>',
+    summary: 'queue a new attempt of a failed or cancelled job, from its failed step',
+    load: () => import('./retry.ts'),
+  },
   doctor: {
-    usage: 're-bot doctor',
-    summary: 'show the tools found (helm, kubectl, buildah…), their versions and what is missing',
+    usage: 're-bot doctor [spec.yaml]',
+    summary: 'check the tools and the cluster access a spec needs (helm, image builder, kubeconfig, API server)',
     load: () => import('./doctor.ts'),
   },
   demo: {
     usage: 're-bot demo',
     summary: 'run a complete setup of examples/demo.yaml against a local fake Kubernetes API',
     load: () => import('./demo.ts'),
+    checkEnv: checkLocalRunEnv,
   },
   worker: {
     usage: 're-bot worker',
@@ -53,6 +81,8 @@ export function helpText(): string {
     'Usage:',
     ...lines,
     '',
+    'A job id may be shortened to a unique prefix (at least 4 characters after job_).',
+    'Exit codes: 0 ok, 1 failed/cancelled/refused, 2 usage/spec/config error (incl. unknown deployment), 3 waiting for approval, 130 interrupted.',
     'Environment: RE_BOT_DB (default ./data/re-bot.db), RE_BOT_HELM, LOG_LEVEL; see README.md.',
   ].join('\n');
 }
@@ -72,6 +102,18 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: ${cmd.usage}\n  ${cmd.summary}\n`);
     return 0;
   }
-  const mod = await cmd.load();
-  return mod.run(rest);
+  try {
+    await cmd.checkEnv?.();
+    const mod = await cmd.load();
+    return await mod.run(rest);
+  } catch (err) {
+    // configuration errors are the user's to fix: the message says how; no stack trace
+    if (err instanceof ConfigError) {
+      process.stderr.write(`re-bot ${name}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`re-bot ${name}: ${errorMessage(err)}\n`);
+    if (process.env.LOG_LEVEL === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${errorMessage(err.stack)}\n`);
+    return 1;
+  }
 }

@@ -2,6 +2,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadSpecFile } from '../spec/load.ts';
+import { refuseUnsafeSpec } from './spec-policy.ts';
 import { describeRef, secretRefsOf, type SecretRef } from '../spec/schema.ts';
 import { buildPlan, EXECUTION_ORDER } from '../spec/plan.ts';
 import { renderValues, valuesYaml } from '../spec/values.ts';
@@ -55,6 +56,7 @@ export async function run(args: string[]): Promise<number> {
     for (const e of loaded.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
     return 2;
   }
+  if (refuseUnsafeSpec(parsed.file!, loaded.spec)) return 2;
   const spec = loaded.spec;
   const values = renderValues(spec);
   const plan = buildPlan(spec);

@@ -5,19 +5,22 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { eq } from 'drizzle-orm';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../app/wire.ts';
 import type { ApprovalView, JobView } from '../jobs/types.ts';
 import { ACTIVE_STATES } from '../jobs/views.ts';
+import { logToFile } from '../log.ts';
 import { errorMessage, redact } from '../redact.ts';
 import { loadSpecFile } from '../spec/load.ts';
+import { refuseUnsafeSpec } from './spec-policy.ts';
 import { buildPlan } from '../spec/plan.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { renderValues, valuesYaml } from '../spec/values.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { jobs } from '../store/schema.ts';
+import { displayPath } from './paths.ts';
 import { checklistText, createProgressPrinter } from './progress.ts';
 import { formatStatus } from './status.ts';
 
@@ -35,6 +38,8 @@ export interface RunSetupOptions extends Omit<RuntimeOptions, 'dbPath'> {
   out?: NodeJS.WriteStream;
   /** interactive approval prompt; default: readline on stdin when it is a TTY */
   ask?: (question: string) => Promise<string>;
+  /** write the JSON log lines to this file instead of stderr, and name it in the summary (CLI run, demo) */
+  logFile?: string;
   /** called once the runtime exists (the demo reads the DB path, tests kill at chosen moments) */
   onRuntime?: (rt: Runtime, jobId: string) => void;
 }
@@ -44,6 +49,12 @@ export interface RunSetupResult {
   job?: JobView;
   valuesFile?: string;
   dbPath: string;
+  logFile?: string;
+}
+
+/** The CLI's log file: beside the database, so `re-bot status` and the log are found together. */
+export function defaultLogFile(dbPath: string): string {
+  return join(dirname(resolve(dbPath)), 're-bot.log');
 }
 
 export function localActor(): string {
@@ -62,12 +73,20 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
   const say = (line: string) => out.write(line + '\n');
   const dbPath = resolve(o.dbPath ?? defaultDbPath());
   const actor = localActor();
-  const rt = await createRuntime({
+  const logFile = o.logFile ? resolve(o.logFile) : undefined;
+  const restoreLogger = logFile ? logToFile(logFile) : undefined;
+  let rt: Runtime;
+  try {
+    rt = await createRuntime({
     ...o,
     dbPath,
-    // A local run is approved at this terminal by the person who started it.
-    policy: { approvers: [], required: 1, allowSelfApproval: true, ...o.policy },
-  });
+      // A local run is approved at this terminal by the person who started it.
+      policy: { approvers: [], required: 1, allowSelfApproval: true, ...o.policy },
+    });
+  } catch (err) {
+    restoreLogger?.();
+    throw err;
+  }
   const printer = createProgressPrinter(out);
   const off = rt.engine.on((e) => printer.onEvent(e));
   let jobId: string | undefined;
@@ -97,8 +116,9 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
         say(checklistText(v));
         say('');
         say(formatStatus(rt.status(v.deployment)!));
+        if (logFile) say(`log: ${displayPath(logFile)}`);
         const code = v.state === 'succeeded' ? EXIT.ok : interrupted ? EXIT.interrupted : EXIT.failed;
-        return { exitCode: code, job: v, valuesFile, dbPath };
+        return { exitCode: code, job: v, valuesFile, dbPath, logFile };
       }
       const pending = v.approvals.find((a) => a.state === 'pending');
       if (!pending) {
@@ -109,7 +129,8 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
       const decision = await askApproval(pending, o, say);
       if (decision === 'later') {
         say(`job ${v.id} is waiting for approval ${pending.id}; run this command again (or with --yes) to decide.`);
-        return { exitCode: EXIT.waitingApproval, job: v, valuesFile, dbPath };
+        if (logFile) say(`log: ${displayPath(logFile)}`);
+        return { exitCode: EXIT.waitingApproval, job: v, valuesFile, dbPath, logFile };
       }
       const r = await rt.engine.decide(pending.id, { by: { id: actor, display: o.yes ? `${actor} (--yes)` : actor }, decision, hash: pending.hash });
       if (!r.ok) say(`approval not recorded: ${r.message}`);
@@ -119,6 +140,7 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
     off();
     printer.close();
     await rt.close();
+    restoreLogger?.();
   }
 }
 
@@ -192,8 +214,10 @@ export async function run(args: string[]): Promise<number> {
     for (const e of loaded.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
     return EXIT.usage;
   }
+  if (refuseUnsafeSpec(p.file!, loaded.spec)) return EXIT.usage;
   try {
-    const r = await runSetupJob({ spec: loaded.spec, yes: p.yes, outDir: p.out });
+    // progress on the terminal, JSON log lines in a file beside the DB (named at the end)
+    const r = await runSetupJob({ spec: loaded.spec, yes: p.yes, outDir: p.out, logFile: defaultLogFile(defaultDbPath()) });
     return r.exitCode;
   } catch (err) {
     process.stderr.write(`re-bot run: ${errorMessage(err)}\n`);

@@ -1,7 +1,30 @@
 import { startBot, type Bot } from '../app/bot.ts';
 import { logger } from '../log.ts';
-import { errorMessage } from '../redact.ts';
+import { errorMessage, redact } from '../redact.ts';
 import { ConfigError } from '../slack/config.ts';
+
+export const DEFAULT_SLACK_API_URL = 'https://slack.com/api/';
+
+/**
+ * A start-up failure in one line: a Slack Web API request that never got an answer (no network, DNS, proxy)
+ * says which URL it tried; anything else is its (redacted) message. Never a stack trace.
+ */
+export function startupFailure(err: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  const e = err as { code?: unknown; original?: unknown; cause?: unknown } | undefined;
+  if (e?.code === 'slack_webapi_request_error') {
+    const url = env.SLACK_API_URL || DEFAULT_SLACK_API_URL;
+    const details: string[] = [];
+    let cur: unknown = e.original ?? e.cause;
+    for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {
+      const c = cur as { message?: unknown; code?: unknown; cause?: unknown };
+      const text = typeof c.message === 'string' && c.message ? c.message : typeof c.code === 'string' ? c.code : '';
+      if (text && !details.some((d) => d.includes(text))) details.push(text);
+      cur = c.cause;
+    }
+    return redact(`cannot reach Slack at ${url} (auth.test): ${details.join(': ') || 'request failed'} — check network/proxy or SLACK_API_URL`);
+  }
+  return errorMessage(err);
+}
 
 /** `re-bot start`: the Slack bot with health, readiness and metrics; runs until SIGTERM/SIGINT. */
 export async function run(_args: string[]): Promise<number> {
@@ -14,7 +37,7 @@ export async function run(_args: string[]): Promise<number> {
       process.stderr.write(`re-bot start: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`re-bot start: ${errorMessage(err)}\n`);
+    process.stderr.write(`re-bot start: ${startupFailure(err)}\n`);
     return 1;
   }
   log.info({ mode: bot.config.mode, port: bot.port }, 're-bot started: /healthz, /readyz, /metrics' + (bot.config.mode === 'http' ? ', /slack/events' : ''));

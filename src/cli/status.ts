@@ -1,10 +1,13 @@
 /** `re-bot status <deployment>`: the stored state of the deployment's latest job — the facts `/re status` shows. */
-import { resolve } from 'node:path';
-import { closestDeployments, statusReport, type StatusReport } from '../jobs/status.ts';
-import { defaultDbPath, openStore } from '../store/db.ts';
+import { statusReport, unknownDeploymentMessage, type StatusReport } from '../jobs/status.ts';
+import { errorMessage } from '../redact.ts';
+import { DbOpenError, openExistingStore, openStoreReadOnly, type Store } from '../store/db.ts';
 import { formatDuration } from './progress.ts';
 
 const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', prepared: '◇', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
+
+/** Exit codes of the DB-reading commands (same as `re-bot run`): 1 operation failed or refused, 2 usage/config error. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 export function formatStatus(r: StatusReport): string {
   const out: string[] = [];
@@ -26,23 +29,45 @@ export function formatStatus(r: StatusReport): string {
   return out.join('\n');
 }
 
-export async function run(args: string[]): Promise<number> {
-  const name = args.find((a) => !a.startsWith('-'));
-  if (!name) {
-    process.stderr.write('usage: re-bot status <deployment>\n');
-    return 2;
-  }
-  const store = openStore({ path: resolve(defaultDbPath()) });
+/**
+ * Opens the existing DB (RE_BOT_DB, default ./data/re-bot.db) — read-only for `read`, never created —
+ * runs `fn`, closes it. A DB that is missing or not re-bot's is a config error (exit 2); any other
+ * error is reported in one line (exit 1). Never a stack trace.
+ */
+export async function withExistingDb(cmd: string, mode: 'read' | 'write', fn: (store: Store) => number | Promise<number>): Promise<number> {
+  let store: Store;
   try {
-    const r = statusReport(store, name);
-    if (!r) {
-      const near = closestDeployments(store, name);
-      process.stderr.write(`unknown deployment "${name}".${near.length ? ` Closest known: ${near.join(', ')}` : ' No deployments are recorded in this database.'}\n`);
-      return 1;
-    }
-    process.stdout.write(formatStatus(r) + '\n');
-    return 0;
+    store = mode === 'read' ? openStoreReadOnly() : openExistingStore();
+  } catch (err) {
+    process.stderr.write(`re-bot ${cmd}: ${errorMessage(err)}\n`);
+    return err instanceof DbOpenError ? EXIT.usage : EXIT.failed;
+  }
+  try {
+    return await fn(store);
+  } catch (err) {
+    process.stderr.write(`re-bot ${cmd}: ${errorMessage(err)}\n`);
+    return EXIT.failed;
   } finally {
     store.close();
   }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const names = args.filter((a) => !a.startsWith('-'));
+  const unknownOpt = args.find((a) => a.startsWith('-'));
+  if (names.length !== 1 || unknownOpt) {
+    process.stderr.write(`${unknownOpt ? `unknown option ${unknownOpt}\n` : names.length > 1 ? `one deployment at a time (got ${names.join(', ')})\n` : ''}usage: re-bot status <deployment>\n`);
+    return EXIT.usage;
+  }
+  const name = names[0];
+  return withExistingDb('status', 'read', (store) => {
+    const r = statusReport(store, name);
+    if (!r) {
+      // an unknown name is a usage error, like an unknown command
+      process.stderr.write(`re-bot status: ${unknownDeploymentMessage(store, name, store.path)}\n`);
+      return EXIT.usage;
+    }
+    process.stdout.write(`Database ${store.path}\n${formatStatus(r)}\n`);
+    return EXIT.ok;
+  });
 }

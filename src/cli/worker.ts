@@ -17,7 +17,10 @@ export async function run(_args: string[]): Promise<number> {
   }
   const log = logger().child({ component: 'job-worker' });
   const concurrency = Number(process.env.RE_BOT_CONCURRENCY ?? 2);
-  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(loadSlackConfig(process.env)), concurrency });
+  // the worker is not given the Slack credentials (src/infra/child-env.ts workerEnv); the approval policy is
+  // read from the RE_BOT_* variables alone, the Slack ones stand in only to satisfy the shared parser
+  const policyEnv = { ...process.env, RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-not-given-to-the-worker', SLACK_SIGNING_SECRET: 'not-given-to-the-worker' };
+  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(loadSlackConfig(policyEnv)), concurrency });
   const tell = (m: FromWorker) => {
     if (process.connected) process.send!(m);
   };

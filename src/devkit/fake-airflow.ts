@@ -32,6 +32,8 @@ export interface RecordedRequest {
   path: string;
   authorization?: string;
   body?: unknown;
+  /** the HTTP status answered (set when the answer is sent) */
+  status?: number;
 }
 
 export interface FakeAirflow {
@@ -334,8 +336,10 @@ export async function startFakeAirflow(options: FakeAirflowOptions): Promise<Fak
       }
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       const [status, out] = route(req.method ?? 'GET', parts, url.searchParams, body);
+      record.status = status;
       send(res, status, out);
     } catch (err) {
+      record.status = err instanceof HttpError ? err.status : 500;
       if (err instanceof HttpError) send(res, err.status, { detail: err.detail });
       else send(res, 500, { detail: 'Internal Server Error' });
     }

@@ -9,6 +9,7 @@ import { startFakeAstro, type FakeAstro } from './fake-astro.ts';
 import { startFakeKube, type FakeKube, type FakeKubeOptions } from './fake-kube/index.ts';
 import { registryAvailable, startRegistry, type LocalRegistry } from './registry.ts';
 import { findTool } from '../infra/tools.ts';
+import { displayPath } from '../cli/paths.ts';
 import { loadSpecFile } from '../spec/load.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 
@@ -48,7 +49,7 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
   try {
     const kube = o.sharedKube ?? (await startFakeKube({ ...o.kube, dir: join(o.dir, 'kube') }));
     if (!o.sharedKube) stops.push(() => kube.close());
-    const notes = [`fake Kubernetes API   ${kube.url} (kubeconfig ${kube.kubeconfigPath})`];
+    const notes = [`fake Kubernetes API   ${kube.url} (kubeconfig ${displayPath(kube.kubeconfigPath)})`];
 
     const remoteExecution = { enabled: true, remoteApiUrl: '' };
     const astro = await startFakeAstro({

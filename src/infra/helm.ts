@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { MASK, RedactedError, redact } from '../redact.ts';
 import { findTool } from './tools.ts';
+import { childEnv } from './child-env.ts';
 import { parseAllDocuments } from 'yaml';
 import type { CallOptions, ChartRef, HelmAdapter, HelmDiff, HelmReleaseInfo, HelmUpgradeInput } from './types.ts';
 
@@ -17,6 +18,8 @@ export interface HelmAdapterOptions {
   kubeconfigPath?: string;
   kubeContext?: string;
   defaultTimeoutMs?: number;
+  /** variables named by the spec's `{ env: NAME }` secret references: kept out of helm's environment */
+  secretEnvNames?: string[];
 }
 
 /** Every argv helm was started with in this process (tests assert no secret ever reaches it). */
@@ -105,7 +108,9 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
       forceKillAfterDelay: 2_000,
       reject: false,
       stdin: 'ignore',
-      env: { HELM_DEBUG: 'false' },
+      // an allow-listed environment: no Slack tokens, no RE_BOT_SECRET_KEY, no secret-reference values
+      extendEnv: false,
+      env: childEnv({ HELM_DEBUG: 'false' }, { drop: options.secretEnvNames }),
       maxBuffer: 64 * 1024 * 1024,
     });
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);

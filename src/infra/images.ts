@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { RedactedError, redact, registerSecret } from '../redact.ts';
 import { findTool, probeTool } from './tools.ts';
+import { childEnv } from './child-env.ts';
 import type { CallOptions, ImageAdapter, ImageBuildInput } from './types.ts';
 
 export interface RegistryAuth {
@@ -24,6 +25,8 @@ export interface ImageAdapterOptions {
   pushTimeoutMs?: number;
   /** tool paths, default: found on PATH */
   paths?: Partial<Record<'buildah' | 'docker' | 'podman' | 'skopeo', string>>;
+  /** variables named by the spec's `{ env: NAME }` secret references: kept out of the tools' environment */
+  secretEnvNames?: string[];
 }
 
 /** Every argv an image tool was started with (tests assert no credential reaches it). */
@@ -54,7 +57,7 @@ const BUILDER_CHECK: Record<ImageBuildInput['builder'], string> = {
 };
 
 export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdapter {
-  for (const a of options.auth ?? []) registerSecret(a.password);
+  for (const a of options.auth ?? []) registerSecret(a.password, { variantsWith: [`${a.username}:`] });
 
   function bin(name: 'buildah' | 'docker' | 'podman' | 'skopeo'): string {
     const p = options.paths?.[name] ?? findTool(name);
@@ -71,7 +74,8 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
       forceKillAfterDelay: 5_000,
       reject: false,
       stdin: 'ignore',
-      env: { BUILDAH_ISOLATION: 'chroot', ...env },
+      extendEnv: false,
+      env: childEnv({ BUILDAH_ISOLATION: 'chroot', ...env }, { drop: options.secretEnvNames }),
       maxBuffer: 64 * 1024 * 1024,
     });
     if (r.isCanceled) throw new RedactedError(`${action} cancelled`, 'cancelled');

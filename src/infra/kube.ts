@@ -4,7 +4,9 @@
  * object and what the API server said (Secret data never reaches a message).
  */
 import { ApiException, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Pod } from '@kubernetes/client-node';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { RedactedError } from '../redact.ts';
 import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState } from './types.ts';
 import { ownerOf, secretContentHash } from './ownership.ts';
@@ -14,6 +16,8 @@ export interface KubeAdapterOptions {
   kubeconfigPath?: string;
   context?: string;
   defaultTimeoutMs?: number;
+  /** where $KUBECONFIG and $HOME are read (default process.env) */
+  env?: NodeJS.ProcessEnv;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -41,22 +45,62 @@ function reuseDispatcher(kc: KubeConfig): void {
   };
 }
 
-export function loadKubeConfig(opts: Pick<KubeAdapterOptions, 'kubeconfigPath' | 'context'>): KubeConfig {
+/** Where the in-cluster service account token is mounted (client-node falls back to it, as kubectl does). */
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export type KubeconfigSource =
+  | { kind: 'file'; from: 'cluster.kubeconfig' | 'KUBECONFIG' | '~/.kube/config'; files: string[] }
+  | { kind: 'in-cluster' }
+  | { kind: 'none'; message: string };
+
+/**
+ * Which kubeconfig client-node (and kubectl) would load: the explicit path (the spec's cluster.kubeconfig),
+ * else $KUBECONFIG (a list), else ~/.kube/config, else the pod's service account. When none of them exists,
+ * client-node silently falls back to http://localhost:8080; this says what was looked at instead.
+ */
+export function locateKubeconfig(kubeconfigPath: string | undefined, env: NodeJS.ProcessEnv = process.env, inClusterToken = SERVICE_ACCOUNT_TOKEN): KubeconfigSource {
+  if (kubeconfigPath) return { kind: 'file', from: 'cluster.kubeconfig', files: [kubeconfigPath] };
+  const list = (env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
+  if (list.length) return { kind: 'file', from: 'KUBECONFIG', files: list };
+  const home = env.HOME || (env === process.env ? homedir() : '');
+  const homeConfig = home ? join(home, '.kube', 'config') : '';
+  if (homeConfig && existsSync(homeConfig)) return { kind: 'file', from: '~/.kube/config', files: [homeConfig] };
+  if (existsSync(inClusterToken)) return { kind: 'in-cluster' };
+  return {
+    kind: 'none',
+    message:
+      `no kubeconfig found: looked at $KUBECONFIG (unset), cluster.kubeconfig (not set in the spec), ` +
+      `~/.kube/config (${home ? `missing: ${homeConfig}` : 'HOME is not set'}); set KUBECONFIG or cluster.kubeconfig`,
+  };
+}
+
+export function loadKubeConfig(opts: Pick<KubeAdapterOptions, 'kubeconfigPath' | 'context'>, env: NodeJS.ProcessEnv = process.env): KubeConfig {
   const kc = new KubeConfig();
   reuseDispatcher(kc);
+  const source = locateKubeconfig(opts.kubeconfigPath, env);
+  if (source.kind === 'none') throw new KubeError(source.message);
+  const where = source.kind === 'file' ? `${source.files.join(delimiter)}${source.from === 'cluster.kubeconfig' ? '' : ` (from ${source.from})`}` : 'the in-cluster service account';
   try {
-    if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
-    else kc.loadFromDefault();
+    if (source.kind === 'in-cluster') kc.loadFromCluster();
+    else {
+      kc.loadFromFile(source.files[0]!);
+      for (const file of source.files.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        kc.mergeConfig(more);
+      }
+    }
   } catch (err) {
-    throw new KubeError(`cannot read kubeconfig ${opts.kubeconfigPath ?? '(default)'}: ${(err as Error).message}`);
+    const e = err as NodeJS.ErrnoException;
+    throw new KubeError(`cannot read kubeconfig ${where}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   }
   if (opts.context) {
     if (!kc.getContexts().some((c) => c.name === opts.context)) {
-      throw new KubeError(`kube context "${opts.context}" is not in ${opts.kubeconfigPath ?? 'the kubeconfig'} (known: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+      throw new KubeError(`kube context "${opts.context}" is not in ${where} (known: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
     }
     kc.setCurrentContext(opts.context);
   }
-  if (!kc.getCurrentCluster()) throw new KubeError('the kubeconfig has no current cluster: set cluster.kubeContext or KUBECONFIG');
+  if (!kc.getCurrentCluster()) throw new KubeError(`the kubeconfig ${where} has no current cluster: set its current-context or cluster.kubeContext in the spec`);
   return kc;
 }
 
@@ -94,7 +138,7 @@ export function sharedKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
 
 export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter {
   let kc: KubeConfig | undefined;
-  const config = () => (kc ??= loadKubeConfig(options));
+  const config = () => (kc ??= loadKubeConfig(options, options.env));
   let clients: { core: CoreV1Api; authz: AuthorizationV1Api; version: VersionApi } | undefined;
   const api = () => (clients ??= { core: config().makeApiClient(CoreV1Api), authz: config().makeApiClient(AuthorizationV1Api), version: config().makeApiClient(VersionApi) });
   const core = () => api().core;
@@ -113,6 +157,8 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
     try {
       return await fn({ middleware, middlewareMergeStrategy: 'append' });
     } catch (err) {
+      // the kubeconfig could not be loaded: that message already says what to fix
+      if (err instanceof KubeError && !kc) throw err;
       if (deadline.aborted) throw new KubeError(`${what}: no answer from ${server()} within ${Math.round(timeoutMs / 1000)}s`);
       if (opts?.signal?.aborted) throw new KubeError(`${what}: cancelled`);
       if (err instanceof ApiException) throw new KubeError(`${what}: ${statusMessage(err)} (HTTP ${err.code})`, err.code);

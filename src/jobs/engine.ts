@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNotNull } from 'drizzle-orm';
-import { errorMessage, redact, redactDeep } from '../redact.ts';
+import { errorMessage, forgetScope, redact, redactDeep } from '../redact.ts';
 import { logger as rootLogger, type Logger } from '../log.ts';
 const logger = { warn: (o: object, m: string) => rootLogger().warn(o, m), error: (o: object, m: string) => rootLogger().error(o, m), info: (o: object, m: string) => rootLogger().info(o, m) };
 import type { Infra } from '../infra/types.ts';
@@ -328,6 +328,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     const j = getJob(jobId)!;
     audit(j, 'system', 'job.finished', { result: state });
     emit({ type: 'job.succeeded', job: view(jobId) });
+    forgetScope(jobId); // the job's secrets (registered with scope = job id) stop costing redact() time
   }
 
   function failJob(jobId: string, error: string) {
@@ -335,6 +336,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     const j = getJob(jobId)!;
     audit(j, 'system', 'job.finished', { result: 'failed', details: { error } });
     emit({ type: 'job.failed', job: view(jobId) });
+    forgetScope(jobId);
   }
 
   function expireApprovals() {
@@ -430,6 +432,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     running.get(jobId)?.abort(new Aborted(`cancelled by ${by.id}`));
     const v = view(jobId);
     emit({ type: 'job.cancelled', job: v });
+    forgetScope(jobId);
     return v;
   }
 

@@ -103,7 +103,9 @@ export class DeploymentLockedError extends Error {
     readonly deployment: string,
     readonly holder: { jobId: string; requestedBy: string; since: string; state: JobState },
   ) {
-    super(`deployment ${deployment} is locked by job ${holder.jobId} (requested by ${holder.requestedBy}, ${holder.state} since ${holder.since})`);
+    super(`deployment ${deployment} is locked by job ${holder.jobId} (requested by ${holder.requestedBy}, ${holder.state} since ${holder.since}). `
+      + `Wait for it, or release it with \`re-bot cancel ${deployment}\` (CLI) or \`/re cancel ${deployment}\` (Slack); `
+      + 'a job waiting for approval also expires after RE_BOT_APPROVAL_TTL_HOURS (default 24).');
     this.name = 'DeploymentLockedError';
   }
 }

@@ -1,4 +1,4 @@
-import { App, LogLevel, type CustomRoute } from '@slack/bolt';
+import { App, LogLevel, type CustomRoute, type Logger as BoltLogger } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -52,6 +52,33 @@ async function initialize(app: App, logger: SlackAppDeps['logger']): Promise<voi
   }
 }
 
+const BOLT_LEVELS = [LogLevel.DEBUG, LogLevel.INFO, LogLevel.WARN, LogLevel.ERROR];
+
+/**
+ * Bolt (and the WebClient and Socket Mode client it creates) log through this instead of its console logger:
+ * lines go to the app's pino logger, whose hooks pass every string, Error and object through redact().
+ */
+export function boltLogger(log: Logger, initial: LogLevel = LogLevel.ERROR): BoltLogger {
+  let level = initial;
+  let name = 'bolt';
+  const write = (at: LogLevel, pinoLevel: 'debug' | 'info' | 'warn' | 'error') => (...msgs: unknown[]) => {
+    if (BOLT_LEVELS.indexOf(at) < BOLT_LEVELS.indexOf(level)) return;
+    const err = msgs.find((m) => m instanceof Error);
+    const text = msgs.filter((m) => typeof m === 'string').join(' ');
+    const detail = msgs.filter((m) => m !== err && typeof m !== 'string');
+    log[pinoLevel]({ component: name, ...(err ? { err } : {}), ...(detail.length ? { detail } : {}) }, text || (err as Error | undefined)?.message || 'bolt');
+  };
+  return {
+    debug: write(LogLevel.DEBUG, 'debug'),
+    info: write(LogLevel.INFO, 'info'),
+    warn: write(LogLevel.WARN, 'warn'),
+    error: write(LogLevel.ERROR, 'error'),
+    setLevel: (l) => void (level = l),
+    getLevel: () => level,
+    setName: (n) => void (name = n),
+  };
+}
+
 export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
   const { engine, config, logger } = deps;
   registerSecret(config.botToken);
@@ -65,13 +92,19 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     timeout: 10_000,
     ...(deps.metrics ? { fetch: countingFetch(deps.metrics, config.apiUrl) } : {}),
   };
+  const boltLog = boltLogger(logger);
   const app =
     config.mode === 'http'
-      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true })
-      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logLevel: LogLevel.ERROR, deferInitialization: true });
+      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true })
+      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, deferInitialization: true });
+  // an error escaping a listener: logged (redacted) here instead of by Bolt's default handler
+  app.error(async (error) => {
+    const original = (error as { original?: unknown }).original;
+    logger.error({ err: original instanceof Error ? original : error, code: (error as { code?: string }).code }, 'a Slack listener failed');
+  });
   if (deps.metrics) timeAcks(deps.metrics, app);
   tagRequests(app, logger);
-  const client = new WebClient(config.botToken, clientOptions);
+  const client = new WebClient(config.botToken, { ...clientOptions, logger: boltLogger(logger, LogLevel.WARN) });
   const outbox = new Outbox({
     client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, updateIntervalMs: deps.updateIntervalMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs,
   });
@@ -81,7 +114,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     deps, engine, config, logger, outbox, client, directory,
     wizards: new WizardSessions(),
     tell: (channel, user, text) => outbox.ephemeral(`eph:${Date.now()}:${++ephemeralSeq}`, channel, user, { text }),
-    isOperator: async (user) => config.operators.length === 0 || (await directory.groups.isMember(user, config.operators)),
+    isOperator: async (user) => config.operators.includes('*') || (await directory.groups.isMember(user, config.operators)),
     audit: (e) => {
       logger.warn({ actor: e.actor, action: e.action, jobId: e.jobId, result: e.result }, 'refused');
       try {
@@ -103,7 +136,10 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     async start() {
       await initialize(app, logger);
       outbox.start();
-      if (config.mode === 'http') return (await app.start(deps.port ?? config.port)) as Server;
+      if (config.mode === 'http') {
+        const port = deps.port ?? config.port;
+        return (await app.start(deps.host ? { port, host: deps.host } : port)) as Server;
+      }
       await app.start();
       return undefined;
     },

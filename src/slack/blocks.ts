@@ -37,7 +37,7 @@ export function checklistMessage(job: JobView, activity?: string): Message {
   ].filter(Boolean);
   const took = job.startedAt && job.finishedAt ? ` · took ${duration(Date.parse(job.finishedAt) - Date.parse(job.startedAt))}` : '';
   return {
-    text: clip(`${head} (job ${job.id})`, 3000),
+    text: clip(`${head} (job ${esc(job.id)})`, 3000),
     blocks: [
       section('head', lines.join('\n')),
       section('steps', job.steps.map((s) => stepLine(s, activity)).join('\n') || '_no steps_'),
@@ -56,7 +56,7 @@ export function stepResultMessage(job: JobView, stepId: string): Message {
   if (s?.summary) lines.push(esc(clip(redact(s.summary), 1500)));
   for (const w of (s?.warnings ?? []).slice(0, 5)) lines.push(`⚠️ ${esc(clip(redact(w), 300))}`);
   const text = lines.join('\n');
-  return { text: clip(`${s?.number ?? ''}. ${s?.title ?? stepId} ${verb}`, 3000), blocks: [section('result', text)] };
+  return { text: clip(`${s?.number ?? ''}. ${esc(s?.title ?? stepId)} ${verb}`, 3000), blocks: [section('result', text)] };
 }
 
 export function approvalMessage(job: JobView, a: ApprovalView, decidedAt?: string): Message {
@@ -95,7 +95,7 @@ export function approvalMessage(job: JobView, a: ApprovalView, decidedAt?: strin
             : `↪️ Superseded${decidedAt ? ' ' + when(decidedAt) : ''}: the job was cancelled or its values changed`;
     blocks.push(context('approval_result', result));
   }
-  return { text: clip(`${a.title} for ${job.deployment} — ${a.state === 'pending' ? count : a.state}`, 3000), blocks };
+  return { text: clip(`${esc(a.title)} for ${esc(job.deployment)} — ${a.state === 'pending' ? count : a.state}`, 3000), blocks };
 }
 
 export function failureMessage(job: JobView, stepId: string | undefined, error: string, logTail?: string): Message {
@@ -119,7 +119,7 @@ export function failureMessage(job: JobView, stepId: string | undefined, error: 
       },
     ],
   });
-  return { text: clip(`Step ${title} of ${job.deployment} failed: ${redact(error)}`, 3000), blocks };
+  return { text: clip(`Step ${esc(title)} of ${esc(job.deployment)} failed: ${esc(redact(error))}`, 3000), blocks };
 }
 
 /** The failure reply once someone acted on it: same text, buttons replaced by what happened. */

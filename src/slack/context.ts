@@ -1,6 +1,7 @@
 import type { WebClient } from '@slack/web-api';
 import type { JobEngine } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
+import type { SpecPolicy } from '../spec/safety.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import type { SlackConfig } from './config.ts';
 import type { Outbox, OutboxStore } from './outbox.ts';
@@ -41,8 +42,12 @@ export interface SlackAppDeps {
   baseBackoffMs?: number;
   /** how long `/re setup` waits for the operator check before opening the modal anyway (checked again on submit) */
   operatorCheckBudgetMs?: number;
+  /** spec safety policy (src/policy-env.ts): the wizard checks every page against it before sealing or submitting */
+  specPolicy?: SpecPolicy;
   /** HTTP mode: listen port override (0 = ephemeral, tests) */
   port?: number;
+  /** HTTP mode: listen address (RE_BOT_HTTP_HOST); default all interfaces, as Bolt does */
+  host?: string;
 }
 
 /** What every handler module gets. */

@@ -21,7 +21,7 @@ function channelOf(body: any): string {
 
 /**
  * Someone else's job: only users listed (directly or through a user group) in RE_BOT_OPERATORS or
- * RE_BOT_APPROVERS. An empty operator list lets anyone start setups, not act on other people's jobs.
+ * RE_BOT_APPROVERS. `*` lets anyone start setups (or approve), not act on other people's jobs.
  */
 async function mayActOn(ctx: SlackContext, requester: string, user: string): Promise<boolean> {
   if (requester === user) return true;
@@ -30,9 +30,11 @@ async function mayActOn(ctx: SlackContext, requester: string, user: string): Pro
 }
 
 /** retry/cancel from a button or `/re retry|cancel <job>` */
-export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', jobId: string, user: string, channel: string): Promise<void> {
-  const job = ctx.engine.job(jobId);
-  if (!job) return ctx.tell(channel, user, `Unknown job \`${esc(jobId)}\`.`);
+export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref: string, user: string, channel: string): Promise<void> {
+  // a job id, or a deployment name (its latest job), as the lock message suggests: `/re cancel <deployment>`
+  const job = ctx.engine.job(ref) ?? ctx.engine.latestJobFor(ref);
+  if (!job) return ctx.tell(channel, user, `Unknown job or deployment \`${esc(ref)}\`.`);
+  const jobId = job.id;
   let allowed: boolean;
   try {
     allowed = await mayActOn(ctx, job.requestedBy, user);

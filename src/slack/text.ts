@@ -5,13 +5,18 @@ export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** cut to n characters; never in the middle of an entity esc() wrote (a dangling "&am" would show) */
 export function clip(s: string, n: number): string {
-  return s.length > n ? s.slice(0, n - 1) + '…' : s;
+  return s.length > n ? s.slice(0, n - 1).replace(/&[a-z]{0,3}$/, '') + '…' : s;
 }
 
-/** a fenced block that cannot be broken out of by backticks in the content */
+/**
+ * A fenced block that cannot be broken out of by backticks in the content. Slack still parses `<…>` and
+ * `&` inside a code block (`<!channel>` notifies, `<url|label>` becomes a disguised link), so the content is
+ * escaped as well.
+ */
 export function codeBlock(s: string, max: number): string {
-  return '```' + clip(s.replace(/```/g, 'ʼʼʼ'), max - 6) + '```';
+  return '```' + clip(esc(s.replace(/```/g, 'ʼʼʼ')), max - 6) + '```';
 }
 
 /** keeps the end of a long log: the last `lines` lines, at most `max` characters */

@@ -13,7 +13,9 @@ const NOT_OPERATOR = 'You are not allowed to start setups (RE_BOT_OPERATORS).';
 /** `/re setup [deployment]`, after the ack: the trigger id is valid for 3 s and only once */
 export async function openWizard(ctx: SlackContext, o: { triggerId: string; channel: string; user: string; deployment?: string }): Promise<void> {
   const previousSpec = o.deployment ? safe(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
-  const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec });
+  // who submitted that spec (the latest job): only they may reuse its env/file secret refs
+  const previousBy = previousSpec ? safe(() => ctx.engine.latestJobFor(o.deployment!)?.requestedBy) : undefined;
+  const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec, previousBy, policy: ctx.deps.specPolicy });
   // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
   const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
   const allowed = await Promise.race([ctx.isOperator(o.user).catch(() => 'unknown' as const), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);
@@ -64,7 +66,7 @@ async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, us
     eraseAll(ctx, sealed);
     if (err instanceof DeploymentLockedError) {
       const h = err.holder;
-      return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded.`);
+      return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded. Wait for it, or release it with \`/re cancel ${esc(err.deployment)}\`; a job waiting for approval also expires after ${ctx.config.approvalTtlMs / 3600_000} h (RE_BOT_APPROVAL_TTL_HOURS).`);
     }
     ctx.logger.error({ err: errorMessage(err) }, 'job submission failed');
     ctx.tell(s.channel, user, `Setup not started: ${esc(errorMessage(err))}`);

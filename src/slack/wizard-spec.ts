@@ -1,5 +1,7 @@
-/** Wizard values ↔ SetupSpec. Validation is the spec's own zod schema (parseSpec); no rules live here. */
+/** Wizard values ↔ SetupSpec. Validation is the spec's own zod schema (parseSpec) and safety policy; no rules live here. */
+import { checkSpecSafety, type SpecPolicy } from '../spec/safety.ts';
 import { parseSpec, type SecretRef, type SetupSpec, type SpecError } from '../spec/schema.ts';
+import { invalidKeeps, receiverSnapshot } from './wizard-keep.ts';
 import { ALL_FIELDS, PAGES, isChoice, visibleFields, type Field, type PageId } from './wizard-fields.ts';
 
 export type Values = Record<string, string>;
@@ -12,6 +14,12 @@ export interface SecretState {
   keep: Record<string, SecretRef>;
   /** typed on the page being validated, not sealed yet */
   typed?: Set<string>;
+  /** URLs the kept refs were sent to (wizard-keep.ts): a changed one drops them */
+  keptUrls?: Record<string, string | undefined>;
+  /** kept refs dropped at the start (stored by another user), with the reason */
+  dropped?: Record<string, string>;
+  /** optional secret fields whose dropped ref the user was told about: left empty again, they stay unset */
+  acknowledged?: Set<string>;
 }
 
 function get(o: Obj | undefined, path: string): unknown {
@@ -42,7 +50,7 @@ function withoutStoredRefs(v: unknown): unknown {
 }
 
 /** Prefill from a previous spec: field values (never secrets), reusable env/file refs, and the spec as base. */
-export function prefillFromSpec(spec: SetupSpec): { values: Values; keep: Record<string, SecretRef>; base: Obj } {
+export function prefillFromSpec(spec: SetupSpec): { values: Values; keep: Record<string, SecretRef>; keptUrls: Record<string, string | undefined>; base: Obj } {
   const values: Values = {};
   const keep: Record<string, SecretRef> = {};
   for (const f of ALL_FIELDS) {
@@ -65,7 +73,7 @@ export function prefillFromSpec(spec: SetupSpec): { values: Values; keep: Record
   const base = withoutStoredRefs(structuredClone(spec)) as Obj;
   // defaulted from deployment.name by the schema: let it follow a renamed deployment
   if (base.cluster?.resourceNamePrefix === spec.deployment.name) delete base.cluster.resourceNamePrefix;
-  return { values, keep, base };
+  return { values, keep, keptUrls: receiverSnapshot(spec), base };
 }
 
 function parseWorkers(text: string, base: Obj[] | undefined): Obj[] {
@@ -124,6 +132,12 @@ export function buildRaw(values: Values, secrets: SecretState, base: Obj = {}): 
   const cred = get(raw, 'dagSource.credentials') as Obj | undefined;
   if (cred && Object.keys(cred).length === 0) unset(raw, 'dagSource.credentials');
   if (raw.images && Object.keys(raw.images).length === 0) delete raw.images;
+  // a kept env/file ref is not sent to a URL it was not stored with
+  for (const path of Object.keys(invalidKeeps(raw, secrets))) {
+    if (secrets.keep[path] && !secrets.typed?.has(path) && !secrets.sealed[path]) unset(raw, path);
+  }
+  const cred2 = get(raw, 'dagSource.credentials') as Obj | undefined;
+  if (cred2 && Object.keys(cred2).length === 0) unset(raw, 'dagSource.credentials');
   return raw;
 }
 
@@ -168,10 +182,25 @@ function messageFor(f: Field, e: SpecError): string {
 
 export type Validation = { ok: true; spec: SetupSpec } | { ok: false; errors: Located[] };
 
-export function validate(values: Values, secrets: SecretState, base?: Obj): Validation {
-  const r = parseSpec(buildRaw(values, secrets, base));
-  if (r.ok) return { ok: true, spec: r.spec };
-  return { ok: false, errors: r.errors.map((e) => locate(e, values)) };
+/**
+ * The schema, the safety policy (URLs without userinfo, https, namespaces, build paths: checked before anything
+ * is sealed or submitted) and the kept secret refs that must be typed again (wizard-keep.ts).
+ */
+export function validate(values: Values, secrets: SecretState, base?: Obj, policy: SpecPolicy = {}): Validation {
+  const raw = buildRaw(values, secrets, base);
+  const r = parseSpec(raw);
+  const errors: SpecError[] = r.ok ? [] : [...r.errors];
+  for (const e of checkSpecSafety(raw, policy)) if (!errors.some((x) => x.path === e.path && x.message === e.message)) errors.push(e);
+  const located = errors.map((e) => locate(e, values));
+  for (const [path, reason] of Object.entries(invalidKeeps(raw, secrets))) {
+    if (secrets.typed?.has(path) || secrets.sealed[path] || secrets.acknowledged?.has(path)) continue;
+    const at = locate({ path, message: reason }, values);
+    if (at.block !== path) continue; // the field is not shown for the current choices
+    for (let i = located.length - 1; i >= 0; i--) if (located[i].block === path) located.splice(i, 1);
+    located.push({ ...at, message: reason });
+  }
+  if (r.ok && located.length === 0) return { ok: true, spec: r.spec };
+  return { ok: false, errors: located };
 }
 
 /** errors for one page, keyed by input block (Slack's `response_action: errors` shape, ≤ 2000 chars each) */

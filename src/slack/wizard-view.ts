@@ -46,6 +46,8 @@ function element(f: Field, value: string | undefined, dispatch: boolean): Block 
 
 function secretHint(f: Field, s: WizardSession): { hint: string; optional: boolean } {
   if (s.secrets.sealed[f.path]) return { hint: 'Set. Leave empty to keep it; type a new value to replace it.', optional: true };
+  const dropped = s.secrets.dropped?.[f.path];
+  if (dropped) return { hint: dropped, optional: !!f.optional };
   const keep = s.secrets.keep[f.path];
   if (keep) return { hint: `Uses ${describeRef(keep)} from the last setup. Leave empty to keep it.`, optional: true };
   return { hint: f.hint ?? '', optional: !!f.optional };
@@ -131,7 +133,7 @@ function reviewView(s: WizardSession): View {
 }
 
 function reviewSpec(s: WizardSession): { spec?: SetupSpec; problems: Located[] } {
-  const v = validate(s.values, s.secrets, s.base);
+  const v = validate(s.values, s.secrets, s.base, s.policy);
   if (v.ok) return { spec: v.spec, problems: [] };
   const page = PAGE_IDS.find((p) => v.errors.some((e) => e.page === p));
   return { problems: v.errors.filter((e) => e.page === page) };

@@ -4,9 +4,11 @@
  * are kept here only as sealed ids; they are never rendered back into a view.
  */
 import { randomUUID } from 'node:crypto';
+import type { SpecPolicy } from '../spec/safety.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { PAGE_IDS, pageById, visibleFields, isChoice, type Field, type PageId } from './wizard-fields.ts';
-import { pageErrors, prefillFromSpec, validate, type Located, type SecretState, type Values } from './wizard-spec.ts';
+import { keepFor, invalidKeeps } from './wizard-keep.ts';
+import { buildRaw, pageErrors, prefillFromSpec, validate, type Located, type SecretState, type Values } from './wizard-spec.ts';
 
 export type SealFn = (value: string, purpose: string) => string;
 export type EraseFn = (id: string) => void;
@@ -21,24 +23,29 @@ export interface WizardSession {
   /** the previous spec of this deployment (stored refs removed): fields the wizard does not show survive */
   base?: Record<string, unknown>;
   prefilledFrom?: string;
+  /** spec safety policy (RE_BOT_ALLOWED_NAMESPACES …), checked on every page */
+  policy?: SpecPolicy;
 }
 
 export class WizardSessions {
   private m = new Map<string, WizardSession>();
   constructor(private ttlMs = 2 * 3600_000) {}
 
-  create(s: { channel: string; user: string; deployment?: string; previous?: SetupSpec }): WizardSession {
+  /** `previousBy`: who submitted `previous` (its env/file secret refs are offered to that user only) */
+  create(s: { channel: string; user: string; deployment?: string; previous?: SetupSpec; previousBy?: string; policy?: SpecPolicy }): WizardSession {
     this.sweep();
     const p = s.previous ? prefillFromSpec(s.previous) : undefined;
+    const kept = keepFor(s.user, s.previousBy, p?.keep ?? {});
     const session: WizardSession = {
       key: randomUUID(),
       channel: s.channel,
       user: s.user,
       createdAt: Date.now(),
       values: p?.values ?? (s.deployment ? { 'deployment.name': s.deployment } : {}),
-      secrets: { sealed: {}, keep: p?.keep ?? {} },
+      secrets: { sealed: {}, ...kept, keptUrls: p?.keptUrls, acknowledged: new Set() },
       base: p?.base,
       prefilledFrom: s.previous ? s.previous.deployment.name : undefined,
+      policy: s.policy,
     };
     this.m.set(session.key, session);
     return session;
@@ -116,13 +123,19 @@ function firstProblem(errors: Located[]): PageOutcome {
  */
 export function submitPage(session: WizardSession, page: PageId, state: StateValues, seal: SealFn, erase?: EraseFn): PageOutcome {
   if (page === 'review') {
-    const v = validate(session.values, session.secrets, session.base);
+    const v = validate(session.values, session.secrets, session.base, session.policy);
     return v.ok ? { kind: 'done', spec: v.spec } : firstProblem(v.errors);
   }
   const { values, typed } = readPage(session, page, state);
-  const v = validate(values, { ...session.secrets, typed: new Set(typed.keys()) }, session.base);
+  const secrets = { ...session.secrets, typed: new Set(typed.keys()) };
+  const v = validate(values, secrets, session.base, session.policy);
   const errors = v.ok ? {} : pageErrors(v.errors, page);
-  if (Object.keys(errors).length) return { kind: 'errors', errors };
+  if (Object.keys(errors).length) {
+    // an optional secret (Git credentials) whose kept ref was dropped is asked for once; left empty again, it stays unset
+    const dropped = invalidKeeps(buildRaw(values, secrets, session.base), secrets);
+    for (const f of visibleFields(pageById(page)!, values)) if (f.kind === 'secret' && f.optional && errors[f.path] && dropped[f.path]) session.secrets.acknowledged?.add(f.path);
+    return { kind: 'errors', errors };
+  }
   session.values = values;
   for (const [path, value] of typed) {
     const old = session.secrets.sealed[path];

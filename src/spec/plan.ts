@@ -47,6 +47,19 @@ function step(id: StepId, body: Omit<PlanStep, 'id' | 'number' | 'title' | 'orde
   return { id, number: STEP_IDS.indexOf(id) + 1, title: TITLES[id], order: EXECUTION_ORDER.indexOf(id) + 1, ...body };
 }
 
+/**
+ * The agent components (Deployment names) that get pods: step 2 and step 7 wait for one Ready pod of each,
+ * and the plan lists the same names. A worker or triggerer scaled to zero has no pod to wait for.
+ */
+export function agentComponents(spec: SetupSpec): string[] {
+  const p = spec.cluster.resourceNamePrefix;
+  const names = spec.agent.workers.filter((w) => w.replicas !== 0).map((w) => `${p}-worker-${w.name}`);
+  names.push(`${p}-dag-processor`);
+  if (spec.agent.triggerer?.replicas !== 0) names.push(`${p}-triggerer`);
+  if (spec.sentinel?.enabled) names.push(`${p}-sentinel`);
+  return names;
+}
+
 export function clientImageRepository(spec: SetupSpec): string | undefined {
   return spec.images.client?.repository;
 }
@@ -143,7 +156,7 @@ export function buildPlan(spec: SetupSpec): Plan {
     }),
   );
 
-  const workers = spec.agent.workers.map((w) => `${prefix}-worker-${w.name}`);
+  const components = agentComponents(spec);
   steps.push(
     step('agents', {
       applies: true,
@@ -153,7 +166,7 @@ export function buildPlan(spec: SetupSpec): Plan {
         `create or update Secret ${names.agentToken} (key token) from agent.token`,
         `create or update Secret ${names.pullSecret} (kubernetes.io/dockerconfigjson for ${spec.agent.imagePullRegistry}, user ${spec.agent.imagePullUsername}) from ${spec.agent.imagePullToken ? 'agent.imagePullToken' : 'deployment.apiToken'}`,
         `after approval: helm upgrade --install ${release} ${chart} in ${ns} with values hash ${hash.slice(0, 16)}`,
-        `wait up to ${spec.agent.readyTimeoutSeconds}s for ${[...workers, `${prefix}-dag-processor`, `${prefix}-triggerer`].join(', ')} to be Ready`,
+        `wait up to ${spec.agent.readyTimeoutSeconds}s for ${components.length} component(s) to have a Ready pod: ${components.join(', ')}`,
       ],
       touches: { namespaces: [ns], secrets: [names.agentToken, names.pullSecret], release, chart, images: [spec.agent.image] },
     }),

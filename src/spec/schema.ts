@@ -51,6 +51,7 @@ const prefixPath = z
 const SECRET_REF_HELP = 'use { env: NAME }, { file: PATH } or { stored: ID }';
 
 export const envRefSchema = z.strictObject({ env: z.string().regex(ENV_NAME, { error: 'expected an environment variable name' }) });
+/** A relative PATH is relative to the spec file's directory (loadSpecFile makes it absolute), not the working directory. */
 export const fileRefSchema = z.strictObject({ file: nonEmpty('a file path') });
 export const storedRefSchema = z.strictObject({ stored: nonEmpty('a stored secret id') });
 
@@ -462,11 +463,250 @@ function crossChecks(raw: unknown): SpecError[] {
   return errors;
 }
 
+// ---------- limits ----------
+
+/** A spec file larger than this is refused before it is parsed (a real spec is a few KiB). */
+export const MAX_SPEC_BYTES = 256 * 1024;
+/** Longest string accepted in any field (URLs, paths, refs, names…), unless LONG_FIELDS says otherwise. */
+export const MAX_STRING_LENGTH = 2048;
+/** Fields that legitimately hold a document. */
+const LONG_FIELDS: Record<string, number> = { 'logging.config': 64 * 1024 };
+/** Structural caps: deeper or wider input is not a setup spec (and walking it would only cost time). */
+const MAX_DEPTH = 16;
+const MAX_KEYS = 100;
+const MAX_ITEMS = 100;
+
+const fmtInt = (n: number) => n.toLocaleString('en-US');
+
+/**
+ * Size limits, checked before the schema. Over-long strings are replaced by '' in the returned copy (so the
+ * schema neither echoes nor regex-scans them, and their own error is the one reported); a mapping or list
+ * beyond the structural caps stops the check (`fatal`): nothing else is worth reporting about such input.
+ */
+function checkLimits(input: unknown): { errors: SpecError[]; value: unknown; fatal: boolean } {
+  const errors: SpecError[] = [];
+  let fatal = false;
+  const walk = (v: unknown, path: PropertyKey[], depth: number): unknown => {
+    if (fatal) return v;
+    if (typeof v === 'string') {
+      const p = formatPath(path);
+      const max = LONG_FIELDS[p] ?? MAX_STRING_LENGTH;
+      if (v.length <= max) return v;
+      errors.push({ path: p, message: `is too long: ${fmtInt(v.length)} characters, at most ${fmtInt(max)} are allowed` });
+      return '';
+    }
+    if (v === null || typeof v !== 'object') return v;
+    if (depth >= MAX_DEPTH) {
+      errors.push({ path: formatPath(path), message: `is nested ${MAX_DEPTH} levels deep; a setup spec is never nested this deeply` });
+      fatal = true;
+      return v;
+    }
+    if (Array.isArray(v)) {
+      if (v.length > MAX_ITEMS) {
+        errors.push({ path: formatPath(path), message: `lists ${fmtInt(v.length)} items; at most ${MAX_ITEMS} are allowed` });
+        fatal = true;
+        return v;
+      }
+      return v.map((x, i) => walk(x, [...path, i], depth + 1));
+    }
+    const keys = Object.keys(v);
+    if (keys.length > MAX_KEYS) {
+      errors.push({ path: formatPath(path), message: `has ${fmtInt(keys.length)} keys; a spec mapping has at most ${MAX_KEYS} (remove the unknown keys)` });
+      fatal = true;
+      return v;
+    }
+    const out: Record<string, unknown> = {};
+    for (const k of keys) out[k] = walk((v as Record<string, unknown>)[k], [...path, k], depth + 1);
+    return out;
+  };
+  const value = walk(input, [], 0);
+  return { errors, value, fatal };
+}
+
+// ---------- error messages ----------
+// Each SpecError is shown as `<path>: <message>`, so a message is the rest of that sentence: what was
+// expected, what was found (its type, and its value only when short and not in a secret-looking field).
+
+/** What a missing section must look like (the generic fallback lists the object's required keys). */
+const REQUIRED_HINTS: Record<string, string> = {
+  deployment: 'a mapping describing the Astro deployment: id, name, organizationId, workspaceId, namespace, apiUrl, airflowApiUrl and apiToken',
+  cluster: 'a mapping describing where the agents run: namespace and chart',
+  'cluster.chart': 'a mapping with version (a pinned chart version like 2.3.3), or path (a local chart directory)',
+  agent: 'a mapping with image (the agent image, repository:tag) and token (a secret reference such as { env: ASTRO_AGENT_TOKEN })',
+  xcomBackend: "a mapping with type: 's3' | 'azure-blob' | 'gcs' | 'none' (use type: none to keep XComs in the Airflow database)",
+};
+
+const SECRETISH_PATH = /token|secret|password|passwd|apikey|api_key|credential|private/i;
+const SHORT_SAFE_VALUE = /^[A-Za-z0-9 ._:/@+-]{1,24}$/;
+
+/** The input's type, plus its value when that is short, plain and not in a secret-looking field. */
+function describeInput(input: unknown, path: ReadonlyArray<PropertyKey>): string {
+  if (input === null) return 'an empty value (null)';
+  if (Array.isArray(input)) return `a list of ${input.length} item(s)`;
+  switch (typeof input) {
+    case 'string':
+      if (input.length === 0) return 'an empty string';
+      if (SHORT_SAFE_VALUE.test(input) && !SECRETISH_PATH.test(formatPath(path))) return `the string "${input}"`;
+      return `a string of ${fmtInt(input.length)} characters`;
+    case 'number':
+      return Number.isNaN(input) ? 'NaN' : `the number ${input}`;
+    case 'boolean':
+      return `the boolean ${input}`;
+    case 'object':
+      return 'a mapping';
+    default:
+      return `a value of type ${typeof input}`;
+  }
+}
+
+function showValue(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : String(v);
+}
+
+function listOf(items: string[], max = 12): string {
+  return items.length > max ? `${items.slice(0, max).join(', ')} … (${items.length - max} more)` : items.join(', ');
+}
+
+function numberExpectation(inst: unknown): string {
+  const n = inst as { isInt?: boolean; minValue?: number | null; maxValue?: number | null };
+  const what = n.isInt ? 'an integer' : 'a number';
+  const lo = typeof n.minValue === 'number' && Number.isFinite(n.minValue) && Math.abs(n.minValue) < 1e15 ? n.minValue : undefined;
+  const hi = typeof n.maxValue === 'number' && Number.isFinite(n.maxValue) && Math.abs(n.maxValue) < 1e15 ? n.maxValue : undefined;
+  if (lo !== undefined && hi !== undefined) return `${what} from ${lo} to ${hi}`;
+  if (lo !== undefined) return `${what} ≥ ${lo}`;
+  if (hi !== undefined) return `${what} ≤ ${hi}`;
+  return what;
+}
+
+function typeExpectation(expected: string, inst: unknown): string {
+  switch (expected) {
+    case 'number':
+    case 'int': {
+      const e = numberExpectation(inst);
+      return e === 'a number' ? 'a number' : `a number (${e})`;
+    }
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'object':
+      return 'a mapping';
+    case 'array':
+      return 'a list';
+    default:
+      return `a ${expected}`;
+  }
+}
+
+/** Keys an object schema requires (for "is required: a mapping with …"). */
+function requiredKeysOf(inst: unknown): string[] {
+  const shape = (inst as { _zod?: { def?: { shape?: Record<string, { _zod?: { optin?: string } }> } } })?._zod?.def?.shape;
+  if (!shape) return [];
+  return Object.entries(shape).filter(([, s]) => s?._zod?.optin === undefined).map(([k]) => k);
+}
+
+function allowedKeysOf(inst: unknown): string[] {
+  const shape = (inst as { _zod?: { def?: { shape?: Record<string, unknown> } } })?._zod?.def?.shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+function shortKey(k: string): string {
+  return JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k);
+}
+
+/** The custom message of a schema's first check that has one (e.g. a regex's "expected an IAM role ARN …"). */
+function checkMessageOf(inst: unknown): string | undefined {
+  const checks = (inst as { _zod?: { def?: { checks?: Array<{ _zod?: { def?: { error?: (i: unknown) => unknown } } }> } } })?._zod?.def?.checks ?? [];
+  for (const c of checks) {
+    const m = c._zod?.def?.error?.({ code: 'invalid_format', input: undefined });
+    const text = typeof m === 'string' ? m : (m as { message?: unknown } | undefined)?.message;
+    if (typeof text === 'string' && text) return text;
+  }
+  return undefined;
+}
+
+type RawIssue = z.core.$ZodRawIssue;
+
+/** Zod's default messages ("Invalid input: expected object, received undefined") rewritten as sentences. */
+function issueMessage(iss: RawIssue): string | undefined {
+  const path = (iss.path ?? []) as PropertyKey[];
+  const input = iss.input;
+  switch (iss.code) {
+    case 'invalid_type': {
+      const expected = String(iss.expected);
+      if (input === undefined) {
+        if (expected === 'object') {
+          const keys = requiredKeysOf(iss.inst);
+          return `is required: a mapping${keys.length ? ` with ${keys.join(', ')}` : ''}`;
+        }
+        return `is required: ${checkMessageOf(iss.inst) ?? typeExpectation(expected, iss.inst)}`;
+      }
+      const hint = (expected === 'number' || expected === 'int') && typeof input === 'string' && /^-?\d+(\.\d+)?$/.test(input.trim()) ? ' (write the number without quotes)' : '';
+      return `must be ${typeExpectation(expected, iss.inst)}, got ${describeInput(input, path)}${hint}`;
+    }
+    case 'too_small': {
+      const min = Number(iss.minimum);
+      if (iss.origin === 'string') return min <= 1 ? 'must not be empty' : `must be at least ${min} characters long, got ${typeof input === 'string' ? input.length : '?'}`;
+      if (iss.origin === 'array' || iss.origin === 'set') return `must list at least ${min} item(s)`;
+      return `must be ${iss.inclusive ? 'at least' : 'greater than'} ${min}, got ${describeInput(input, path)}`;
+    }
+    case 'too_big': {
+      const max = Number(iss.maximum);
+      if (iss.origin === 'string') return `must be at most ${max} characters long, got ${typeof input === 'string' ? fmtInt(input.length) : '?'}`;
+      if (iss.origin === 'array' || iss.origin === 'set') return `must list at most ${max} item(s)`;
+      return `must be ${iss.inclusive ? 'at most' : 'less than'} ${max}, got ${describeInput(input, path)}`;
+    }
+    case 'invalid_value':
+      return `must be ${iss.values.length === 1 ? showValue(iss.values[0]) : `one of ${iss.values.map(showValue).join(', ')}`}, got ${describeInput(input, path)}`;
+    case 'unrecognized_keys': {
+      const allowed = allowedKeysOf(iss.inst);
+      const unknown = iss.keys.length === 1 ? `unknown key ${shortKey(iss.keys[0])}` : `unknown keys ${listOf(iss.keys.map(shortKey), 5)}`;
+      return `${unknown}: remove ${iss.keys.length === 1 ? 'it' : 'them'} or check the spelling${allowed.length ? `; allowed keys: ${allowed.join(', ')}` : ''}`;
+    }
+    case 'invalid_union': {
+      const options = new Set<string>();
+      for (const branch of iss.errors ?? []) {
+        const first = branch[0];
+        if (first?.code === 'invalid_value') for (const v of first.values) options.add(showValue(v));
+        else if (first?.code === 'invalid_type') options.add(typeExpectation(String(first.expected), undefined));
+      }
+      const got = describeInput(input, path);
+      return options.size ? `must be ${[...options].join(' or ')}, got ${got}` : `does not match any accepted form, got ${got}`;
+    }
+    case 'invalid_format':
+      if (iss.format === 'starts_with') return `must start with '${(iss as { prefix?: string }).prefix}'`;
+      return `must be a valid ${iss.format}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Final wording: a missing field always says "is required", whatever schema message it carries. */
+function finalMessage(iss: z.core.$ZodIssue & { input?: unknown }, path: string): string {
+  if (iss.code === 'invalid_type' && iss.input === undefined) {
+    if (REQUIRED_HINTS[path]) return `is required: ${REQUIRED_HINTS[path]}`;
+    return iss.message.startsWith('is required') ? iss.message : `is required: ${iss.message}`;
+  }
+  // a schema's own message for a wrong type ("expected the Astro deployment id") still says what was found
+  if (iss.code === 'invalid_type' && !iss.message.includes(', got ')) return `${iss.message}, got ${describeInput(iss.input, iss.path)}`;
+  return iss.message;
+}
+
 /** Validates a spec object. Reports every problem at once, each with its field path. */
 export function parseSpec(input: unknown): ParseResult {
-  const result = setupSpecSchema.safeParse(input);
-  const errors: SpecError[] = result.success ? [] : result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-  for (const e of crossChecks(input)) if (!errors.some((x) => x.path === e.path && x.message === e.message)) errors.push(e);
+  const limits = checkLimits(input);
+  if (limits.fatal) return { ok: false, errors: limits.errors };
+  const value = limits.value;
+  const limited = new Set(limits.errors.map((e) => e.path));
+  const result = setupSpecSchema.safeParse(value, { reportInput: true, error: issueMessage });
+  const errors: SpecError[] = [...limits.errors];
+  if (!result.success) {
+    for (const i of result.error.issues) {
+      const path = formatPath(i.path);
+      if (!limited.has(path)) errors.push({ path, message: finalMessage(i, path) });
+    }
+  }
+  for (const e of crossChecks(value)) if (!errors.some((x) => x.path === e.path && x.message === e.message)) errors.push(e);
   if (errors.length > 0 || !result.success) return { ok: false, errors };
   return { ok: true, spec: result.data };
 }

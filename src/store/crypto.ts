@@ -2,18 +2,31 @@ import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { eq } from 'drizzle-orm';
+import { ConfigError } from '../config-error.ts';
 import { registerSecret } from '../redact.ts';
 import type { Store } from './db.ts';
 import { sealedSecrets } from './schema.ts';
 
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/**
+ * RE_BOT_SECRET_KEY as a key, or undefined when unset. A malformed value is a ConfigError (exit 2); the
+ * message never repeats the value.
+ */
+export function secretKeyFromEnv(env: Record<string, string | undefined> = process.env): Buffer | undefined {
+  const raw = env.RE_BOT_SECRET_KEY?.trim();
+  if (!raw) return undefined;
+  const key = Buffer.from(raw, 'base64');
+  if (!BASE64.test(raw) || key.length !== 32) {
+    throw new ConfigError([{ variable: 'RE_BOT_SECRET_KEY', message: `expected base64 of exactly 32 bytes, got ${BASE64.test(raw) ? `${key.length} bytes` : 'a value that is not base64'} (generate one with \`openssl rand -base64 32\`)` }]);
+  }
+  return key;
+}
+
 /** Key from RE_BOT_SECRET_KEY (base64, 32 bytes) or a 0600 `re-bot.key` beside the DB, created on first use. */
 export function loadSecretKey(store: Store): Buffer {
-  const env = process.env.RE_BOT_SECRET_KEY;
-  if (env) {
-    const key = Buffer.from(env, 'base64');
-    if (key.length !== 32) throw new Error('RE_BOT_SECRET_KEY: expected base64 of exactly 32 bytes');
-    return key;
-  }
+  const fromEnv = secretKeyFromEnv();
+  if (fromEnv) return fromEnv;
   const dir = store.path === ':memory:' ? process.cwd() : dirname(resolve(store.path));
   const file = join(dir, 're-bot.key');
   if (!existsSync(file)) {
@@ -21,7 +34,9 @@ export function loadSecretKey(store: Store): Buffer {
   }
   chmodSync(file, 0o600);
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-  if (key.length !== 32) throw new Error(`${file}: expected base64 of exactly 32 bytes`);
+  if (key.length !== 32) {
+    throw new ConfigError([{ variable: file, message: 'expected base64 of exactly 32 bytes; restore the original key file (secrets sealed with it cannot be opened without it)' }]);
+  }
   return key;
 }
 

@@ -72,6 +72,7 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
     SLACK_SIGNING_SECRET: SIGNING,
     SLACK_API_URL: emu.apiUrl,
     RE_BOT_APPROVERS: 'S0APPROVERS',
+    RE_BOT_OPERATORS: '*',
     RE_BOT_HTTP_PORT: '0',
     RE_BOT_DB: join(mkdtempSync(join(tmpdir(), 're-bot-bot-')), 'bot.db'),
     ...extra,
@@ -244,6 +245,19 @@ describe('re-bot start (CLI)', () => {
     expect(err).not.toContain('xoxb-bot-test');
   });
 
+
+  it('fails closed: without RE_BOT_APPROVERS and RE_BOT_OPERATORS (unset or empty) it exits 2 naming each, before any Slack call', async () => {
+    const calls = emu.calls.length;
+    // approvers unset, operators empty (the base manifest's value); ' , ' and `*` are in test/unit/policy-env.test.ts
+    const e: Record<string, string> = { ...env(), RE_BOT_OPERATORS: '' };
+    delete e.RE_BOT_APPROVERS;
+    const r = await execa('node', [join(root, 'bin', 're-bot.mjs'), 'start'], { reject: false, env: { PATH: process.env.PATH!, HOME: tmpdir(), ...e }, extendEnv: false, timeout: 60_000 });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/RE_BOT_APPROVERS:? is not set: list the Slack user ids \(U…\) or user-group ids \(S…\).*or `\*` to allow anyone \(a conscious choice\)/);
+    expect(r.stderr).toMatch(/RE_BOT_OPERATORS:? is not set/);
+    expect(r.stderr).not.toContain('xoxb-bot-test');
+    expect(emu.calls.length).toBe(calls);
+  });
 
   it('exits 2 naming the missing variable', async () => {
     const r = await execa('node', [join(root, 'bin', 're-bot.mjs'), 'start'], { reject: false, env: { PATH: process.env.PATH!, HOME: tmpdir() }, extendEnv: false, timeout: 60_000 });

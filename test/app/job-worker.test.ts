@@ -24,6 +24,7 @@ beforeAll(async () => {
       ...process.env, ...SECRETS,
       RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-worker-test', SLACK_SIGNING_SECRET: 'worker-test-signing-secret', SLACK_API_URL: emu.apiUrl,
       RE_BOT_HTTP_PORT: '0', RE_BOT_DB: join(scratchDir('worker-db'), 'bot.db'), RE_BOT_ALLOW_SELF_APPROVAL: 'false', RE_BOT_CONCURRENCY: '2',
+      RE_BOT_APPROVERS: '*', RE_BOT_OPERATORS: '*',
     },
   });
   bot.runtime.engine.on((e) => events.push(e));

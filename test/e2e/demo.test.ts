@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/cli/demo.ts';
-import { registryAvailable } from '../../src/devkit/registry.ts';
-import { findTool } from '../../src/infra/tools.ts';
+import { usesToolsIfPresent } from '../support/tools.ts';
 import { scratchDir } from './support.ts';
 
 async function demo(workDir: string): Promise<{ code: number; text: string }> {
@@ -17,6 +16,7 @@ async function demo(workDir: string): Promise<{ code: number; text: string }> {
 }
 
 describe('npm run demo', () => {
+  const buildable = usesToolsIfPresent(['buildah', 'docker-registry'], 'npm run demo: step 7 builds and pushes the client image');
   it('runs all eight steps for real, says where values, DB and audit log are, and runs again cleanly', async () => {
     const workDir = join(scratchDir('demo'), '.demo');
     for (const round of [1, 2]) {
@@ -28,7 +28,6 @@ describe('npm run demo', () => {
         expect(final, `round ${round} step ${n}`).toMatch(new RegExp(`${n}\\. ${title}.*(succeeded|warned)`));
       }
       expect(final).toMatch(/6\. Logging, OpenLineage and Sentinel.*(succeeded|warned)/);
-      const buildable = Boolean(findTool('buildah')) && registryAvailable();
       expect(final).toMatch(buildable ? /7\. Deploy client image\s+succeeded.*pushed 127\.0\.0\.1:\d+\/re-bot\/demo-client:deploy-/ : /7\. Deploy client image\s+skipped/);
       expect(text).toMatch(/auto-approving as cli:\S+ \(--yes/);
       expect(text).toMatch(/test DAG re_bot_smoke run .* succeeded/);

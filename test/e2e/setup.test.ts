@@ -121,7 +121,7 @@ describe('failure paths', () => {
       expect(r.exitCode).toBe(1);
       const step1 = r.job!.steps.find((s) => s.stepId === 'prerequisites')!;
       expect(step1.state).toBe('failed');
-      expect(step1.error).toMatch(/nothing was changed: dagSource\.credentials\.token \(Git token\/password\): secret reference env:RE_BOT_E2E_UNSET_GIT_TOKEN is not set/);
+      expect(step1.error).toMatch(/nothing was changed: dagSource\.credentials\.token \(Git token\/password\): environment variable RE_BOT_E2E_UNSET_GIT_TOKEN is not set/);
       expect(r.job!.steps.filter((s) => s.stepId !== 'prerequisites').every((s) => s.state === 'pending' || s.state === 'skipped')).toBe(true);
       expect(kube.get('v1', 'Namespace', undefined, 'e2e-unset')).toBeUndefined();
     } finally {

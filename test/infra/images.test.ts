@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageAdapter, imageArgvLog, splitRepository } from '../../src/infra/images.ts';
 import { findTool } from '../../src/infra/tools.ts';
-import { freePort, registryAvailable, startRegistry, type LocalRegistry } from '../support/registry.ts';
+import { freePort, startRegistry, type LocalRegistry } from '../support/registry.ts';
+import { describeWithTools } from '../support/tools.ts';
 
-const canRun = Boolean(findTool('buildah')) && registryAvailable();
-
-describe.skipIf(!canRun)('images adapter: buildah build + push to a real local docker-registry', () => {
+describeWithTools(['buildah', 'docker-registry'], 'images adapter: buildah build + push to a real local docker-registry', () => {
   let registry: LocalRegistry;
   const ctx = mkdtempSync(join(tmpdir(), 'img-ctx-'));
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { accessListProblems } from '../../src/policy-env.ts';
 import { httpPortFromEnv } from '../../src/app/http.ts';
 
 /**
@@ -301,6 +302,9 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
       .join('\n');
     for (const name of names) expect(src, `${name} is read somewhere in src/`).toMatch(new RegExp(`\\b${name}\\b`));
     for (const name of ['RE_BOT_APPROVERS', 'RE_BOT_OPERATORS', 'RE_BOT_REQUIRED_APPROVALS', 'RE_BOT_CONCURRENCY', 'RE_BOT_SLACK_MODE', 'LOG_LEVEL']) expect(names).toContain(name);
+    // fails closed: until an overlay sets who may approve and start setups, `re-bot start` refuses to start
+    const value = (n: string) => c.env.find((e: any) => e.name === n).value;
+    expect(accessListProblems({ RE_BOT_APPROVERS: value('RE_BOT_APPROVERS'), RE_BOT_OPERATORS: value('RE_BOT_OPERATORS') }).map((p) => p.variable)).toEqual(['RE_BOT_APPROVERS', 'RE_BOT_OPERATORS']);
     // probes hit the port `re-bot start` serves health on (RE_BOT_HTTP_PORT, default 8080) in both Slack modes
     const port = c.env.find((e: any) => e.name === 'RE_BOT_HTTP_PORT').value;
     expect(httpPortFromEnv({ RE_BOT_HTTP_PORT: port })).toBe(httpPortFromEnv({}));

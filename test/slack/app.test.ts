@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { registerSecret } from '../../src/redact.ts';
 import { FakeEngine } from '../support/fake-engine.ts';
 import { startHarness, wizardPages, CHANNEL, REQUESTER, APPROVER, until, type Harness } from './harness.ts';
 import { slackSignature, signRequest, slashCommandBody } from '../../src/devkit/slack-emulator/signer.ts';
@@ -28,7 +29,7 @@ async function jobWaitingForApproval(harness: Harness, engine: JobEngine): Promi
 
 describe('signing', () => {
   it('matches Slack’s published worked example', () => {
-    const v = JSON.parse(readFileSync(new URL('../../../shared/data/slack/fixtures/signature_test_vector.json', import.meta.url), 'utf8'));
+    const v = JSON.parse(readFileSync(new URL('../fixtures/slack/signature_test_vector.json', import.meta.url), 'utf8'));
     expect(slackSignature(v.signing_secret, v.x_slack_request_timestamp, v.body)).toBe(v.x_slack_signature);
   });
 
@@ -46,6 +47,29 @@ describe('signing', () => {
     const ok = await h.raw(good.body, good.headers);
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body).text).toContain('/re setup');
+  });
+});
+
+describe('errors escaping a listener', () => {
+  it('are logged through the redacting logger, not printed raw by Bolt', async () => {
+    const leaked = 'listener-leaked-secret-7Qz';
+    registerSecret(leaked);
+    const consoleSpies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
+    try {
+      h = await startHarness({ engine: new FakeEngine(policy) });
+      h.rt.app.use(async () => {
+        throw new Error(`could not reach https://user:${leaked}@git.example.com (token ${leaked})`);
+      });
+      await h.command(REQUESTER, 'help');
+      const line = await until(() => h!.logs.find((l) => l.includes('a Slack listener failed')), 3000, 'the error log line');
+      expect(line).toContain('could not reach');
+      expect(line).not.toContain(leaked);
+      expect(h.logs.join('')).not.toContain(leaked);
+      const printed = consoleSpies.flatMap((s) => s.mock.calls).map((c) => c.map((x) => (x instanceof Error ? x.message : String(x))).join(' ')).join('\n');
+      expect(printed).not.toContain(leaked);
+    } finally {
+      for (const s of consoleSpies) s.mockRestore();
+    }
   });
 });
 

@@ -26,6 +26,14 @@ const approval = (over: Partial<ApprovalView> = {}): ApprovalView => ({
   changedKeys: Array.from({ length: 500 }, (_, i) => `agents.workers[${i}].resources.limits.memory`), diffText: long(50_000) + '```', ...over,
 });
 
+/** every mrkdwn text object in blocks (plain_text, e.g. a confirm dialog, is shown literally) */
+function mrkdwnTexts(v: unknown): string[] {
+  if (Array.isArray(v)) return v.flatMap(mrkdwnTexts);
+  if (!v || typeof v !== 'object') return [];
+  const o = v as { type?: string; text?: unknown };
+  return [...(o.type === 'mrkdwn' && typeof o.text === 'string' ? [o.text] : []), ...Object.values(o).flatMap(mrkdwnTexts)];
+}
+
 describe('messages stay within Block Kit limits whatever the input', () => {
   it('parent, step result, approval (pending and decided), failure, status', () => {
     const j = job();
@@ -50,6 +58,31 @@ describe('messages stay within Block Kit limits whatever the input', () => {
   it('user text is escaped in mrkdwn (no mentions or links smuggled in)', () => {
     const m = checklistMessage(job({ deployment: '<!channel> & <http://evil|x>' }));
     expect(JSON.stringify(m.blocks)).toContain('&lt;!channel&gt; &amp; &lt;http://evil|x&gt;');
+  });
+
+  it('a log tail, a failure message and a deployment name cannot ping the channel or smuggle a link, in blocks or the fallback text', () => {
+    const evil = '<!channel> & <https://evil.example|click here>';
+    const logTail = `Pulling image\nError: ${evil}\n\`\`\`\n<@U0BOSS> see <!here>`;
+    const j = job({ deployment: `prod ${evil}` });
+    const messages = [
+      failureMessage(j, 'agents', `helm failed: R&D quota <exceeded> ${evil}`, logTail),
+      checklistMessage(j, evil),
+      stepResultMessage(job({ steps: j.steps.map((s) => ({ ...s, title: `${s.title} ${evil}`, summary: evil, warnings: [evil] })) }), 'agents'),
+      approvalMessage(j, approval({ title: `Install ${evil}`, diffText: `+ image: ${evil}` })),
+    ];
+    for (const m of messages) {
+      // every text a Slack client renders as mrkdwn: fallback text, sections, contexts, fields
+      const texts = [m.text, ...mrkdwnTexts(m.blocks)];
+      expect(texts.length).toBeGreaterThan(1);
+      for (const t of texts) {
+        expect(t).not.toMatch(/<!(channel|here|everyone)|<@U0BOSS|<https?:/); // the requester mention and <!date…> are ours
+        expect(t).not.toMatch(/&(?!amp;|lt;|gt;)/);
+      }
+    }
+    const tailBlock = JSON.stringify(messages[0].blocks.find((b) => b.block_id === 'failure_tail'));
+    expect(tailBlock).toContain('&lt;!channel&gt; &amp; &lt;https://evil.example|click here&gt;');
+    expect(tailBlock.match(/```/g)).toHaveLength(2); // the tail's own ``` does not close the block early
+    expect(messages[0].text).toContain('R&amp;D quota &lt;exceeded&gt;');
   });
 
   it('every wizard page, with every choice, is a valid modal', () => {

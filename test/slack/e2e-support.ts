@@ -51,7 +51,7 @@ export function captureProcessLogs(): { text(): string } {
 
 /** The slack env the harness uses, plus overrides (the engine policy is derived from the same config). */
 export function slackEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return { RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: 'http://127.0.0.1:1/api/', RE_BOT_APPROVERS: 'S0APPROVERS', ...extra };
+  return { RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: 'http://127.0.0.1:1/api/', RE_BOT_APPROVERS: 'S0APPROVERS', RE_BOT_OPERATORS: '*', ...extra };
 }
 
 /** Wraps the real engine: only `submit` changes, and only the two fields the wizard cannot express. */

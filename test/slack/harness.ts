@@ -107,6 +107,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     SLACK_SIGNING_SECRET: SECRET,
     SLACK_API_URL: emu.apiUrl,
     RE_BOT_APPROVERS: 'S0APPROVERS',
+    // fail closed unless set: anyone may start setups in these tests unless one says otherwise
+    RE_BOT_OPERATORS: '*',
     ...opts.env,
   });
   const vault = new TestVault(box);

@@ -5,7 +5,7 @@ import Ajv from 'ajv';
 import { parse } from 'yaml';
 
 const root = resolve(import.meta.dirname, '../..');
-const schema = JSON.parse(readFileSync(resolve(root, '../shared/data/slack/manifest-schema/schemas/manifest.schema.1.0.0.json'), 'utf8'));
+const schema = JSON.parse(readFileSync(resolve(root, 'test/fixtures/slack/manifest.schema.1.0.0.json'), 'utf8'));
 
 function validator() {
   const ajv = new (Ajv as unknown as typeof Ajv.default)({ strict: false, allErrors: true, validateFormats: false });

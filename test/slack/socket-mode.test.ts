@@ -17,7 +17,7 @@ afterEach(async () => {
 
 it('Socket Mode: connects via apps.connections.open + hello, acks slash commands and view submissions in envelopes', async () => {
   emu = await new SlackEmulator().start();
-  const config = loadSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-t', SLACK_APP_TOKEN: 'xapp-1-t', SLACK_API_URL: emu.apiUrl });
+  const config = loadSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-t', SLACK_APP_TOKEN: 'xapp-1-t', SLACK_API_URL: emu.apiUrl, RE_BOT_APPROVERS: '*', RE_BOT_OPERATORS: '*' });
   expect(config.mode).toBe('socket');
   rt = createSlackApp({
     engine: new FakeEngine({ approvers: [], required: 1, allowSelfApproval: false, expiresInMs: 1000 }),

@@ -140,14 +140,16 @@ describe('setup wizard (modals)', () => {
   it('prefills from the previous spec of the deployment, secrets excepted', async () => {
     const engine = new FakeEngine(policy);
     const previous = sampleSpec('sales-prod');
+    // the previous setup was this user's (its env/file secret refs are offered to them only: wizard-keep.test.ts)
+    await engine.cancel((await engine.submit({ spec: previous, requestedBy: { id: REQUESTER }, origin: { kind: 'cli' } })).id);
     h = await startHarness({ engine, lastSpec: (name) => (name === 'sales-prod' ? previous : undefined) });
     await h.wizard(REQUESTER, [], 'sales-prod');
     expect(block(h, 'wizard_prefill')).toBeDefined();
     expect(block(h, 'deployment.apiUrl').element.initial_value).toBe(previous.deployment.apiUrl);
     expect(block(h, 'deployment.apiToken').hint.text).toContain('env ASTRO_API_TOKEN');
     for (let i = 0; i < 7; i++) await h.page(REQUESTER, {});
-    await until(() => engine.submitted.length === 1, 3000, 'submit');
-    expect(engine.submitted[0]).toEqual(previous);
+    await until(() => engine.submitted.length === 2, 3000, 'submit');
+    expect(engine.submitted[1]).toEqual(previous);
     expect(h.vault.values.size).toBe(0);
   });
 

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { renderValues, secretNames, valuesHash, valuesYaml, CLASS } from '../../src/spec/values.ts';
 import { envOf, spec } from './fixtures.ts';
 
-const REF_DIR = resolve(__dirname, '../../../shared/reference/agent-values');
+const REF_DIR = resolve(import.meta.dirname, '../fixtures/agent-values'); // origins: SOURCES.md there
 
 function kwargs(values: Record<string, any>): Record<string, unknown> {
   return JSON.parse(envOf(values.commonEnv, 'AIRFLOW__SECRETS__BACKEND_KWARGS')!);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
@@ -33,6 +33,29 @@ describe('store', () => {
     box.eraseSecret(id);
     expect(() => box.openSecret(id)).toThrow(/erased/);
     s.close();
+  });
+
+  it('the DB and its -wal/-shm files are readable by the owner only, whatever the umask, also when an older file was 0644', () => {
+    const old = process.umask(0o000); // the loosest umask: files SQLite creates itself would be 0644 or 0666
+    try {
+      const path = tmp();
+      const s = openStore({ path });
+      appendAudit(s, { actor: 'U1', action: 'job.submitted', jobId: 'j1' });
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) expect((statSync(f).mode & 0o777).toString(8), f).toBe('600');
+      expect(statSync(join(path, '..')).mode & 0o077).toBe(0);
+      s.close();
+
+      // files left 0644 by an older re-bot (the first connection keeps -wal/-shm in place)
+      const legacy = tmp();
+      const first = openStore({ path: legacy });
+      for (const f of [legacy, `${legacy}-wal`, `${legacy}-shm`]) chmodSync(f, 0o644);
+      const again = openStore({ path: legacy });
+      for (const f of [legacy, `${legacy}-wal`, `${legacy}-shm`]) expect((statSync(f).mode & 0o777).toString(8), f).toBe('600');
+      again.close();
+      first.close();
+    } finally {
+      process.umask(old);
+    }
   });
 
   it('audit chain verifies and detects tampering', () => {
