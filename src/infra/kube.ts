@@ -187,7 +187,9 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
           const v = parsed.kubeletconfig?.singleProcessOOMKill;
           out.push({ node: name, singleProcessOOMKill: typeof v === 'boolean' ? v : null });
         } catch (err) {
-          out.push({ node: name, singleProcessOOMKill: null, error: (err as Error).message });
+          // a 403 is expected with least-privilege RBAC (no nodes/proxy): the step warns, it does not fail
+          const forbidden = err instanceof KubeError && err.status === 403;
+          out.push({ node: name, singleProcessOOMKill: null, error: (err as Error).message, ...(forbidden ? { forbidden } : {}) });
         }
       }
       return out;

@@ -15,7 +15,10 @@ export interface NodeOomInfo {
   node: string;
   /** true / false as reported by the kubelet configz; null when configz could not be read */
   singleProcessOOMKill: boolean | null;
+  /** why configz could not be read */
   error?: string;
+  /** the API server refused configz (403): the identity has no `get nodes/proxy`, as with manifests/base */
+  forbidden?: boolean;
 }
 
 export interface AccessCheck {
