@@ -76,7 +76,9 @@ export const prerequisites: StepHandler = {
     for (const n of nodes.filter((x) => x.error && !x.forbidden)) warnings.push(kubeletNotChecked([n.node], n.error!));
 
     ctx.progress('checking permissions (SelfSubjectAccessReview)');
-    const access = await kube.checkAccess(requiredAccess(ctx.spec.cluster.namespace, ctx.spec.cluster.createNamespace), opts);
+    // an existing namespace is never created, so its create permission is not needed (manifests/base grants none)
+    const createsNamespace = ctx.spec.cluster.createNamespace && (await kube.readNamespace(ctx.spec.cluster.namespace, opts)) === null;
+    const access = await kube.checkAccess(requiredAccess(ctx.spec.cluster.namespace, createsNamespace), opts);
     const missing = access.filter((a) => !a.allowed);
     if (missing.length) {
       const list = missing.map((a) => `${a.verb} ${a.group ? `${a.group}/` : ''}${a.resource}${a.subresource ? `/${a.subresource}` : ''}${a.namespace ? ` in ${a.namespace}` : ''}`);

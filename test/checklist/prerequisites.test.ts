@@ -19,10 +19,11 @@ afterEach(async () => {
   kube = undefined;
 });
 
-async function runStep1(kubeOpts: FakeKubeOptions, cluster: Record<string, unknown> = {}): Promise<StepOutcome> {
+async function runStep1(kubeOpts: FakeKubeOptions, cluster: Record<string, unknown> = {}, o: { namespaceExists?: boolean } = {}): Promise<StepOutcome> {
   kube = await startFakeKube(kubeOpts);
   const infra = createFakeInfra();
   infra.kube = createKubeAdapter({ kubeconfigPath: kube.kubeconfigPath });
+  if (o.namespaceExists) await infra.kube.ensureNamespace('astro-agents', { labels: {}, annotations: {} });
   infra.astro = { getDeployment: async (_o, id) => ({ id, remoteExecution: { enabled: true, remoteApiUrl: API_URL } }) };
   const spec = testSpec({ cluster: { namespace: 'astro-agents', chart: { version: '2.3.3' }, ...cluster } });
   return prerequisites.run(makeCtx(spec, infra).ctx);
@@ -75,5 +76,9 @@ describe('step 1 (prerequisites): kubelet configuration and permissions under le
     expect(existing.summary).toContain('permissions ok');
     await kube!.close();
     await expect(runStep1({ deny: [NO_NODES_PROXY, noCreate] }, { createNamespace: true })).rejects.toThrow('missing Kubernetes permissions: create namespaces');
+    await kube!.close();
+    // the Slack wizard keeps createNamespace: true; a namespace the platform team created beforehand needs no create
+    const precreated = await runStep1({ deny: [NO_NODES_PROXY, noCreate] }, { createNamespace: true }, { namespaceExists: true });
+    expect(precreated.summary).toContain('permissions ok');
   });
 });
