@@ -1,5 +1,4 @@
 import type { StepContext } from './types.ts';
-import { StepFailure } from './types.ts';
 import { renderValues } from '../spec/values.ts';
 
 /** Reads one commonEnv entry of the rendered values (steps 3–6 report what step 2's upgrade applies). */
@@ -28,36 +27,9 @@ export function identityWiring(ctx: StepContext): string[] {
   return out;
 }
 
-export const APPLIED_BY_STEP_2 = 'applied by the Helm upgrade of step 2';
-
-const MANAGED_BY = { 'app.kubernetes.io/managed-by': 're-bot' };
-
-/**
- * Create-or-update a Secret that step 2's upgrade will reference. Steps 3–6 run before step 2, so the
- * namespace is created here first when re-bot owns it (cluster.createNamespace).
- */
-export async function writeReferencedSecret(ctx: StepContext, name: string, stringData: Record<string, string>, type?: string): Promise<'created' | 'updated' | 'unchanged'> {
-  const { namespace, createNamespace } = ctx.spec.cluster;
-  const opts = { signal: ctx.signal };
-  if (createNamespace) await ctx.infra.kube.ensureNamespace(namespace, MANAGED_BY, opts);
-  ctx.progress(`writing Secret ${name} in ${namespace}`);
-  try {
-    const action = (await ctx.infra.kube.applySecret({ namespace, name, stringData, labels: MANAGED_BY, ...(type ? { type } : {}) }, opts)).action;
-    // a step re-runs after its approval: report what the first run did, not the no-op of the second
-    const first = ctx.checkpoint.get<string>(`secret.${name}`);
-    if (first && action === 'unchanged') return first as 'created' | 'updated';
-    ctx.checkpoint.set(`secret.${name}`, action);
-    return action;
-  } catch (err) {
-    if (!createNamespace && (err as { code?: string }).code === 'not_found') {
-      throw new StepFailure(`namespace ${namespace} does not exist and cluster.createNamespace is false, so Secret ${name} cannot be written`, {
-        field: 'cluster.namespace',
-        hint: `create the namespace (kubectl create namespace ${namespace}) or set cluster.createNamespace: true`,
-      });
-    }
-    throw err;
-  }
-}
+/** Steps 3–6 only prepare: step 2 writes their Secrets and applies their values after its approval. */
+export const APPLIED_BY_STEP_2 = 'applied with step 2 after its approval';
+export const APPLIED_WITH = 'agents';
 
 export type Cloud = 'aws' | 'azure' | 'gcp';
 const CLOUD_IDENTITY: Record<Cloud, string> = {

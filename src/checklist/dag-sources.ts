@@ -1,7 +1,8 @@
 import type { StepContext, StepHandler, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
-import { CLASS, gitConnectionValue, secretNames } from '../spec/values.ts';
-import { APPLIED_BY_STEP_2, renderedValues, writeReferencedSecret } from './configured.ts';
+import { CLASS, secretNames } from '../spec/values.ts';
+import { APPLIED_BY_STEP_2, APPLIED_WITH, renderedValues } from './configured.ts';
+import { planSecret, PREPARED_SECRETS } from './secrets.ts';
 
 const STOCK_AGENT_IMAGE = /^images\.astronomer\.cloud\/baseimages\//;
 
@@ -31,7 +32,8 @@ export const dagSources: StepHandler = {
         status: warnings.length ? 'warned' : 'succeeded',
         summary: `${CLASS.localBundle} '${s.bundleName}' reading ${s.path ?? "the image's DAGs folder"}; no Secret needed; ${APPLIED_BY_STEP_2}`,
         warnings,
-        output: { classPath: CLASS.localBundle, bundleName: s.bundleName, path: s.path ?? null, secrets: [], appliedBy: 'agents' },
+        output: { classPath: CLASS.localBundle, bundleName: s.bundleName, path: s.path ?? null, secrets: [] },
+        appliedWith: APPLIED_WITH,
       };
     }
 
@@ -43,7 +45,7 @@ export const dagSources: StepHandler = {
 
     const names = secretNames(ctx.spec);
     const where = `${s.trackingRef} of ${s.repoUrl}${s.subdir ? ` (subdir ${s.subdir})` : ''}, refreshed every ${s.refreshIntervalSeconds}s`;
-    const base = { classPath: CLASS.gitBundle, bundleName: s.bundleName, repoUrl: s.repoUrl, trackingRef: s.trackingRef, subdir: s.subdir ?? null, providerPackage: 'apache-airflow-providers-git', appliedBy: 'agents' };
+    const base = { classPath: CLASS.gitBundle, bundleName: s.bundleName, repoUrl: s.repoUrl, trackingRef: s.trackingRef, subdir: s.subdir ?? null, providerPackage: 'apache-airflow-providers-git' };
 
     if (!s.credentials) {
       if (bundle.kwargs.repo_url !== s.repoUrl) throw new StepFailure('rendered Git bundle does not carry repo_url for a public repository', { field: 'dagSource.repoUrl' });
@@ -51,6 +53,7 @@ export const dagSources: StepHandler = {
         status: 'succeeded',
         summary: `${CLASS.gitBundle} '${s.bundleName}' tracking ${where}; public repository, no Git connection Secret; ${APPLIED_BY_STEP_2}`,
         output: { ...base, secrets: [] },
+        appliedWith: APPLIED_WITH,
       };
     }
 
@@ -64,13 +67,13 @@ export const dagSources: StepHandler = {
       throw new StepFailure(`${unwired.join(', ')} would not read ${envName} from Secret ${names.gitConnection}`, { field: 'dagSource.credentials' });
     }
 
-    const username = await ctx.resolveSecret(s.credentials.username);
-    const token = await ctx.resolveSecret(s.credentials.token);
-    const action = await writeReferencedSecret(ctx, names.gitConnection, { [envName]: gitConnectionValue(s.repoUrl, username, token) });
+    // prepared only: step 2 writes it after its approval
+    const secret = await planSecret(ctx, 'git-connection');
     return {
       status: 'succeeded',
-      summary: `${CLASS.gitBundle} '${s.bundleName}' tracking ${where}; Git connection ${s.connId} in Secret ${names.gitConnection} (key ${envName}, ${action}); ${APPLIED_BY_STEP_2}`,
-      output: { ...base, connId: s.connId, secrets: [names.gitConnection], secretKey: envName, secretAction: action },
+      summary: `${CLASS.gitBundle} '${s.bundleName}' tracking ${where}; Git connection ${s.connId} in Secret ${names.gitConnection} (key ${envName}, content sha256:${secret.hash}, ${secret.action}); ${APPLIED_BY_STEP_2}`,
+      output: { ...base, connId: s.connId, secrets: [names.gitConnection], secretKey: envName, [PREPARED_SECRETS]: [secret] },
+      appliedWith: APPLIED_WITH,
     };
   },
 };

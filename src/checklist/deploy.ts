@@ -3,7 +3,17 @@ import { StepFailure } from './types.ts';
 import type { PodState } from '../infra/types.ts';
 import { renderValues, valuesHash, type Values } from '../spec/values.ts';
 import { redact } from '../redact.ts';
-import { expectedComponents, rollout, sleep, waitForAgentPods } from './release.ts';
+import { applyRelease, approvalHash, chartRefOf, expectedComponents, planRelease, sleep, waitForAgentPods } from './release.ts';
+import { contextDigest } from './build-context.ts';
+import { errorMessage } from '../redact.ts';
+
+/** What the step 7 approval covered: the build (context digest, Dockerfile, destination) and the roll. */
+interface ApprovedBuild {
+  hash: string;
+  approvedBy: string[];
+  context: string;
+  tag: string;
+}
 
 type ClientImage = NonNullable<StepContext['spec']['images']['client']>;
 
@@ -47,30 +57,52 @@ export const deploy: StepHandler = {
       return { status: 'skipped', summary: `images.client.push is false: ${c.repository} not built, the agents keep running ${spec.agent.image}`, warnings };
     }
 
-    let tag = ctx.checkpoint.get<string>('tag');
-    if (!tag) {
-      tag = c.tag ?? deployTag(new Date());
-      ctx.checkpoint.set('tag', tag);
+    const tag = await ctx.checkpoint.once('tag', () => c.tag ?? deployTag(new Date()));
+    let approved = ctx.checkpoint.get<ApprovedBuild>('roll.approved');
+    if (!approved) {
+      // plan: nothing is built, pushed or looked up in the registry before the approval
+      const builder = await ctx.infra.images.available(c.builder);
+      if (!builder.ok) {
+        return { status: 'skipped', summary: `${c.builder} is not available on the re-bot host (${builder.reason ?? 'not found'}): ${c.repository}:${tag} not built, the agents keep running ${spec.agent.image}`, warnings };
+      }
+      const context = readContext(c);
+      const placeholder = `${c.repository}:${tag}`;
+      const planValues = withClientImage(renderValues(spec, { clientImage: placeholder }), placeholder);
+      const rel = await planRelease(ctx, { key: 'roll', values: planValues, valuesHash: valuesHash(planValues, spec.cluster.chart) });
+      const lines = [
+        `build ${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''} (context sha256:${context.digest.slice(0, 16)}, ${context.files} files; Dockerfile sha256:${context.dockerfileDigest.slice(0, 16)})`,
+        `push ${c.repository}:${tag}${c.insecureRegistry ? ' (TLS verification off)' : ''}`,
+        ...rel.lines,
+        `the agents run ${c.repository}@<digest of the pushed image> (pinned by digest)`,
+      ];
+      const hash = approvalHash(valuesHash(planValues, spec.cluster.chart), chartRefOf(spec.cluster.chart), rel.diffText, [...lines, context.digest]);
+      const grant = await ctx.requireApproval({
+        title: `build and push ${c.repository}:${tag}, then helm upgrade ${spec.cluster.release}: roll the agents onto it`,
+        hash,
+        diffText: [...lines, '', `helm diff (${rel.chartLabel}; the image is pinned to the pushed digest):`, rel.diffText].join('\n'),
+        changedKeys: rel.changedKeys,
+        facts: {
+          image: `${c.repository}:${tag}`,
+          build: `${c.contextDir}/${c.dockerfile} (context sha256:${context.digest.slice(0, 12)})`,
+          'previous image': spec.agent.image,
+          chart: rel.chartLabel,
+          release: `${spec.cluster.release} in ${spec.cluster.namespace}`,
+          namespace: spec.cluster.namespace,
+        },
+      });
+      approved = { hash: grant.hash, approvedBy: grant.approvedBy, context: context.digest, tag };
+      ctx.checkpoint.set('roll.approved', approved);
     }
-    const image = await ensurePushed(ctx, c, tag, warnings);
-    if ('skip' in image) return { status: 'skipped', summary: image.skip, warnings };
+
+    const image = await ensurePushed(ctx, c, tag, warnings, approved.context);
 
     const ref = `${image.repository}@${image.digest}`;
     const values = withClientImage(renderValues(spec, { clientImage: ref }), ref);
     const hash = valuesHash(values, spec.cluster.chart);
-    let before = ctx.checkpoint.get<string[]>('podsBefore');
-    if (!before) {
-      before = (await ctx.infra.kube.listPods(spec.cluster.namespace, undefined, { signal: ctx.signal })).map(generation);
-      ctx.checkpoint.set('podsBefore', before);
-    }
+    const before = await ctx.checkpoint.once('podsBefore', async () =>
+      (await ctx.infra.kube.listPods(spec.cluster.namespace, undefined, { signal: ctx.signal })).map(generation));
 
-    const result = await rollout(ctx, {
-      key: 'roll',
-      values,
-      valuesHash: hash,
-      title: `helm upgrade ${spec.cluster.release}: roll the agents to ${image.repository}:${image.tag}`,
-      facts: { image: `${image.repository}:${image.tag}`, digest: image.digest, 'previous image': spec.agent.image, 'values hash': hash.slice(0, 16), namespace: spec.cluster.namespace },
-    });
+    const result = await applyRelease(ctx, { key: 'roll', values, valuesHash: hash }, approved);
 
     const timeoutMs = spec.agent.readyTimeoutSeconds * 1000;
     if (result.changed) {
@@ -102,8 +134,16 @@ export const deploy: StepHandler = {
   },
 };
 
-/** The pushed image for this job: from the checkpoint, from the registry when the tag already exists, or built now. */
-async function ensurePushed(ctx: StepContext, c: ClientImage, tag: string, warnings: string[]): Promise<PushedImage | { skip: string }> {
+function readContext(c: ClientImage) {
+  try {
+    return contextDigest(c.contextDir, c.dockerfile);
+  } catch (err) {
+    throw new StepFailure(`cannot read the build context: ${errorMessage(err)}`, { field: 'images.client.contextDir' });
+  }
+}
+
+/** The pushed image for this job, after the approval: from the checkpoint, from the registry when the tag already exists, or built now. */
+async function ensurePushed(ctx: StepContext, c: ClientImage, tag: string, warnings: string[], approvedContext: string): Promise<PushedImage> {
   const done = ctx.checkpoint.get<PushedImage>('image');
   if (done) return done;
   const tlsVerify = !c.insecureRegistry;
@@ -123,9 +163,10 @@ async function ensurePushed(ctx: StepContext, c: ClientImage, tag: string, warni
     }
     image = { repository: c.repository, tag, digest: existing, built: !!ctx.checkpoint.get('buildStarted') };
   } else {
-    const builder = await ctx.infra.images.available(c.builder);
-    if (!builder.ok) {
-      return { skip: `${c.builder} is not available on the re-bot host (${builder.reason ?? 'not found'}): ${c.repository}:${tag} not built, the agents keep running ${ctx.spec.agent.image}` };
+    if (!ctx.checkpoint.get('buildStarted') && readContext(c).digest !== approvedContext) {
+      // the files changed between the approval and the build: what would be built is not what was approved
+      ctx.checkpoint.set('roll.approved', undefined);
+      throw new StepFailure(`the build context ${c.contextDir} changed after the approval; retry the job to plan and approve the new build`, { field: 'images.client.contextDir' });
     }
     ctx.checkpoint.set('buildStarted', true);
     ctx.progress(`building ${c.contextDir}/${c.dockerfile} with ${c.builder} and pushing ${c.repository}:${tag}`);

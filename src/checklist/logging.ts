@@ -3,7 +3,8 @@ import type { StepContext, StepHandler, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import { connEnvName, OPENLINEAGE_KEY, secretNames } from '../spec/values.ts';
 import { errorMessage } from '../redact.ts';
-import { APPLIED_BY_STEP_2, commonEnv, identityGap, identitySummary, renderedValues, writeReferencedSecret, type Cloud } from './configured.ts';
+import { APPLIED_BY_STEP_2, APPLIED_WITH, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
+import { planSecret, PREPARED_SECRETS, type PreparedSecret } from './secrets.ts';
 
 type Logging = StepContext['spec']['logging'];
 type ObjectStorage = Extract<Logging, { mode: 'object-storage' }>;
@@ -23,8 +24,9 @@ export const logging: StepHandler = {
     const { spec } = ctx;
     const warnings: string[] = [];
     const parts: string[] = [];
-    const output: Record<string, unknown> = { appliedBy: 'agents' };
+    const output: Record<string, unknown> = {};
     const secrets: string[] = [];
+    const prepared: PreparedSecret[] = [];
 
     const l = spec.logging;
     if (l.mode === 'none') {
@@ -45,10 +47,12 @@ export const logging: StepHandler = {
         throw new StepFailure(`rendered openLineage does not reference Secret ${name}`, { field: 'openLineage.enabled' });
       }
       const source = ol.apiKey ? 'openLineage.apiKey' : 'the Deployment API token';
-      const apiKey = await ctx.resolveSecret(ol.apiKey ?? spec.deployment.apiToken);
-      const action = await writeReferencedSecret(ctx, name, { [OPENLINEAGE_KEY]: apiKey });
+      // prepared only: step 2 writes it after its approval
+      const secret = await planSecret(ctx, 'openlineage');
+      prepared.push(secret);
+      const action = secret.action;
       secrets.push(name);
-      parts.push(`OpenLineage → ${values.openLineage.url} namespace ${values.openLineage.namespace}, Secret ${name} (key ${OPENLINEAGE_KEY} from ${source}, ${action})`);
+      parts.push(`OpenLineage → ${values.openLineage.url} namespace ${values.openLineage.namespace}, Secret ${name} (key ${OPENLINEAGE_KEY} from ${source}, content sha256:${secret.hash}, ${action})`);
       warnings.push('OpenLineage from the orchestration plane also needs the Deployment environment variable OPENLINEAGE_DISABLED=False (Astro UI or API); re-bot does not change the Deployment');
       output.openLineage = { enabled: true, url: values.openLineage.url, namespace: values.openLineage.namespace, secret: name, secretKey: OPENLINEAGE_KEY, secretAction: action };
     } else {
@@ -61,12 +65,14 @@ export const logging: StepHandler = {
     parts.push(spec.sentinel.enabled ? `Sentinel on (Deployment ${sentinelName}, ${spec.sentinel.image ?? 'chart default image'})` : 'Sentinel off');
     output.sentinel = { enabled: spec.sentinel.enabled, deployment: spec.sentinel.enabled ? sentinelName : null, image: spec.sentinel.image ?? null };
     output.secrets = secrets;
+    output[PREPARED_SECRETS] = prepared;
 
     return {
       status: warnings.length ? 'warned' : 'succeeded',
       summary: `${parts.join('; ')}; ${APPLIED_BY_STEP_2}`,
       warnings,
       output,
+      appliedWith: APPLIED_WITH,
     };
   },
 };

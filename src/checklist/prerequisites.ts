@@ -7,11 +7,12 @@ import { UnresolvedSecretError } from '../app/secrets.ts';
 const MIN_KUBE_MINOR = 30;
 
 /** The RBAC the rest of the setup needs, checked with SelfSubjectAccessReview before anything is changed. */
-export function requiredAccess(namespace: string): AccessCheck[] {
+export function requiredAccess(namespace: string, createNamespace = true): AccessCheck[] {
   const ns = (verb: string, resource: string, group = '', subresource?: string): AccessCheck => ({ verb, resource, group, namespace, subresource });
   return [
     { verb: 'get', resource: 'namespaces', group: '' },
-    { verb: 'create', resource: 'namespaces', group: '' },
+    // only when re-bot creates the namespace (cluster.createNamespace): manifests/base grants no namespaces create
+    ...(createNamespace ? [{ verb: 'create', resource: 'namespaces', group: '' }] : []),
     ns('get', 'secrets'),
     ns('create', 'secrets'),
     ns('update', 'secrets'),
@@ -65,18 +66,25 @@ export const prerequisites: StepHandler = {
 
     ctx.progress('reading kubelet configuration of each node');
     const nodes = await kube.nodesOomKill(opts);
-    const notSet = nodes.filter((n) => n.singleProcessOOMKill !== true);
+    const notSet = nodes.filter((n) => n.singleProcessOOMKill !== true && !n.error);
     if (notSet.length) {
-      const names = notSet.map((n) => `${n.node} (${n.singleProcessOOMKill === false ? 'false' : n.error ? 'unreadable' : 'not reported'})`);
+      const names = notSet.map((n) => `${n.node} (${n.singleProcessOOMKill === false ? 'false' : 'not reported'})`);
       warnings.push(`${notSet.length} of ${nodes.length} node(s): ${names.join(', ')} — ${OOM_ADVICE}`);
     }
+    const forbidden = nodes.filter((n) => n.error && n.forbidden);
+    if (forbidden.length) warnings.push(kubeletNotChecked(forbidden.map((n) => n.node), "forbidden: re-bot's identity has no nodes/proxy, by design"));
+    for (const n of nodes.filter((x) => x.error && !x.forbidden)) warnings.push(kubeletNotChecked([n.node], n.error!));
 
     ctx.progress('checking permissions (SelfSubjectAccessReview)');
-    const access = await kube.checkAccess(requiredAccess(ctx.spec.cluster.namespace), opts);
+    // an existing namespace is never created, so its create permission is not needed (manifests/base grants none)
+    const createsNamespace = ctx.spec.cluster.createNamespace && (await kube.readNamespace(ctx.spec.cluster.namespace, opts)) === null;
+    const access = await kube.checkAccess(requiredAccess(ctx.spec.cluster.namespace, createsNamespace), opts);
     const missing = access.filter((a) => !a.allowed);
     if (missing.length) {
       const list = missing.map((a) => `${a.verb} ${a.group ? `${a.group}/` : ''}${a.resource}${a.subresource ? `/${a.subresource}` : ''}${a.namespace ? ` in ${a.namespace}` : ''}`);
-      throw new StepFailure(`missing Kubernetes permissions: ${list.join('; ')}`, { hint: 'grant these verbs to the identity in the kube context (see manifests/ for a least-privilege role)' });
+      const createNs = missing.some((a) => a.resource === 'namespaces' && a.verb === 'create');
+      const hint = `grant these verbs to the identity in the kube context (see manifests/README.md for the least-privilege roles)${createNs ? `, or create namespace ${ctx.spec.cluster.namespace} beforehand and set cluster.createNamespace: false` : ''}`;
+      throw new StepFailure(`missing Kubernetes permissions: ${list.join('; ')}`, { hint });
     }
 
     let astroFacts = '';
@@ -107,11 +115,22 @@ export const prerequisites: StepHandler = {
         kubernetesVersion: v.gitVersion,
         helmVersion,
         nodesWithoutSingleProcessOOMKill: notSet.map((n) => n.node),
+        nodesNotChecked: nodes.filter((n) => n.error).map((n) => n.node),
         astroReachable: probe.ok,
       },
     };
   },
 };
+
+/** The kubelet configuration of these nodes could not be read: say so, and how to check by hand. Not a failure. */
+function kubeletNotChecked(names: string[], why: string): string {
+  const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+  return (
+    `could not read the kubelet configuration of node${names.length > 1 ? 's' : ''} ${shown} (${why}), so singleProcessOOMKill was not checked; ` +
+    `check by hand with an admin identity${names.length > 1 ? ', for each node' : ''}: kubectl get --raw /api/v1/nodes/${names[0]}/proxy/configz | jq .kubeletconfig.singleProcessOOMKill ` +
+    '(it should print true; if not, an out-of-memory task kills the whole agent worker container on cgroup v2: set singleProcessOOMKill: true in the kubelet configuration)'
+  );
+}
 
 function stripSlash(u: string): string {
   return u.replace(/\/+$/, '');

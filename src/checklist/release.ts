@@ -5,11 +5,14 @@ import type { StepContext } from './types.ts';
 import { StepFailure } from './types.ts';
 import type { ChartRef, HelmReleaseInfo, HelmUpgradeInput, PodState } from '../infra/types.ts';
 import { redact } from '../redact.ts';
+import { releaseDescription, releaseDescriptionDeployment } from '../infra/ownership.ts';
 import { agentComponents } from '../spec/plan.ts';
 
 /**
- * Shared by step 2 (first install) and step 7 (roll to the new client image): diff, approval bound to
- * the exact change, an idempotent `helm upgrade --install`, then waiting for the agent pods.
+ * Shared by step 2 (first install) and step 7 (roll to the new client image). Planning only reads: the
+ * release's history (is it re-bot's, another chart, pending?), and a diff of the new values against it.
+ * Applying runs after the approval: recovery of re-bot's own pending release (audited), then an idempotent
+ * `helm upgrade --install` whose description marks the revision as re-bot's for this deployment.
  */
 
 export function chartRefOf(chart: { path?: string; repo?: string; name?: string; version?: string }): ChartRef {
@@ -20,8 +23,9 @@ export function chartLabel(ref: ChartRef): string {
   return ref.path ? `local chart ${ref.path}` : `${ref.chart} ${ref.version}`;
 }
 
-export function approvalHash(valuesHash: string, chart: ChartRef, diffText: string): string {
-  return createHash('sha256').update(JSON.stringify([valuesHash, chart.repo ?? '', chart.chart ?? '', chart.version ?? '', chart.path ?? '', diffText])).digest('hex');
+/** sha256 over everything the approver sees: values hash, chart, diff text and the other plan lines. */
+export function approvalHash(valuesHash: string, chart: ChartRef, diffText: string, lines: string[] = []): string {
+  return createHash('sha256').update(JSON.stringify([valuesHash, chart.repo ?? '', chart.chart ?? '', chart.version ?? '', chart.path ?? '', diffText, ...(lines.length ? [lines] : [])])).digest('hex');
 }
 
 export interface RolloutInput {
@@ -29,8 +33,6 @@ export interface RolloutInput {
   key: string;
   values: unknown;
   valuesHash: string;
-  title: string;
-  facts: Record<string, string>;
 }
 
 export interface RolloutResult {
@@ -40,55 +42,126 @@ export interface RolloutResult {
   changed: boolean;
 }
 
-export async function rollout(ctx: StepContext, input: RolloutInput): Promise<RolloutResult> {
-  const { spec, infra } = ctx;
-  const chart = chartRefOf(spec.cluster.chart);
-  const upgrade: HelmUpgradeInput = {
+/** What happens to a release left pending-*, decided in the plan and shown to the approver. */
+export type Recovery = { action: 'rollback'; revision: number; status: string; pendingRevision: number } | { action: 'uninstall'; status: string; pendingRevision: number };
+
+export interface ReleasePlan {
+  /** chart name and version the upgrade installs */
+  chart: { name: string; version: string };
+  chartLabel: string;
+  firstInstall: boolean;
+  /** revision of the live release, when one exists */
+  currentRevision?: number;
+  /** a release of the agent chart installed without re-bot: the upgrade adopts it */
+  adopts?: { revision: number };
+  recovery?: Recovery;
+  diffText: string;
+  changedKeys: string[];
+  /** nothing to do: the release is deployed, re-bot's and already has these values */
+  unchanged: boolean;
+  /** plan lines for the approver: adoption, recovery, install/upgrade */
+  lines: string[];
+}
+
+const chartNameOf = (chart: string) => chart.replace(/-v?\d+(\.\d+)*([-+][\w.+-]*)?$/, '');
+
+export function upgradeInput(ctx: StepContext, input: RolloutInput): HelmUpgradeInput {
+  const { spec } = ctx;
+  return {
     release: spec.cluster.release,
     namespace: spec.cluster.namespace,
-    chart,
+    chart: chartRefOf(spec.cluster.chart),
     values: input.values,
     kubeContext: spec.cluster.kubeContext,
-    description: `re-bot job ${ctx.jobId} values ${input.valuesHash.slice(0, 16)}`,
+    description: releaseDescription(spec.deployment.name, ctx.jobId, input.valuesHash),
   };
+}
 
+/**
+ * Reads only. Fails (naming the release and what to do) when the release name is taken by another chart or
+ * by re-bot for another deployment, or is pending in a way re-bot did not cause.
+ */
+export async function planRelease(ctx: StepContext, input: RolloutInput): Promise<ReleasePlan> {
+  const { spec, infra } = ctx;
+  const { release, namespace } = spec.cluster;
+  const deployment = spec.deployment.name;
+  const upgrade = upgradeInput(ctx, input);
+  const opts = { signal: ctx.signal };
+  const chart = await infra.helm.chartMetadata(upgrade.chart, opts);
+  const label = `${chart.name} ${chart.version}`;
+  const history = await infra.helm.history(release, namespace, opts).catch((err: { code?: string }) => {
+    if (err.code === 'not_found') return [];
+    throw err;
+  });
+  const lines: string[] = [];
+  const current = history.at(-1);
+  let adopts: ReleasePlan['adopts'];
+  let recovery: Recovery | undefined;
+  if (current) {
+    if (chartNameOf(current.chart) !== chart.name) {
+      throw new StepFailure(`release ${release} in ${namespace} is chart ${current.chart}, not ${chart.name}; choose another cluster.release`, { field: 'cluster.release' });
+    }
+    const marks = history.map((h) => releaseDescriptionDeployment(h.description)).filter((d): d is string => d !== undefined);
+    const ours = marks.some((d) => d === deployment || d === '');
+    const other = marks.find((d) => d !== deployment && d !== '');
+    if (!ours && other) {
+      throw new StepFailure(`release ${release} in ${namespace} was installed by re-bot for deployment ${other}, not ${deployment}; choose another cluster.release`, { field: 'cluster.release' });
+    }
+    if (/^pending-/.test(current.status)) {
+      if (!ours) {
+        throw new StepFailure(`release ${release} in ${namespace} is ${current.status} (revision ${current.revision}) and was not created by re-bot; finish or roll back that helm operation yourself, then retry`, { field: 'cluster.release' });
+      }
+      recovery = await pendingRecovery(ctx, input.key, history);
+      lines.push(recovery.action === 'rollback'
+        ? `recovers release ${release}: revision ${recovery.pendingRevision} was left ${recovery.status} by an interrupted helm of re-bot; rolls back to revision ${recovery.revision} first`
+        : `recovers release ${release}: its first install (revision ${recovery.pendingRevision}) was left ${recovery.status} by an interrupted helm of re-bot; uninstalls it first`);
+    } else if (!ours) {
+      adopts = { revision: current.revision };
+      lines.push(`adopts existing release ${release} (revision ${current.revision}, installed without re-bot): re-bot will upgrade and own it`);
+    }
+  }
+  ctx.progress('computing the diff against the current release');
+  const diff = await infra.helm.diff(upgrade, opts);
+  const firstInstall = diff.firstInstall || recovery?.action === 'uninstall';
+  const unchanged = !firstInstall && !adopts && !recovery && diff.changedKeys.length === 0 && current?.status === 'deployed';
+  if (!unchanged) {
+    lines.push(firstInstall
+      ? `helm install ${release} (${label}) in ${namespace}, description "re-bot … deployment ${deployment}"`
+      : `helm upgrade ${release} (${label}) in ${namespace} from revision ${current!.revision}: ${diff.changedKeys.length} change(s)`);
+  }
+  return {
+    chart, chartLabel: label, firstInstall, currentRevision: current?.revision, adopts, recovery,
+    diffText: redact(diff.text), changedKeys: diff.changedKeys, unchanged, lines,
+  };
+}
+
+/**
+ * After the approval: recovers re-bot's pending release when the plan said so (audited), then upgrades —
+ * exactly once, also when a crash lands between the upgrade and the checkpoint.
+ */
+export async function applyRelease(ctx: StepContext, input: RolloutInput, grant: { hash: string; approvedBy: string[] }): Promise<RolloutResult> {
+  const { spec, infra } = ctx;
+  const upgrade = upgradeInput(ctx, input);
   const done = ctx.checkpoint.get<RolloutResult & { valuesHash: string }>(`${input.key}.done`);
   if (done && done.valuesHash === input.valuesHash) return done;
 
-  // A crash during `helm upgrade` can leave the release pending; one between it and the checkpoint leaves a
-  // revision carrying our description.
+  // a crash during `helm upgrade` leaves the release pending; one between it and the checkpoint leaves a revision carrying our description
   let history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
   if (/^pending-/.test(history.at(-1)?.status ?? '')) {
-    await settlePendingRelease(ctx, input.key, history);
+    const marks = history.map((h) => releaseDescriptionDeployment(h.description));
+    if (!marks.some((d) => d === spec.deployment.name || d === '')) {
+      throw new StepFailure(`release ${spec.cluster.release} in ${spec.cluster.namespace} became ${history.at(-1)!.status} after the approval and was not created by re-bot; not touching it`);
+    }
+    const recovery = await pendingRecovery(ctx, input.key, history);
+    await recover(ctx, recovery);
     history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
   }
   const applied = history.find((h) => h.description === upgrade.description && /deployed|superseded/.test(h.status));
-  const pendingHash = ctx.checkpoint.get<string>(`${input.key}.approvalHash`);
-  if (applied && pendingHash) {
-    const result = { revision: applied.revision, approvalHash: pendingHash, approvedBy: ctx.checkpoint.get<string[]>(`${input.key}.approvedBy`) ?? [], changed: true, valuesHash: input.valuesHash };
+  if (applied) {
+    const result = { revision: applied.revision, approvalHash: grant.hash, approvedBy: grant.approvedBy, changed: true, valuesHash: input.valuesHash };
     ctx.checkpoint.set(`${input.key}.done`, result);
     return result;
   }
-
-  ctx.progress('computing the diff against the current release');
-  const diff = await infra.helm.diff(upgrade, { signal: ctx.signal });
-  const hash = approvalHash(input.valuesHash, chart, diff.text);
-  const current = history.at(-1);
-  if (!diff.firstInstall && diff.changedKeys.length === 0 && current && current.status === 'deployed') {
-    const result = { revision: current.revision, approvalHash: hash, approvedBy: [], changed: false, valuesHash: input.valuesHash };
-    ctx.checkpoint.set(`${input.key}.done`, result);
-    return result;
-  }
-
-  const grant = await ctx.requireApproval({
-    title: input.title,
-    hash,
-    diffText: redact(diff.text),
-    changedKeys: diff.changedKeys,
-    facts: { ...input.facts, chart: chartLabel(chart), release: `${spec.cluster.release} in ${spec.cluster.namespace}`, change: diff.firstInstall ? 'first install' : `${diff.changedKeys.length} change(s)` },
-  });
-  ctx.checkpoint.set(`${input.key}.approvalHash`, grant.hash);
-  ctx.checkpoint.set(`${input.key}.approvedBy`, grant.approvedBy);
 
   ctx.progress(`helm upgrade --install ${spec.cluster.release} (approved by ${grant.approvedBy.join(', ')})`);
   const info = await infra.helm.upgradeInstall(upgrade, {
@@ -100,16 +173,22 @@ export async function rollout(ctx: StepContext, input: RolloutInput): Promise<Ro
   return result;
 }
 
+/** Marks a release as unchanged without an approval (nothing to apply). */
+export function releaseUnchanged(ctx: StepContext, input: RolloutInput, plan: ReleasePlan): RolloutResult {
+  const result = { revision: plan.currentRevision ?? 0, approvalHash: '', approvedBy: [], changed: false, valuesHash: input.valuesHash };
+  ctx.checkpoint.set(`${input.key}.done`, result);
+  return result;
+}
+
 const HELM_WAIT_MS = 10 * 60_000;
 
 /**
- * The release is pending-install/upgrade/rollback: a helm of ours was killed with re-bot, or still runs as
- * an orphan. A live one is waited for; after a dead one the release is put back to its last good revision
- * (or removed, when the first install never finished) so the upgrade can be applied again.
+ * The release (re-bot's) is pending-install/upgrade/rollback: a helm of ours was killed with re-bot, or still
+ * runs as an orphan. A live one is waited for; after a dead one the release goes back to its last good
+ * revision (or is removed, when the first install never finished) so the upgrade can be applied again.
  */
-async function settlePendingRelease(ctx: StepContext, key: string, history: HelmReleaseInfo[]): Promise<void> {
+async function pendingRecovery(ctx: StepContext, key: string, history: HelmReleaseInfo[]): Promise<Recovery> {
   const { release, namespace } = ctx.spec.cluster;
-  const helm = ctx.infra.helm;
   const ours = ctx.checkpoint.get<{ pid: number; host: string }>(`${key}.helm`);
   const deadline = Date.now() + HELM_WAIT_MS;
   while (ours && processAlive(ours) && Date.now() < deadline && !ctx.signal.aborted) {
@@ -118,23 +197,32 @@ async function settlePendingRelease(ctx: StepContext, key: string, history: Helm
   }
   let last = history.at(-1)!;
   if (ours) {
-    const fresh = await helm.history(release, namespace, { signal: ctx.signal }).catch(() => history);
-    last = fresh.at(-1) ?? last;
-    if (!/^pending-/.test(last.status)) return;
+    const fresh = await ctx.infra.helm.history(release, namespace, { signal: ctx.signal }).catch(() => history);
+    history = fresh.length ? fresh : history;
+    last = history.at(-1) ?? last;
   } else if (Date.now() - Date.parse(last.updated ?? '') < 60_000) {
-    // not started by this step (another tool, or a crash before the pid was saved): give it a minute
+    // not started by this step (another job, or a crash before the pid was saved): give it a minute
     throw new StepFailure(`release ${release} is ${last.status} (revision ${last.revision}, updated ${last.updated}): another helm operation is running`, {
-      hint: 'retry once it has finished; re-bot recovers a release that stays pending',
+      hint: 'retry once it has finished; re-bot recovers its own release that stays pending',
     });
   }
   const good = [...history].reverse().find((h) => h.status === 'deployed' || h.status === 'superseded');
-  if (good) {
-    ctx.progress(`release ${release} was left ${last.status} by an interrupted helm: rolling back to revision ${good.revision}`);
-    await helm.rollback(release, namespace, good.revision, { signal: ctx.signal });
+  return good ? { action: 'rollback', revision: good.revision, status: last.status, pendingRevision: last.revision } : { action: 'uninstall', status: last.status, pendingRevision: last.revision };
+}
+
+async function recover(ctx: StepContext, r: Recovery): Promise<void> {
+  const { release, namespace } = ctx.spec.cluster;
+  const helm = ctx.infra.helm;
+  const now = await helm.history(release, namespace, { signal: ctx.signal }).catch(() => []);
+  if (!/^pending-/.test(now.at(-1)?.status ?? '')) return; // the helm we waited for finished
+  if (r.action === 'rollback') {
+    ctx.progress(`release ${release} was left ${r.status} by an interrupted helm of re-bot: rolling back to revision ${r.revision}`);
+    await helm.rollback(release, namespace, r.revision, { signal: ctx.signal });
   } else {
-    ctx.progress(`release ${release} was left ${last.status} by an interrupted first install: removing it to install again`);
+    ctx.progress(`release ${release} was left ${r.status} by an interrupted first install of re-bot: removing it to install again`);
     await helm.uninstall(release, namespace, { signal: ctx.signal });
   }
+  ctx.audit?.(`release.recovered`, { release, namespace, ...r });
 }
 
 function processAlive(p: { pid: number; host: string }): boolean {

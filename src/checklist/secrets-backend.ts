@@ -2,7 +2,7 @@ import type { StepContext, StepHandler, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import { CLASS } from '../spec/values.ts';
 import type { SetupSpec } from '../spec/schema.ts';
-import { APPLIED_BY_STEP_2, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
+import { APPLIED_BY_STEP_2, APPLIED_WITH, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
 
 type Backend = Exclude<SetupSpec['secretsBackend'], { provider: 'none' }>;
 
@@ -60,8 +60,8 @@ export const secretsBackend: StepHandler = {
         kwargs,
         providerPackage: p.pkg,
         ...(b.provider === 'hashicorp-vault' && b.authType === 'kubernetes' ? { vaultRoleServiceAccounts: serviceAccounts } : {}),
-        appliedBy: 'agents',
       },
+      appliedWith: APPLIED_WITH,
     };
   },
 };

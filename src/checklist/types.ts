@@ -13,6 +13,12 @@ export interface StepOutcome {
   warnings?: string[];
   /** checkpointed facts other steps and `/re status` read (Secret names, Helm revision, image digest…) */
   output?: Record<string, unknown>;
+  /**
+   * Id of the step that applies this step's work to the cluster. Until that step completes, the engine
+   * records this step as `prepared` (never ✅ for something that has not reached the cluster), then
+   * promotes it to `status`.
+   */
+  appliedWith?: string;
 }
 
 export interface ApprovalRequest {
@@ -45,7 +51,11 @@ export interface StepContext {
   checkpoint: {
     get<T = unknown>(key: string): T | undefined;
     set(key: string, value: unknown): void;
+    /** the stored value of `key`; otherwise runs `fn`, stores its result and returns it (a throw stores nothing) */
+    once<T>(key: string, fn: () => T | Promise<T>): Promise<T>;
   };
+  /** appends a row to the audit log for this job and step (recovery actions on the cluster) */
+  audit?(action: string, details: Record<string, unknown>): void;
   /** outputs of earlier finished steps, by step id */
   outputOf(stepId: string): Record<string, unknown> | undefined;
   /** a progress line for the live display / thread (rate-limited by the consumer) */

@@ -25,20 +25,18 @@ export const verify: StepHandler = {
 
     const airflow = infra.airflow;
     const opts = { signal: ctx.signal };
-    let runId = ctx.checkpoint.get<string>('dagRunId');
-    if (!runId) {
+    const runId = await ctx.checkpoint.once('dagRunId', async () => {
       ctx.progress(`unpausing and triggering ${dagId}`);
       await airflow.unpauseDag(dagId, opts);
       // one run per job attempt, even when a crash lands between the trigger and the checkpoint
       const dagRunId = `re-bot__${ctx.jobId}__${ctx.attempt}`;
       try {
-        runId = (await airflow.triggerDagRun(dagId, { triggered_by: 're-bot', job: ctx.jobId }, { ...opts, dagRunId })).dagRunId;
+        return (await airflow.triggerDagRun(dagId, { triggered_by: 're-bot', job: ctx.jobId }, { ...opts, dagRunId })).dagRunId;
       } catch (err) {
         if ((err as { code?: string }).code !== 'conflict') throw err;
-        runId = dagRunId; // triggered by this step before the interruption: follow that run
+        return dagRunId; // triggered by this step before the interruption: follow that run
       }
-      ctx.checkpoint.set('dagRunId', runId);
-    }
+    });
 
     const deadline = Date.now() + (spec.verify?.timeoutSeconds ?? 600) * 1000;
     let state = 'queued';

@@ -1,7 +1,7 @@
 import type { StepHandler, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import { CLASS, connEnvName, secretNames } from '../spec/values.ts';
-import { APPLIED_BY_STEP_2, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
+import { APPLIED_BY_STEP_2, APPLIED_WITH, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
 
 const PATH_ENV = 'AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH';
 
@@ -53,7 +53,8 @@ export const xcomBackend: StepHandler = {
       status: warnings.length ? 'warned' : 'succeeded',
       summary: `${CLASS.xcomObjectStorage} → ${path} (${t.label} ${where}, prefix '${x.prefix}'), ${details.join(', ')}; ${identitySummary(ctx)}; ${APPLIED_BY_STEP_2}`,
       warnings,
-      output: { classPath: CLASS.xcomObjectStorage, path, [t.label]: where, prefix: x.prefix, connId: x.connId, connType: t.connType, threshold: x.threshold, compression: x.compression, packages: t.packages, appliedBy: 'agents' },
+      output: { classPath: CLASS.xcomObjectStorage, path, [t.label]: where, prefix: x.prefix, connId: x.connId, connType: t.connType, threshold: x.threshold, compression: x.compression, packages: t.packages },
+      appliedWith: APPLIED_WITH,
     };
   },
 };

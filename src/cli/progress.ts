@@ -9,6 +9,7 @@ const ICON: Record<string, string> = {
   pending: '·',
   running: '▶',
   waiting_approval: '⏸',
+  prepared: '◇',
   succeeded: '✔',
   warned: '⚠',
   skipped: '–',
@@ -97,6 +98,8 @@ export function createProgressPrinter(out: NodeJS.WriteStream = process.stdout):
           print(`⏸ approval needed: ${a.title}`);
           print(`    approval hash ${a.hash.slice(0, 16)} (values + chart + diff; a changed diff asks again)`);
           for (const [k, v] of Object.entries(a.facts)) print(`    ${k}: ${v}`);
+          // the plan lines (namespace, Secrets, release) come before the first blank line of the diff text
+          for (const l of a.diffText.split('\n\n')[0]!.split('\n').slice(0, 30)) if (l.trim()) print(`    plan: ${l}`);
           if (a.changedKeys.length) print(`    changed: ${a.changedKeys.slice(0, 20).join(', ')}${a.changedKeys.length > 20 ? ` … (+${a.changedKeys.length - 20})` : ''}`);
           break;
         }

@@ -4,7 +4,7 @@ import { errorMessage } from '../redact.ts';
 import { DbOpenError, openExistingStore, openStoreReadOnly, type Store } from '../store/db.ts';
 import { formatDuration } from './progress.ts';
 
-const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
+const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', prepared: '◇', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
 
 /** Exit codes of the DB-reading commands (same as `re-bot run`): 1 operation failed or refused, 2 usage/config error. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;

@@ -200,6 +200,13 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
 
     history,
 
+    async chartMetadata(chart, opts) {
+      const out = await run('show chart', ['show', 'chart', ...chartArgs(chart)], opts);
+      const meta = (parseAllDocuments(out)[0]?.toJS() ?? {}) as { name?: string; version?: string };
+      if (!meta.name) throw new HelmError('helm show chart printed no chart name', '');
+      return { name: meta.name, version: String(meta.version ?? '') };
+    },
+
     async getValues(release, namespace, opts) {
       const out = await run('get values', ['get', 'values', release, '-n', namespace, '-o', 'json', ...clusterArgs()], opts);
       return JSON.parse(out || 'null') ?? {};

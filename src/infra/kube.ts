@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { RedactedError } from '../redact.ts';
 import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState } from './types.ts';
+import { ownerOf, secretContentHash } from './ownership.ts';
 
 export interface KubeAdapterOptions {
   /** default: $KUBECONFIG or ~/.kube/config, as kubectl loads it */
@@ -186,7 +187,9 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
           const v = parsed.kubeletconfig?.singleProcessOOMKill;
           out.push({ node: name, singleProcessOOMKill: typeof v === 'boolean' ? v : null });
         } catch (err) {
-          out.push({ node: name, singleProcessOOMKill: null, error: (err as Error).message });
+          // a 403 is expected with least-privilege RBAC (no nodes/proxy): the step warns, it does not fail
+          const forbidden = err instanceof KubeError && err.status === 403;
+          out.push({ node: name, singleProcessOOMKill: null, error: (err as Error).message, ...(forbidden ? { forbidden } : {}) });
         }
       }
       return out;
@@ -206,7 +209,29 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
       );
     },
 
-    async ensureNamespace(name, labels, opts) {
+    async readNamespace(name, opts) {
+      try {
+        const n = await call(`read namespace ${name}`, opts, (x) => core().readNamespace({ name }, o(x)));
+        return { labels: n.metadata?.labels ?? {}, annotations: n.metadata?.annotations ?? {} };
+      } catch (err) {
+        if (err instanceof KubeError && err.code === 'not_found') return null;
+        throw err;
+      }
+    },
+
+    async readSecret(namespace, name, opts) {
+      try {
+        const s = await call(`read Secret ${namespace}/${name}`, opts, (x) => core().readNamespacedSecret({ name, namespace }, o(x)));
+        const type = s.type ?? 'Opaque';
+        const decoded = Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+        return { type, keys: Object.keys(decoded).sort(), contentHash: secretContentHash(type, decoded), labels: s.metadata?.labels ?? {}, annotations: s.metadata?.annotations ?? {} };
+      } catch (err) {
+        if (err instanceof KubeError && err.code === 'not_found') return null;
+        throw err;
+      }
+    },
+
+    async ensureNamespace(name, meta, opts) {
       try {
         await call(`read namespace ${name}`, opts, (x) => core().readNamespace({ name }, o(x)));
         return { created: false };
@@ -214,7 +239,7 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
         if (!(err instanceof KubeError) || err.code !== 'not_found') throw err;
       }
       try {
-        await call(`create namespace ${name}`, opts, (x) => core().createNamespace({ body: { metadata: { name, labels } } }, o(x)));
+        await call(`create namespace ${name}`, opts, (x) => core().createNamespace({ body: { metadata: { name, labels: meta?.labels, annotations: meta?.annotations } } }, o(x)));
         return { created: true };
       } catch (err) {
         if (err instanceof KubeError && err.code === 'conflict') return { created: false }; // created meanwhile
@@ -225,7 +250,7 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
     async applySecret(input, opts) {
       const { namespace, name } = input;
       const data = Object.fromEntries(Object.entries(input.stringData).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
-      const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace, labels: input.labels }, type: input.type ?? 'Opaque', data };
+      const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace, labels: input.labels, annotations: input.annotations }, type: input.type ?? 'Opaque', data };
       let current;
       try {
         current = await call(`read Secret ${namespace}/${name}`, opts, (x) => core().readNamespacedSecret({ name, namespace }, o(x)));
@@ -236,8 +261,12 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
         await call(`create Secret ${namespace}/${name}`, opts, (x) => core().createNamespacedSecret({ namespace, body }, o(x)));
         return { action: 'created' };
       }
+      if (input.ownedBy !== undefined && ownerOf({ labels: current.metadata?.labels ?? {}, annotations: current.metadata?.annotations ?? {} }, input.ownedBy) !== 'ours') {
+        throw new KubeError(`Secret ${namespace}/${name} exists and was not created by re-bot for deployment ${input.ownedBy}: not changing it`, 409);
+      }
       const sameData = JSON.stringify(sortKeys(current.data ?? {})) === JSON.stringify(sortKeys(data));
-      const sameLabels = Object.entries(input.labels ?? {}).every(([k, v]) => current.metadata?.labels?.[k] === v);
+      const sameLabels = Object.entries(input.labels ?? {}).every(([k, v]) => current.metadata?.labels?.[k] === v)
+        && Object.entries(input.annotations ?? {}).every(([k, v]) => current.metadata?.annotations?.[k] === v);
       if (sameData && sameLabels && (current.type ?? 'Opaque') === body.type) return { action: 'unchanged' };
       if ((current.type ?? 'Opaque') !== body.type) {
         // the type of a Secret is immutable: replace it
@@ -245,7 +274,12 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
         await call(`create Secret ${namespace}/${name}`, opts, (x) => core().createNamespacedSecret({ namespace, body }, o(x)));
         return { action: 'updated' };
       }
-      const replaced = { ...body, metadata: { ...body.metadata, labels: { ...(current.metadata?.labels ?? {}), ...(input.labels ?? {}) }, resourceVersion: current.metadata?.resourceVersion } };
+      const replaced = { ...body, metadata: {
+        ...body.metadata,
+        labels: { ...(current.metadata?.labels ?? {}), ...(input.labels ?? {}) },
+        annotations: { ...(current.metadata?.annotations ?? {}), ...(input.annotations ?? {}) },
+        resourceVersion: current.metadata?.resourceVersion,
+      } };
       await call(`update Secret ${namespace}/${name}`, opts, (x) => core().replaceNamespacedSecret({ name, namespace, body: replaced }, o(x)));
       return { action: 'updated' };
     },

@@ -15,7 +15,10 @@ export interface NodeOomInfo {
   node: string;
   /** true / false as reported by the kubelet configz; null when configz could not be read */
   singleProcessOOMKill: boolean | null;
+  /** why configz could not be read */
   error?: string;
+  /** the API server refused configz (403): the identity has no `get nodes/proxy`, as with manifests/base */
+  forbidden?: boolean;
 }
 
 export interface AccessCheck {
@@ -43,17 +46,36 @@ export interface PodState {
   containers: string[];
 }
 
+export interface SecretInfo {
+  type: string;
+  keys: string[];
+  /** secretContentHash (src/infra/ownership.ts) of the stored data */
+  contentHash: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
 export interface KubeAdapter {
   serverVersion(opts?: CallOptions): Promise<{ major: string; minor: string; gitVersion: string }>;
   nodesOomKill(opts?: CallOptions): Promise<NodeOomInfo[]>;
   checkAccess(checks: AccessCheck[], opts?: CallOptions): Promise<AccessResult[]>;
-  /** creates the namespace when missing; returns whether it was created */
-  ensureNamespace(name: string, labels?: Record<string, string>, opts?: CallOptions): Promise<{ created: boolean }>;
-  /** create-or-update an Opaque (or typed) Secret; returns whether content changed */
+  /** creates the namespace (with these labels/annotations) when missing; returns whether it was created */
+  ensureNamespace(name: string, meta?: { labels?: Record<string, string>; annotations?: Record<string, string> }, opts?: CallOptions): Promise<{ created: boolean }>;
+  /** labels and annotations of a namespace, null when it does not exist */
+  readNamespace(name: string, opts?: CallOptions): Promise<{ labels: Record<string, string>; annotations: Record<string, string> } | null>;
+  /**
+   * create-or-update an Opaque (or typed) Secret; returns whether content changed. With `ownedBy`, an existing
+   * Secret that re-bot did not create for that deployment is never changed (error code 'conflict').
+   */
   applySecret(
-    input: { namespace: string; name: string; type?: string; stringData: Record<string, string>; labels?: Record<string, string> },
+    input: {
+      namespace: string; name: string; type?: string; stringData: Record<string, string>;
+      labels?: Record<string, string>; annotations?: Record<string, string>; ownedBy?: string;
+    },
     opts?: CallOptions,
   ): Promise<{ action: 'created' | 'updated' | 'unchanged' }>;
+  /** what a plan needs to know about a Secret without its values: null when it does not exist */
+  readSecret(namespace: string, name: string, opts?: CallOptions): Promise<SecretInfo | null>;
   getSecretKeys(namespace: string, name: string, opts?: CallOptions): Promise<string[] | null>;
   listPods(namespace: string, labelSelector?: string, opts?: CallOptions): Promise<PodState[]>;
   podLogTail(namespace: string, pod: string, lines: number, opts?: CallOptions & { container?: string }): Promise<string>;
@@ -102,6 +124,8 @@ export interface HelmAdapter {
   upgradeInstall(input: HelmUpgradeInput, opts?: CallOptions): Promise<HelmReleaseInfo>;
   diff(input: HelmUpgradeInput, opts?: CallOptions): Promise<HelmDiff>;
   history(release: string, namespace: string, opts?: CallOptions): Promise<HelmReleaseInfo[]>;
+  /** name and version from the chart's Chart.yaml (`helm show chart`) */
+  chartMetadata(chart: ChartRef, opts?: CallOptions): Promise<{ name: string; version: string }>;
   getValues(release: string, namespace: string, opts?: CallOptions): Promise<unknown>;
   rollback(release: string, namespace: string, revision: number, opts?: CallOptions): Promise<void>;
   uninstall(release: string, namespace: string, opts?: CallOptions): Promise<void>;

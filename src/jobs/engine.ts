@@ -48,7 +48,10 @@ export class SuspendForApproval extends Error {
 }
 class Aborted extends Error {}
 
-const DONE_STEP = ['succeeded', 'warned', 'skipped'];
+/** `prepared`: the step's work is computed and waits for the step named in its `appliedWith` to reach the cluster. */
+const DONE_STEP = ['succeeded', 'warned', 'skipped', 'prepared'];
+/** checkpoint key where the engine keeps a prepared step's final status until its applying step completes */
+const PREPARED_KEY = 'engine.prepared';
 
 export type LocalJobEngine = JobEngine & {
   owner: string;
@@ -207,6 +210,10 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       if (!handler) throw new StepFailure(`no handler registered for step ${step.stepId}`);
       const env = await opts.buildContext(view(job.id), step.stepId);
       const checkpoint: Record<string, unknown> = { ...((step.checkpoint as Record<string, unknown> | null) ?? {}) };
+      const saveCheckpoint = (key: string, value: unknown) => {
+        checkpoint[key] = value;
+        db.update(jobSteps).set({ checkpoint: redactDeep(checkpoint) }).where(stepWhere(job.id, step.stepId)).run();
+      };
       const ctx: StepContext = {
         jobId: job.id,
         attempt: job.attempt,
@@ -216,11 +223,15 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
         resolveSecret: env.resolveSecret,
         checkpoint: {
           get: <T>(key: string) => checkpoint[key] as T | undefined,
-          set: (key, value) => {
-            checkpoint[key] = value;
-            db.update(jobSteps).set({ checkpoint: redactDeep(checkpoint) }).where(stepWhere(job.id, step.stepId)).run();
+          set: (key, value) => saveCheckpoint(key, value),
+          once: async <T>(key: string, fn: () => T | Promise<T>): Promise<T> => {
+            if (key in checkpoint && checkpoint[key] !== undefined) return checkpoint[key] as T;
+            const value = await fn();
+            saveCheckpoint(key, value);
+            return value;
           },
         },
+        audit: (action, details) => audit(job, 'system', action, { details: { stepId: step.stepId, ...(redactDeep(details) as Record<string, unknown>) } }),
         outputOf: (stepId) => {
           const s = db.select().from(jobSteps).where(stepWhere(job.id, stepId)).get();
           return s && DONE_STEP.includes(s.state) ? ((s.output as Record<string, unknown> | null) ?? undefined) : undefined;
@@ -232,12 +243,22 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       };
       const outcome = await handler.run(ctx);
       if (ac.signal.aborted) return 'stopped';
-      db.update(jobSteps).set({
-        state: outcome.status, summary: redact(outcome.summary), warnings: outcome.warnings?.map(redact) ?? null,
-        output: outcome.output ? redactDeep(outcome.output) : null, finishedAt: iso(), durationMs: now() - startedMs,
-      }).where(stepWhere(job.id, step.stepId)).run();
-      audit(job, 'system', 'step.finished', { result: outcome.status, details: { stepId: step.stepId, summary: redact(outcome.summary) } });
+      const applier = outcome.appliedWith && outcome.status !== 'skipped'
+        ? db.select().from(jobSteps).where(stepWhere(job.id, outcome.appliedWith)).get() : undefined;
+      // work another step applies is only `prepared` until that step has reached the cluster
+      const waits = !!applier && !['succeeded', 'warned'].includes(applier.state);
+      const state = waits ? 'prepared' : outcome.status;
+      const promoted = store.sqlite.transaction(() => {
+        db.update(jobSteps).set({
+          state, summary: redact(outcome.summary), warnings: outcome.warnings?.map(redact) ?? null,
+          output: outcome.output ? redactDeep(outcome.output) : null, finishedAt: iso(), durationMs: now() - startedMs,
+          ...(waits ? { checkpoint: redactDeep({ ...checkpoint, [PREPARED_KEY]: { status: outcome.status, appliedWith: outcome.appliedWith } }) } : {}),
+        }).where(stepWhere(job.id, step.stepId)).run();
+        audit(job, 'system', 'step.finished', { result: state, details: { stepId: step.stepId, summary: redact(outcome.summary), ...(waits ? { appliedWith: outcome.appliedWith } : {}) } });
+        return outcome.status === 'skipped' ? [] : promotePrepared(job, step.stepId);
+      }).immediate();
       emit({ type: outcome.status === 'skipped' ? 'step.skipped' : 'step.finished', job: view(job.id), stepId: step.stepId });
+      for (const id of promoted) emit({ type: 'step.finished', job: view(job.id), stepId: id });
       return 'done';
     } catch (err) {
       if (err instanceof SuspendForApproval) return 'stopped';
@@ -254,6 +275,20 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       failJob(job.id, `${step.title}: ${message}`);
       return 'stopped';
     }
+  }
+
+  /** Steps `prepared` to be applied with `stepId` take their own final status now that it completed; returns their ids. */
+  function promotePrepared(job: JobRow, stepId: string): string[] {
+    const out: string[] = [];
+    for (const s of db.select().from(jobSteps).where(and(eq(jobSteps.jobId, job.id), eq(jobSteps.state, 'prepared'))).all()) {
+      const cp = (s.checkpoint as Record<string, unknown> | null) ?? {};
+      const p = cp[PREPARED_KEY] as { status: string; appliedWith: string } | undefined;
+      if (p?.appliedWith !== stepId) continue;
+      db.update(jobSteps).set({ state: p.status }).where(stepWhere(job.id, s.stepId)).run();
+      audit(job, 'system', 'step.applied', { result: p.status, details: { stepId: s.stepId, appliedWith: stepId } });
+      out.push(s.stepId);
+    }
+    return out;
   }
 
   async function requireApproval(job: JobRow, stepId: string, req: ApprovalRequest): Promise<ApprovalGrant> {

@@ -1,7 +1,8 @@
 import type { SetupSpec } from '../spec/schema.ts';
 
 export type JobState = 'queued' | 'running' | 'waiting_approval' | 'succeeded' | 'failed' | 'cancelled';
-export type StepState = 'pending' | 'running' | 'waiting_approval' | 'succeeded' | 'warned' | 'skipped' | 'failed' | 'cancelled';
+/** `prepared`: computed, waiting for another step (StepOutcome.appliedWith) to apply it to the cluster */
+export type StepState = 'pending' | 'running' | 'waiting_approval' | 'prepared' | 'succeeded' | 'warned' | 'skipped' | 'failed' | 'cancelled';
 
 export interface Actor {
   /** Slack user id (U…) or `cli:<os user>` */

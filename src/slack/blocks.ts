@@ -12,7 +12,7 @@ export interface Message extends Record<string, unknown> {
 export { esc } from './text.ts';
 
 const ICON: Record<string, string> = {
-  pending: '⚪', running: '🔄', waiting_approval: '✋', succeeded: '✅', warned: '⚠️', skipped: '⏭️', failed: '❌', cancelled: '🚫',
+  pending: '⚪', running: '🔄', waiting_approval: '✋', prepared: '📝', succeeded: '✅', warned: '⚠️', skipped: '⏭️', failed: '❌', cancelled: '🚫',
   queued: '⏳',
 };
 const words = (state: string) => state.replace(/_/g, ' ');
@@ -50,7 +50,7 @@ export function checklistMessage(job: JobView, activity?: string): Message {
 export function stepResultMessage(job: JobView, stepId: string): Message {
   const s = job.steps.find((x) => x.stepId === stepId);
   const title = s ? `${s.number}. ${esc(s.title)}` : esc(stepId);
-  const verb = s?.state === 'warned' ? 'finished with warnings' : s?.state === 'skipped' ? 'skipped' : 'done';
+  const verb = s?.state === 'prepared' ? 'prepared (applied with step 2 after its approval)' : s?.state === 'warned' ? 'finished with warnings' : s?.state === 'skipped' ? 'skipped' : 'done';
   const took = s?.durationMs !== undefined ? ` in ${duration(s.durationMs)}` : '';
   const lines = [`${ICON[s?.state ?? 'succeeded']} *${title}* ${verb}${took}`];
   if (s?.summary) lines.push(esc(clip(redact(s.summary), 1500)));

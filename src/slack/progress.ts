@@ -44,6 +44,8 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
         break;
       case 'step.finished':
       case 'step.skipped':
+        // a prepared step gets its one reply when the step that applies it has reached the cluster
+        if (job.steps.find((s) => s.stepId === e.stepId)?.state === 'prepared') break;
         reply(stepKey(job.id, job.attempt, e.stepId), stepResultMessage(job, e.stepId));
         break;
       case 'step.failed':

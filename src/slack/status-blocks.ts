@@ -6,7 +6,7 @@ import { clip, duration, esc, mention, when } from './text.ts';
 
 export { reportFromJob, type StatusReport } from '../jobs/report.ts';
 
-const ICON: Record<string, string> = { pending: '⚪', running: '🔄', waiting_approval: '✋', succeeded: '✅', warned: '⚠️', skipped: '⏭️', failed: '❌', cancelled: '🚫' };
+const ICON: Record<string, string> = { pending: '⚪', running: '🔄', waiting_approval: '✋', prepared: '📝', succeeded: '✅', warned: '⚠️', skipped: '⏭️', failed: '❌', cancelled: '🚫' };
 
 export function statusMessage(r: StatusReport): Message {
   if (!r.job) {

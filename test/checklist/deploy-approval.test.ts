@@ -26,7 +26,7 @@ describe('step 7 approval through the job engine', () => {
   it('is a separate request with its own hash after step 2, and is not asked again once granted', async () => {
     const spec = testSpec({
       agent: { image: AGENT_IMAGE, token: { env: 'T_AGENT' }, readyTimeoutSeconds: 10 },
-      images: { client: { repository: 'registry.acme.io/re/client', tag: 'v2' } },
+      images: { client: { repository: 'registry.acme.io/re/client', tag: 'v2', contextDir: 'examples/demo-project' } },
     });
     const infra = createFakeInfra();
     const { engine } = makeEngine([agents, deploy], {

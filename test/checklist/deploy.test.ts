@@ -9,8 +9,9 @@ import { makeCtx, testSpec } from './step-context.ts';
 import { AGENT_IMAGE } from '../spec/fixtures.ts';
 
 const REPO = 'registry.acme.io/re/client';
+const CONTEXT = 'examples/demo-project';
 const client = (extra: Record<string, unknown> = {}) =>
-  testSpec({ agent: { image: AGENT_IMAGE, token: { env: 'T_AGENT' }, readyTimeoutSeconds: 10 }, images: { client: { repository: REPO, insecureRegistry: true, ...extra } } });
+  testSpec({ agent: { image: AGENT_IMAGE, token: { env: 'T_AGENT' }, readyTimeoutSeconds: 10 }, images: { client: { repository: REPO, insecureRegistry: true, contextDir: CONTEXT, ...extra } } });
 
 /** What step 2 leaves behind: namespace, release revision 1, Ready agent pods on the stock image. */
 async function installed(spec: SetupSpec, o: Parameters<typeof createFakeInfra>[0] = {}): Promise<FakeInfra> {
@@ -23,25 +24,31 @@ async function installed(spec: SetupSpec, o: Parameters<typeof createFakeInfra>[
 }
 
 describe('step 7: deploy client image', () => {
-  it('builds and pushes once, asks its own approval, then rolls every agent onto repo@digest', async () => {
+  it('asks its approval before building anything (the request names the build and the roll), then builds, pushes once and rolls every agent onto repo@digest', async () => {
     const spec = client();
     const infra = await installed(spec);
     const first = makeCtx(spec, infra);
     await expect(deploy.run(first.ctx)).rejects.toBeInstanceOf(SuspendForApproval);
-    expect(infra.state.builds).toHaveLength(1);
-    expect(infra.state.builds[0]).toMatchObject({ builder: 'buildah', repository: REPO, tlsVerify: false, contextDir: '.', dockerfile: 'Dockerfile.client' });
-    expect(infra.state.builds[0].tag).toMatch(/^deploy-\d{4}-\d\d-\d\dT\d\d-\d\d$/);
+    // nothing built, pushed, looked up in the registry or rolled before the approval
+    expect(infra.state.builds).toHaveLength(0);
+    expect(infra.state.remoteLookups).toHaveLength(0);
     expect(infra.state.upgrades).toHaveLength(0);
     expect(first.approvals).toHaveLength(1);
-    expect(first.approvals[0].title).toBe(`helm upgrade astro-agent: roll the agents to ${REPO}:${infra.state.builds[0].tag}`);
-    expect(first.approvals[0].changedKeys).toEqual(['image']);
+    const tag = first.checkpoint.tag as string;
+    expect(tag).toMatch(/^deploy-\d{4}-\d\d-\d\dT\d\d-\d\d$/);
+    const req = first.approvals[0];
+    expect(req.title).toBe(`build and push ${REPO}:${tag}, then helm upgrade astro-agent: roll the agents onto it`);
+    expect(req.diffText).toMatch(new RegExp(`^build examples/demo-project/Dockerfile\\.client with buildah \\(context sha256:[0-9a-f]{16}, \\d+ files; Dockerfile sha256:[0-9a-f]{16}\\)\npush ${REPO.replace(/\./g, '\\.')}:${tag} \\(TLS verification off\\)`));
+    expect(req.changedKeys).toEqual(['image']);
 
     // the engine re-runs the step after the approval, with the same checkpoint
     const second = makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: new Set([first.approvals[0].hash]) });
     const out = await deploy.run(second.ctx);
     expect(infra.state.builds).toHaveLength(1);
+    expect(infra.state.builds[0]).toMatchObject({ builder: 'buildah', repository: REPO, tag, tlsVerify: false, contextDir: CONTEXT, dockerfile: 'Dockerfile.client' });
+    expect(second.approvals.map((a) => a.hash)).toEqual([req.hash]); // the same request, now granted: no new one
     expect(infra.state.upgrades).toHaveLength(1);
-    const { digest, tag } = out.output as { digest: string; tag: string };
+    const { digest } = out.output as { digest: string };
     const values = infra.state.upgrades[0].values as Record<string, any>;
     expect(values.image).toBe(`${REPO}@${digest}`);
     expect(values.sentinel).toEqual({ enabled: true });
@@ -53,7 +60,7 @@ describe('step 7: deploy client image', () => {
     const spec = client();
     const infra = await installed(spec);
     infra.state.crashAfterPush = true;
-    const first = makeCtx(spec, infra);
+    const first = makeCtx(spec, infra, { granted: 'all' });
     await expect(deploy.run(first.ctx)).rejects.toThrow('killed after push');
     const again = makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: 'all' });
     const out = await deploy.run(again.ctx);

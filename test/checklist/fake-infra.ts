@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { RedactedError } from '../../src/redact.ts';
 import { canonicalJson } from '../../src/spec/values.ts';
+import { ownerOf, secretContentHash } from '../../src/infra/ownership.ts';
 import type { HelmReleaseInfo, HelmUpgradeInput, ImageBuildInput, Infra, PodState } from '../../src/infra/types.ts';
 
 export interface FakeSecret {
@@ -14,6 +15,7 @@ export interface FakeSecret {
   type: string;
   stringData: Record<string, string>;
   labels: Record<string, string>;
+  annotations: Record<string, string>;
 }
 
 export interface FakeInfraOptions {
@@ -26,6 +28,9 @@ export interface FakeInfraOptions {
 export type FakeInfra = Infra & {
   state: {
     namespaces: Set<string>;
+    namespaceMeta: Map<string, { labels: Record<string, string>; annotations: Record<string, string> }>;
+    /** every write to the cluster, in order (namespace, Secret, helm) */
+    writes: string[];
     secrets: Map<string, FakeSecret>;
     pods: Map<string, PodState[]>;
     history: Map<string, HelmReleaseInfo[]>;
@@ -69,6 +74,8 @@ function podsFor(values: Record<string, any>, mode: 'ready' | 'image-pull-backof
 export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
   const state: FakeInfra['state'] = {
     namespaces: new Set(opts.namespaces ?? []),
+    namespaceMeta: new Map(),
+    writes: [],
     secrets: new Map(),
     pods: new Map(),
     history: new Map(),
@@ -97,16 +104,31 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
       async checkAccess(checks) {
         return checks.map((c) => ({ ...c, allowed: true }));
       },
-      async ensureNamespace(name) {
+      async ensureNamespace(name, meta) {
         if (state.namespaces.has(name)) return { created: false };
+        state.writes.push(`namespace ${name}`);
         state.namespaces.add(name);
+        state.namespaceMeta.set(name, { labels: { ...(meta?.labels ?? {}) }, annotations: { ...(meta?.annotations ?? {}) } });
         return { created: true };
+      },
+      async readNamespace(name) {
+        if (!state.namespaces.has(name)) return null;
+        return structuredClone(state.namespaceMeta.get(name) ?? { labels: {}, annotations: {} });
+      },
+      async readSecret(namespace, name) {
+        const s = state.secrets.get(`${namespace}/${name}`);
+        return s ? { type: s.type, keys: Object.keys(s.stringData).sort(), contentHash: secretContentHash(s.type, s.stringData), labels: { ...s.labels }, annotations: { ...s.annotations } } : null;
       },
       async applySecret(input) {
         if (!state.namespaces.has(input.namespace)) throw new RedactedError(`create Secret ${input.namespace}/${input.name} failed: namespaces "${input.namespace}" not found`, 'not_found');
         const key = `${input.namespace}/${input.name}`;
-        const next: FakeSecret = { namespace: input.namespace, name: input.name, type: input.type ?? 'Opaque', stringData: { ...input.stringData }, labels: { ...(input.labels ?? {}) } };
+        const next: FakeSecret = {
+          namespace: input.namespace, name: input.name, type: input.type ?? 'Opaque', stringData: { ...input.stringData },
+          labels: { ...(input.labels ?? {}) }, annotations: { ...(input.annotations ?? {}) },
+        };
         const prev = state.secrets.get(key);
+        if (prev && input.ownedBy !== undefined && ownerOf(prev, input.ownedBy) !== 'ours') throw new RedactedError(`Secret ${key} was not created by re-bot`, 'conflict');
+        state.writes.push(`secret ${key}`);
         state.secrets.set(key, next);
         if (!prev) return { action: 'created' };
         return canonicalJson(prev) === canonicalJson(next) ? { action: 'unchanged' } : { action: 'updated' };
@@ -138,6 +160,7 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
         return { text: changedKeys.length ? changedKeys.map((k) => `~ ${k}`).join('\n') : 'no changes', changedKeys, firstInstall: false };
       },
       async upgradeInstall(input) {
+        state.writes.push(`helm upgrade ${input.namespace}/${input.release}`);
         const key = rel(input.release, input.namespace);
         const history = state.history.get(key) ?? [];
         for (const h of history) if (h.status === 'deployed') h.status = 'superseded';
@@ -162,8 +185,14 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
       async getValues(release, namespace) {
         return structuredClone(state.deployedValues.get(rel(release, namespace)) ?? null);
       },
-      async rollback() {},
+      async chartMetadata() {
+        return { name: 'astro-remote-execution-agent', version: '2.3.3' };
+      },
+      async rollback(release, namespace, revision) {
+        state.writes.push(`helm rollback ${namespace}/${release} ${revision}`);
+      },
       async uninstall(release, namespace) {
+        state.writes.push(`helm uninstall ${namespace}/${release}`);
         state.history.delete(rel(release, namespace));
         state.deployedValues.delete(rel(release, namespace));
       },

@@ -4,6 +4,7 @@ import { APPLIED_BY_STEP_2 } from '../../src/checklist/configured.ts';
 import { StepFailure } from '../../src/checklist/types.ts';
 import type { AstroClient } from '../../src/infra/types.ts';
 import { createFakeInfra } from './fake-infra.ts';
+import { secretContentHash } from '../../src/infra/ownership.ts';
 import { FAKE, leakedSecrets, makeCtx, testSpec, visibleText } from './step-context.ts';
 
 const ROLE = 'arn:aws:iam::123456789012:role/re-agents';
@@ -11,14 +12,16 @@ const VECTOR = `sources:\n  task_logs:\n    type: file\n    include: ["/usr/loca
 const astroWith = (remoteExecution: Record<string, unknown>): AstroClient => ({ getDeployment: async (_o, id) => ({ id, remoteExecution: { enabled: true, ...remoteExecution } }) });
 
 describe('step 6: logging, OpenLineage, Sentinel', () => {
-  it('OpenLineage from the Deployment API token: api-key Secret written after the namespace, token never shown', async () => {
+  it('OpenLineage from the Deployment API token: api-key Secret prepared for step 2 (nothing written), token never shown', async () => {
     const infra = createFakeInfra();
     const h = makeCtx(testSpec({ openLineage: { enabled: true } }), infra);
     const out = await logging.run(h.ctx);
-    const s = infra.secret('astro-agents', 'sales-openlineage')!;
-    expect(s).toMatchObject({ type: 'Opaque', stringData: { 'api-key': FAKE.T_API } });
+    expect(infra.state.writes).toEqual([]);
+    const hash = secretContentHash('Opaque', { 'api-key': FAKE.T_API });
+    expect(out.output!.preparedSecrets).toEqual([expect.objectContaining({ kind: 'openlineage', name: 'sales-openlineage', type: 'Opaque', keys: ['api-key'], hash, action: 'create' })]);
+    expect(out.appliedWith).toBe('agents');
     expect(h.resolved).toEqual([{ env: 'T_API' }]);
-    expect(out.summary).toContain('OpenLineage → https://o11y.astronomer.io namespace cosmic-nebula-1234, Secret sales-openlineage (key api-key from the Deployment API token, created)');
+    expect(out.summary).toContain(`OpenLineage → https://o11y.astronomer.io namespace cosmic-nebula-1234, Secret sales-openlineage (key api-key from the Deployment API token, content sha256:${hash}, create)`);
     expect(out.summary).toContain('Sentinel on (Deployment sales-sentinel, chart default image)');
     expect(out.summary.endsWith(APPLIED_BY_STEP_2)).toBe(true);
     expect(leakedSecrets(visibleText(h, out))).toEqual([]);
@@ -27,7 +30,7 @@ describe('step 6: logging, OpenLineage, Sentinel', () => {
   it('OpenLineage uses openLineage.apiKey when given', async () => {
     const infra = createFakeInfra();
     const out = await logging.run(makeCtx(testSpec({ openLineage: { enabled: true, apiKey: { env: 'T_OL' } } }), infra).ctx);
-    expect(infra.secret('astro-agents', 'sales-openlineage')!.stringData).toEqual({ 'api-key': FAKE.T_OL });
+    expect((out.output!.preparedSecrets as Array<{ hash: string }>)[0].hash).toBe(secretContentHash('Opaque', { 'api-key': FAKE.T_OL }));
     expect(out.summary).toContain('from openLineage.apiKey');
   });
 

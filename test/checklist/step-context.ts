@@ -33,9 +33,14 @@ export interface Harness {
   approvals: ApprovalRequest[];
   progress: string[];
   resolved: SecretRef[];
+  audits: Array<{ action: string; details: Record<string, unknown> }>;
+  /** step outputs `ctx.outputOf` returns (as the engine does for finished or prepared steps) */
+  outputs: Record<string, Record<string, unknown>>;
 }
 
-export function makeCtx(spec: SetupSpec, infra: FakeInfra, o: { checkpoint?: Record<string, unknown>; granted?: Set<string> | 'all'; approvals?: ApprovalRequest[] } = {}): Harness {
+export function makeCtx(spec: SetupSpec, infra: FakeInfra, o: { checkpoint?: Record<string, unknown>; granted?: Set<string> | 'all'; approvals?: ApprovalRequest[]; outputs?: Record<string, Record<string, unknown>> } = {}): Harness {
+  const audits: Harness['audits'] = [];
+  const outputs = o.outputs ?? {};
   const checkpoint = o.checkpoint ?? {};
   const approvals = o.approvals ?? [];
   const progress: string[] = [];
@@ -56,8 +61,15 @@ export function makeCtx(spec: SetupSpec, infra: FakeInfra, o: { checkpoint?: Rec
       set: (key, value) => {
         checkpoint[key] = structuredClone(value);
       },
+      async once<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
+        if (checkpoint[key] !== undefined) return structuredClone(checkpoint[key]) as T;
+        const v = await fn();
+        checkpoint[key] = structuredClone(v);
+        return v;
+      },
     },
-    outputOf: () => undefined,
+    audit: (action, details) => audits.push({ action, details }),
+    outputOf: (id) => outputs[id],
     progress: (m) => progress.push(m),
     async requireApproval(req) {
       approvals.push(req);
@@ -67,7 +79,7 @@ export function makeCtx(spec: SetupSpec, infra: FakeInfra, o: { checkpoint?: Rec
     signal: new AbortController().signal,
     log: silent,
   };
-  return { ctx, checkpoint, approvals, progress, resolved };
+  return { ctx, checkpoint, approvals, progress, resolved, audits, outputs };
 }
 
 /** Everything a step shows or stores: outcome, progress lines, approval requests, checkpoint. */

@@ -11,6 +11,7 @@ import { runSetupJob } from '../../src/cli/run.ts';
 import { formatStatus } from '../../src/cli/status.ts';
 import { startFakeKube, type FakeKube } from '../../src/devkit/fake-kube/index.ts';
 import { createHelmAdapter, helmArgvLog } from '../../src/infra/helm.ts';
+import { createKubeAdapter } from '../../src/infra/kube.ts';
 import { imageArgvLog } from '../../src/infra/images.ts';
 import { DeploymentLockedError } from '../../src/jobs/types.ts';
 import { renderValues } from '../../src/spec/values.ts';
@@ -163,6 +164,8 @@ describe('failure paths', () => {
       // someone installs the release by hand before the approval is used: the approved diff is stale
       await rt.engine.stop();
       const helm = createHelmAdapter({ kubeconfigPath: kube.kubeconfigPath });
+      // nothing was created before the approval: the hand install brings its own namespace
+      await createKubeAdapter({ kubeconfigPath: kube.kubeconfigPath }).ensureNamespace('e2e-drift');
       await helm.upgradeInstall({ release: 'astro-agent', namespace: 'e2e-drift', chart: local.spec.cluster.chart, values: { ...renderValues(local.spec), logLevel: 'DEBUG' } });
       const ok = await rt.engine.decide(first.id, { by: { id: 'U_ALICE' }, decision: 'approve', hash: first.hash });
       expect(ok.ok).toBe(true);

@@ -214,3 +214,61 @@ async function waitFor(cond: () => boolean, ms = 5000) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('prepared steps and checkpoint.once', () => {
+  it('a step applied with a later step stays `prepared` (never succeeded) until that step completes, and is not promoted on a rejection', async () => {
+    const during: string[] = [];
+    const mk = () => track(makeEngine([
+      { id: 'a', run: async () => ({ status: 'warned', summary: 'a prepared', warnings: ['w'], output: { name: 'n' }, appliedWith: 'c' }) },
+      { id: 'b', run: async (ctx) => ({ status: 'succeeded', summary: `b sees ${JSON.stringify(ctx.outputOf('a'))}` }) },
+      { id: 'c', run: async (ctx) => {
+        await ctx.requireApproval({ title: 'apply', hash: 'h1', diffText: '', changedKeys: [], facts: {} });
+        return { status: 'succeeded', summary: 'applied' };
+      } },
+      ok('d'),
+    ], { policy: policy({ allowSelfApproval: true }) }));
+    const { engine } = mk();
+    engine.on((e) => { if (e.type === 'step.finished') during.push(`${e.stepId}:${e.job.steps.find((s) => s.stepId === 'a')!.state}`); });
+    engine.start();
+    const j = await engine.submit({ spec: fakeSpec('sales'), requestedBy: alice, origin: { kind: 'cli' } });
+    let v = await engine.settled(j.id);
+    expect(v.state).toBe('waiting_approval');
+    expect(v.steps.map((s) => s.state)).toEqual(['prepared', 'succeeded', 'waiting_approval', 'pending']);
+    expect(v.steps[1].summary).toBe('b sees {"name":"n"}');
+    await engine.decide(v.approvals[0].id, { by: alice, decision: 'approve', hash: 'h1' });
+    v = await engine.settled(j.id);
+    expect(v.state).toBe('succeeded');
+    expect(v.steps.map((s) => s.state)).toEqual(['warned', 'succeeded', 'succeeded', 'succeeded']);
+    expect(during).toEqual(['a:prepared', 'b:prepared', 'c:warned', 'a:warned', 'd:warned']);
+
+    // rejected: the prepared step never shows as done
+    const second = mk().engine;
+    second.start();
+    const j2 = await second.submit({ spec: fakeSpec('other'), requestedBy: alice, origin: { kind: 'cli' } });
+    const w = await second.settled(j2.id);
+    await second.decide(w.approvals[0].id, { by: alice, decision: 'reject', hash: 'h1' });
+    const r = await second.settled(j2.id);
+    expect(r.state).toBe('failed');
+    expect(r.steps[0].state).toBe('prepared');
+  });
+
+  it('checkpoint.once runs its function once per job, across re-runs of the step; a throw stores nothing', async () => {
+    let calls = 0;
+    let fail = true;
+    const { engine } = track(makeEngine([{ id: 'a', run: async (ctx) => {
+      const v = await ctx.checkpoint.once('tag', () => `t${++calls}`);
+      await ctx.checkpoint.once('never', () => { if (fail) throw new StepFailure('boom'); return 1; }).catch(() => undefined);
+      await ctx.requireApproval({ title: 'x', hash: 'h', diffText: '', changedKeys: [], facts: {} });
+      return { status: 'succeeded', summary: v, output: { never: ctx.checkpoint.get('never') ?? null } };
+    } }, ok('b'), ok('c'), ok('d')], { policy: policy({ allowSelfApproval: true }) }));
+    engine.start();
+    const j = await engine.submit({ spec: fakeSpec('sales'), requestedBy: alice, origin: { kind: 'cli' } });
+    const w = await engine.settled(j.id);
+    fail = false;
+    await engine.decide(w.approvals[0].id, { by: alice, decision: 'approve', hash: 'h' });
+    const v = await engine.settled(j.id);
+    expect(v.steps[0].summary).toBe('t1');
+    expect(calls).toBe(1);
+    expect(v.steps[0].output).toEqual({ never: 1 });
+  });
+});

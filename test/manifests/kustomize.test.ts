@@ -5,6 +5,8 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { accessListProblems } from '../../src/policy-env.ts';
 import { httpPortFromEnv } from '../../src/app/http.ts';
+import { requiredAccess } from '../../src/checklist/prerequisites.ts';
+import type { AccessCheck } from '../../src/infra/types.ts';
 
 /**
  * The manifests build with the registry-shipped kubectl (kustomize v5) and every object carries what its
@@ -151,7 +153,8 @@ function validate(objs: Obj[]): string[] {
       default:
         bad(o, 'unexpected kind');
     }
-    if (o.metadata.namespace && !CLUSTER_SCOPED.has(o.kind) && o.kind !== 'RoleBinding' && !namespaces.has(o.metadata.namespace)) {
+    // Roles and RoleBindings go into the agent namespaces, which exist beforehand
+    if (o.metadata.namespace && !CLUSTER_SCOPED.has(o.kind) && o.kind !== 'Role' && o.kind !== 'RoleBinding' && !namespaces.has(o.metadata.namespace)) {
       bad(o, `namespace ${o.metadata.namespace} is not created by these manifests`);
     }
   }
@@ -166,51 +169,122 @@ function grants(role: Obj): string[] {
 }
 const all = (group: string, resources: string[], verbs: string[]) => resources.flatMap((r) => verbs.map((v) => `${group}/${r}:${v}`));
 const MANAGE = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+const READ = new Set(['get', 'list', 'watch']);
+/** what the agent chart's helm upgrade/rollback/uninstall and re-bot's steps need in an agent namespace */
+const AGENT_GRANTS = [
+  ...all('core', ['secrets', 'serviceaccounts', 'configmaps', 'services'], MANAGE),
+  ...all('apps', ['deployments'], MANAGE),
+  ...all('autoscaling', ['horizontalpodautoscalers'], MANAGE),
+  ...all('rbac.authorization.k8s.io', ['roles', 'rolebindings'], MANAGE),
+  ...all('apps', ['replicasets'], ['get', 'list', 'watch']),
+  ...all('core', ['pods'], ['get', 'list', 'watch']),
+  'core/pods/log:get',
+].sort();
+const BOT = { namespace: 're-bot', name: 're-bot' };
+
+/**
+ * Would the API server allow re-bot's ServiceAccount this request, given these manifests? A ClusterRoleBinding
+ * grants everywhere; a RoleBinding only namespaced resources in its own namespace (Kubernetes' RBAC rules).
+ */
+function allowed(objs: Obj[], a: AccessCheck): boolean {
+  const res = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+  const grantsIt = (role: Obj | undefined) =>
+    !!role?.rules.some((r: any) => r.apiGroups.includes(a.group ?? '') && r.resources.includes(res) && r.verbs.includes(a.verb));
+  const find = (kind: string, name: string, ns?: string) => objs.find((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === ns);
+  return objs.some((b) => {
+    if (!(b.subjects ?? []).some((s: any) => s.kind === 'ServiceAccount' && s.namespace === BOT.namespace && s.name === BOT.name)) return false;
+    if (b.kind === 'ClusterRoleBinding') return grantsIt(find('ClusterRole', b.roleRef.name));
+    if (b.kind === 'RoleBinding' && a.namespace === b.metadata.namespace) {
+      return grantsIt(b.roleRef.kind === 'Role' ? find('Role', b.roleRef.name, b.metadata.namespace) : find('ClusterRole', b.roleRef.name));
+    }
+    return false;
+  });
+}
+const denied = (objs: Obj[], checks: AccessCheck[]) => checks.filter((c) => !allowed(objs, c)).map((c) => `${c.verb} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}${c.namespace ? ` in ${c.namespace}` : ''}`);
+/** what step 1 reads besides its SelfSubjectAccessReviews: the node list, and each kubelet's configz */
+const LIST_NODES: AccessCheck = { verb: 'list', resource: 'nodes', group: '' };
+const CONFIGZ: AccessCheck = { verb: 'get', resource: 'nodes', group: '', subresource: 'proxy' };
+
+/** Least-privilege problems: wildcards, nodes/proxy, and any cluster-wide grant beyond reading (and SSAR create). */
+function privilegeProblems(objs: Obj[]): string[] {
+  const problems: string[] = [];
+  const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  for (const r of roles) {
+    if (JSON.stringify(r.rules).includes('*')) problems.push(`${r.kind}/${r.metadata.name} has a wildcard`);
+    for (const g of grants(r)) if (g.startsWith('core/nodes/proxy:')) problems.push(`${r.kind}/${r.metadata.name} grants ${g}`);
+  }
+  for (const b of objs.filter((o) => o.kind === 'ClusterRoleBinding')) {
+    const role = roles.find((r) => r.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name);
+    for (const g of role ? grants(role) : []) {
+      const verb = g.split(':')[1];
+      if (!READ.has(verb) && g !== 'authorization.k8s.io/selfsubjectaccessreviews:create') problems.push(`cluster-wide ${g} (ClusterRoleBinding/${b.metadata.name})`);
+    }
+  }
+  return problems;
+}
 
 describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
   it.runIf(existsSync(kubectl))('the base builds and every object validates', async () => {
     const objs = await build('manifests');
     expect(validate(objs)).toEqual([]);
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      'ClusterRole/re-bot-agent-namespaces',
       'ClusterRole/re-bot-cluster',
-      'ClusterRoleBinding/re-bot-agent-namespaces',
       'ClusterRoleBinding/re-bot-cluster',
       'Deployment/re-bot',
       'Namespace/re-bot',
       'PersistentVolumeClaim/re-bot-data',
+      'Role/re-bot-agent',
+      'RoleBinding/re-bot-agent',
       'ServiceAccount/re-bot',
     ]);
+    // the bot's own objects stay in re-bot; only the agent Role and RoleBinding live in the agent namespace
+    for (const o of objs) if (o.metadata.namespace) expect(`${o.kind}/${o.metadata.namespace}`).toBe(/Role/.test(o.kind) ? `${o.kind}/astro-agents` : `${o.kind}/re-bot`);
     const container = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0];
     expect(container.image).toBe('re-bot:0.1.0');
     expect(container.args).toEqual(['start']);
   });
 
-  it.runIf(existsSync(kubectl))('RBAC grants exactly what the bot does, with no wildcard anywhere', async () => {
+  it.runIf(existsSync(kubectl))('base RBAC: agent permissions only in the agent namespace, cluster-wide only reads', async () => {
     const objs = await build('manifests');
     expect(grants(one(objs, 'ClusterRole', 're-bot-cluster'))).toEqual(
-      [
-        ...all('core', ['namespaces'], ['get', 'list', 'create']),
-        ...all('core', ['nodes'], ['get', 'list']),
-        'core/nodes/proxy:get',
-        'authorization.k8s.io/selfsubjectaccessreviews:create',
-      ].sort(),
+      [...all('core', ['namespaces', 'nodes'], ['get', 'list']), 'authorization.k8s.io/selfsubjectaccessreviews:create'].sort(),
     );
-    expect(grants(one(objs, 'ClusterRole', 're-bot-agent-namespaces'))).toEqual(
-      [
-        ...all('core', ['secrets', 'serviceaccounts', 'configmaps', 'services'], MANAGE),
-        ...all('apps', ['deployments'], MANAGE),
-        ...all('autoscaling', ['horizontalpodautoscalers'], MANAGE),
-        ...all('rbac.authorization.k8s.io', ['roles', 'rolebindings'], MANAGE),
-        ...all('apps', ['replicasets'], ['get', 'list', 'watch']),
-        ...all('core', ['pods'], ['get', 'list', 'watch']),
-        'core/pods/log:get',
-      ].sort(),
-    );
-    const text = JSON.stringify(objs.filter((o) => /Role/.test(o.kind)));
-    expect(text).not.toContain('*');
+    const role = one(objs, 'Role', 're-bot-agent');
+    expect(role.metadata.namespace).toBe('astro-agents');
+    expect(grants(role)).toEqual(AGENT_GRANTS);
+    const rb = one(objs, 'RoleBinding', 're-bot-agent');
+    expect(rb.metadata.namespace).toBe('astro-agents');
+    expect(rb.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 're-bot-agent' });
+    expect(rb.subjects).toEqual([{ kind: 'ServiceAccount', ...BOT }]);
     const verbs = new Set(objs.filter((o) => o.kind.endsWith('Role')).flatMap((o) => o.rules.flatMap((r: any) => r.verbs)));
     for (const v of ['escalate', 'bind', 'impersonate', 'deletecollection']) expect(verbs.has(v)).toBe(false);
+  });
+
+  it.runIf(existsSync(kubectl))('the base has no wildcard, no cluster-wide write (secrets, deployments, roles, rolebindings …) and no nodes/proxy', async () => {
+    const base = await build('manifests');
+    expect(privilegeProblems(base)).toEqual([]);
+    expect(allowed(base, CONFIGZ)).toBe(false);
+    for (const [resource, group] of [['secrets', ''], ['deployments', 'apps'], ['roles', 'rbac.authorization.k8s.io'], ['rolebindings', 'rbac.authorization.k8s.io']]) {
+      for (const verb of ['create', 'update', 'patch', 'delete']) {
+        expect(allowed(base, { verb, resource, group, namespace: 'kube-system' }), `${verb} ${resource} in kube-system`).toBe(false);
+        expect(allowed(base, { verb, resource, group, namespace: 'astro-agents' }), `${verb} ${resource} in astro-agents`).toBe(true);
+      }
+    }
+    // the check sees what the broader overlay grants, so a base drifting that way fails here
+    const wide = await build('manifests/overlays/cluster-wide');
+    expect(privilegeProblems(wide)).toEqual(
+      expect.arrayContaining(['cluster-wide core/secrets:create (ClusterRoleBinding/re-bot-agent-namespaces)', 'cluster-wide core/namespaces:create (ClusterRoleBinding/re-bot-cluster)']),
+    );
+  });
+
+  it.runIf(existsSync(kubectl))('the base grants every permission step 1 checks for a spec with createNamespace: false, and the bot allows only that namespace', async () => {
+    const objs = await build('manifests');
+    expect(denied(objs, [...requiredAccess('astro-agents', false), LIST_NODES])).toEqual([]);
+    // re-bot creating the namespace needs overlays/cluster-wide: step 1 names exactly that
+    expect(denied(objs, requiredAccess('astro-agents', true))).toEqual(['create namespaces']);
+    expect(denied(objs, requiredAccess('team-b-agents', false))).toContain('create secrets in team-b-agents');
+    const env = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0].env as any[];
+    expect(env.find((e) => e.name === 'RE_BOT_ALLOWED_NAMESPACES').value).toBe('astro-agents');
   });
 
   it.runIf(existsSync(kubectl))('Slack tokens come only from Secret re-bot-slack, which is not defined inline', async () => {
@@ -240,14 +314,38 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
     expect(c.env.some((e: any) => e.name === 'SLACK_BOT_TOKEN')).toBe(true);
   });
 
-  it.runIf(existsSync(kubectl))('the fixed-namespaces overlay binds agent permissions per namespace only and cannot create namespaces', async () => {
-    const objs = await build('manifests/overlays/fixed-namespaces');
+  it.runIf(existsSync(kubectl))('the cluster-wide overlay (broader) binds the agent permissions everywhere and may create namespaces, still without nodes/proxy', async () => {
+    const objs = await build('manifests/overlays/cluster-wide');
     expect(validate(objs)).toEqual([]);
-    expect(objs.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 're-bot-agent-namespaces')).toBe(false);
-    const rb = one(objs, 'RoleBinding', 're-bot-agent');
-    expect(rb.metadata.namespace).toBe('astro-agents');
-    expect(rb.roleRef).toMatchObject({ kind: 'ClusterRole', name: 're-bot-agent-namespaces' });
-    expect(grants(one(objs, 'ClusterRole', 're-bot-cluster'))).not.toContain('core/namespaces:create');
+    expect(objs.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
+    // the same rules as the base's Role, so the two modes cannot drift apart
+    expect(grants(one(objs, 'ClusterRole', 're-bot-agent-namespaces'))).toEqual(AGENT_GRANTS);
+    expect(one(objs, 'ClusterRoleBinding', 're-bot-agent-namespaces').roleRef).toMatchObject({ kind: 'ClusterRole', name: 're-bot-agent-namespaces' });
+    expect(grants(one(objs, 'ClusterRole', 're-bot-cluster'))).toContain('core/namespaces:create');
+    expect(denied(objs, [...requiredAccess('any-team-agents', true), LIST_NODES])).toEqual([]);
+    expect(allowed(objs, CONFIGZ)).toBe(false);
+    const env = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0].env as any[];
+    expect(env.find((e) => e.name === 'RE_BOT_ALLOWED_NAMESPACES').value).toBe('');
+  });
+
+  it.runIf(existsSync(kubectl))('the more-namespaces overlay adds the agent Role per extra namespace and allows exactly those namespaces', async () => {
+    const objs = await build('manifests/overlays/more-namespaces');
+    expect(validate(objs)).toEqual([]);
+    expect(privilegeProblems(objs)).toEqual([]);
+    const ns = objs.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.namespace ?? '').sort();
+    expect(ns).toEqual(['astro-agents', 'team-b-agents']);
+    for (const n of ns) {
+      expect(grants(one(objs.filter((o) => o.metadata.namespace === n), 'Role', 're-bot-agent'))).toEqual(AGENT_GRANTS);
+      expect(denied(objs, requiredAccess(n, false))).toEqual([]);
+    }
+    const env = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0].env as any[];
+    expect(env.find((e) => e.name === 'RE_BOT_ALLOWED_NAMESPACES').value.split(',').sort()).toEqual(ns);
+  });
+
+  it.runIf(existsSync(kubectl))('every overlay builds and validates', async () => {
+    const overlays = readdirSync(join(root, 'manifests', 'overlays'));
+    expect(overlays.sort()).toEqual(['cluster-wide', 'more-namespaces', 'remote-cluster']);
+    for (const o of overlays) expect(validate(await build(`manifests/overlays/${o}`)), o).toEqual([]);
   });
 
   it('the validator catches what it claims to (wildcards, inline Slack tokens, missing probes, writable root)', () => {

@@ -1,4 +1,4 @@
-/** `npm run fake-kube -- [--port N] [--k8s-version 1.29] [--no-oom-kill NODE]`: runs the fake API until SIGTERM/SIGINT. */
+/** `npm run fake-kube -- [--port N] [--k8s-version 1.29] [--no-oom-kill NODE] [--deny-configz]`: runs the fake API until SIGTERM/SIGINT. */
 import { startFakeKube, type FakeKubeOptions } from './index.ts';
 
 function parseArgs(argv: string[]): FakeKubeOptions {
@@ -32,9 +32,13 @@ function parseArgs(argv: string[]): FakeKubeOptions {
         else nodes.push({ name, singleProcessOOMKill: false });
         break;
       }
+      case '--deny-configz':
+        // as with manifests/base: no nodes/proxy, so the kubelet configuration cannot be read
+        opts.deny = [...(opts.deny ?? []), { verb: 'get', resource: 'nodes', subresource: 'proxy' }];
+        break;
       case '--help':
       case '-h':
-        process.stdout.write('usage: fake-kube [--port N] [--k8s-version 1.29] [--no-oom-kill NODE]\n');
+        process.stdout.write('usage: fake-kube [--port N] [--k8s-version 1.29] [--no-oom-kill NODE] [--deny-configz]\n');
         process.exit(0);
       default:
         throw new Error(`unknown flag ${a}`);

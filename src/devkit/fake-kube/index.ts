@@ -18,6 +18,10 @@ export interface FakeKubeOptions {
   version?: Version;
   /** null = the kubelet's configz has no singleProcessOOMKill field */
   nodes?: Array<{ name: string; singleProcessOOMKill?: boolean | null }>;
+  /**
+   * access denied to the identity: SelfSubjectAccessReviews answer allowed: false, and the kubelet configz
+   * (`{ verb: 'get', resource: 'nodes', subresource: 'proxy' }`) answers 403 Forbidden. Other requests are not checked.
+   */
   deny?: AccessRule[];
   podReadyDelayMs?: number;
   dir?: string;

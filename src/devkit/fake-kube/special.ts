@@ -1,23 +1,27 @@
 /** Endpoints with their own semantics: access reviews, nodes and their kubelet configz, pod logs. */
-import { Cluster } from './cluster.ts';
+import { Cluster, type AccessRule } from './cluster.ts';
 import type { Obj } from './store.ts';
-import { badRequest, notFound } from './status.ts';
+import { ApiError, badRequest, notFound } from './status.ts';
+
+/** who the fake cluster says is asking, in Forbidden messages */
+const FAKE_USER = 'system:serviceaccount:re-bot:re-bot';
+
+/** The deny rule (if any) that forbids these request attributes; every other request is allowed. */
+export function deniedBy(c: Cluster, a: { verb?: string; resource?: string; group?: string; namespace?: string; subresource?: string }): AccessRule | undefined {
+  return c.denyRules.find(
+    (rule) =>
+      (rule.verb === '*' || rule.verb === a.verb) &&
+      (rule.resource === '*' || rule.resource === a.resource) &&
+      (rule.group === undefined || rule.group === '*' || rule.group === (a.group ?? '')) &&
+      (rule.namespace === undefined || rule.namespace === (a.namespace ?? '')) &&
+      (rule.subresource === undefined || rule.subresource === (a.subresource ?? '')),
+  );
+}
 
 export function accessReview(c: Cluster, body: Obj): Obj {
   const a = body.spec?.resourceAttributes;
   if (!a && !body.spec?.nonResourceAttributes) throw badRequest('spec.resourceAttributes or spec.nonResourceAttributes is required');
-  let allowed = true;
-  if (a) {
-    const denied = c.denyRules.find(
-      (rule) =>
-        (rule.verb === '*' || rule.verb === a.verb) &&
-        (rule.resource === '*' || rule.resource === a.resource) &&
-        (rule.group === undefined || rule.group === '*' || rule.group === (a.group ?? '')) &&
-        (rule.namespace === undefined || rule.namespace === (a.namespace ?? '')) &&
-        (rule.subresource === undefined || rule.subresource === (a.subresource ?? '')),
-    );
-    allowed = !denied;
-  }
+  const allowed = a ? !deniedBy(c, a) : true;
   const status: Obj = { allowed };
   if (allowed) status.reason = 'allowed by the fake cluster';
   return { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status };
@@ -61,8 +65,15 @@ export function node(c: Cluster, name: string): Obj {
   return nodeObject(c, name, i);
 }
 
+/**
+ * The kubelet configuration through the API server's node proxy. Denied like the real API server when a deny
+ * rule matches `get nodes/proxy` (e.g. an identity bound to manifests/base, which grants no nodes/proxy).
+ */
 export function configz(c: Cluster, name: string): Obj {
   node(c, name);
+  if (deniedBy(c, { verb: 'get', resource: 'nodes', subresource: 'proxy' })) {
+    throw new ApiError(403, 'Forbidden', `nodes "${name}" is forbidden: User "${FAKE_USER}" cannot get resource "nodes/proxy" in API group "" at the cluster scope`, { name, kind: 'nodes' });
+  }
   const oom = c.nodes.get(name);
   const kubeletconfig: Obj = {
     enableServer: true,
