@@ -114,6 +114,17 @@ describe('secret box (AES-256-GCM)', () => {
     s.close();
   });
 
+  it('a row marked erased, or missing any of ciphertext/iv/tag, never opens and says it was erased', () => {
+    const s = openStore({ path: tmp() });
+    const box = createSecretBox(s, key);
+    for (const set of ["erased_at = '2026-01-01T00:00:00Z'", 'ciphertext = null', 'iv = null', 'tag = null']) {
+      const id = box.sealSecret('half-erased-secret-99');
+      s.sqlite.prepare(`update sealed_secrets set ${set} where id = ?`).run(id);
+      expect(() => box.openSecret(id), set).toThrow(`sealed secret ${id} was erased`);
+    }
+    s.close();
+  });
+
   it('RE_BOT_SECRET_KEY must be base64 of exactly 32 bytes; the key file is created once and reused', () => {
     const s = openStore({ path: tmp() });
     const saved = process.env.RE_BOT_SECRET_KEY;

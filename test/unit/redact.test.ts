@@ -70,6 +70,28 @@ describe('redact: forms a secret takes inside other output', () => {
     });
   }
 
+  it('masks a 10-character secret inside base64 at every alignment (its shortest stable core, 8 characters)', () => {
+    const short = 'Pw-10chars';
+    registerSecret(short);
+    for (const prefix of ['', 'p', 'pp']) {
+      const blob = Buffer.from(`${prefix}${short}`).toString('base64');
+      expect(redact(blob), `offset ${prefix.length}`).toContain(MASK);
+    }
+  });
+
+  it('masks the JSON-escaped form inside a larger JSON string, and the whole base64 form with no fragment left', () => {
+    registerSecret(token + '"q');
+    const json = JSON.stringify({ msg: `helm said ${token}"q twice` });
+    expect(redact(json)).toBe(`{"msg":"helm said ${MASK} twice"}`);
+    expect(redact(`b64 ${Buffer.from(token + '"q').toString('base64')} .`)).toBe(`b64 ${MASK} .`);
+  });
+
+  it('a secret that contains another registered secret is masked whole (longest first)', () => {
+    registerSecret('gitpass1');
+    registerSecret('gitpass1-and-the-rest-of-a-longer-token');
+    expect(redact('x gitpass1-and-the-rest-of-a-longer-token y')).toBe(`x ${MASK} y`);
+  });
+
   it('masks the URL-encoded form of a registered secret', () => {
     const pw = 'p@ss/word with space&more';
     registerSecret(pw);
@@ -83,6 +105,7 @@ describe('redact: forms a secret takes inside other output', () => {
     registerSecret('');
     registerSecret(undefined);
     expect(redact('abcde is the alphabet start')).toBe('abcde is the alphabet start');
+    expect(redact('base64 YWJjZGU= too')).toBe('base64 YWJjZGU= too'); // nor any of their forms
     registerSecret('abcdef');
     expect(redact('abcdef is the alphabet start')).toBe(`${MASK} is the alphabet start`);
   });
