@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run mutate [-- --mutate <file>[,<file>…]] [-- <other stryker options>]`
+ * `npm run mutate [-- --mutate <file>[:<from>-<to>][,…]] [<other stryker options>]`
  *
  * Runs StrykerJS once per group of safety-critical modules, each against only the tests of that group.
  * One run over everything would be far slower: redact() is called by nearly every test, so with per-test
@@ -26,8 +26,10 @@ if (at >= 0) {
   only = args[at + 1]?.split(',').map((f) => f.trim()).filter(Boolean);
   args.splice(at, 2);
 }
-const groups = GROUPS.map((g) => ({ ...g, files: only ? g.files.filter((f) => only.includes(f)) : g.files })).filter((g) => g.files.length);
-const unknown = (only ?? []).filter((f) => !GROUPS.some((g) => g.files.includes(f)));
+// `--mutate src/jobs/engine.ts:327-381` (a line range) is passed on as is
+const fileOf = (spec) => spec.replace(/:\d+(-\d+)?$/, '');
+const groups = GROUPS.map((g) => ({ ...g, files: only ? only.filter((o) => g.files.includes(fileOf(o))) : g.files })).filter((g) => g.files.length);
+const unknown = (only ?? []).filter((f) => !GROUPS.some((g) => g.files.includes(fileOf(f))));
 if (unknown.length) {
   console.error(`mutate: not a safety module: ${unknown.join(', ')} (known: ${GROUPS.flatMap((g) => g.files).join(', ')})`);
   process.exit(2);
