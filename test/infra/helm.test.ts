@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { forgetAllSecrets, registerSecret } from '../../src/redact.ts';
 import type { HelmUpgradeInput } from '../../src/infra/types.ts';
 import { freePort } from '../support/registry.ts';
 
-const HELM = resolve('.tools/bin/helm');
+const HELM = process.env.RE_BOT_HELM ?? resolve('.tools/bin/helm');
 const CHART = resolve('test/fixtures/chart-min');
 const SECRET = 'sup3r-s3cret-agent-token-42';
 
@@ -19,14 +19,18 @@ const scratch = mkdtempSync(join(tmpdir(), 'helm-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A stand-in helm binary: reports the values file/dir modes, or fails/sleeps on demand. */
-function fakeHelm(behaviour: 'report-modes' | 'leak-secret' | 'sleep'): string {
+function fakeHelm(behaviour: 'report-modes' | 'leak-secret' | 'sleep' | 'record-upgrade'): string {
   const path = join(scratch, `helm-${behaviour}`);
   writeFileSync(
     path,
     `#!/usr/bin/env node
 const fs = require('node:fs'); const path = require('node:path');
 const a = process.argv.slice(2); const f = a[a.indexOf('-f') + 1];
-if (${JSON.stringify(behaviour)} === 'report-modes') {
+if (${JSON.stringify(behaviour)} === 'record-upgrade') {
+  // upgrade: keep what the values file held for the test; history: one deployed revision
+  if (a[0] === 'history') console.log(JSON.stringify([{ revision: 1, status: 'deployed', chart: 'agent-1.0.0', description: 'Install complete' }]));
+  else fs.writeFileSync(${JSON.stringify(join(scratch, 'upgrade-record.json'))}, JSON.stringify({ file: (fs.statSync(f).mode & 0o777).toString(8), dir: (fs.statSync(path.dirname(f)).mode & 0o777).toString(8), content: fs.readFileSync(f, 'utf8') }));
+} else if (${JSON.stringify(behaviour)} === 'report-modes') {
   console.log(JSON.stringify({ file: (fs.statSync(f).mode & 0o777).toString(8), dir: (fs.statSync(path.dirname(f)).mode & 0o777).toString(8), content: fs.readFileSync(f, 'utf8') }));
 } else if (${JSON.stringify(behaviour)} === 'leak-secret') {
   const tokenB64 = Buffer.from(${JSON.stringify(SECRET)}).toString('base64');
@@ -124,6 +128,28 @@ describe('helm adapter process handling (stand-in helm binary)', () => {
     const out = JSON.parse(await helm.template(input({ commonEnv: [{ name: 'A', value: 'b' }] })));
     expect(out).toMatchObject({ file: '600', dir: '700' });
     expect(JSON.parse(out.content)).toEqual({ commonEnv: [{ name: 'A', value: 'b' }] });
+  });
+
+  it('upgrade --install passes values only as `-f <file>` (0600, removed after), never as --set*', async () => {
+    registerSecret(SECRET);
+    const helm = createHelmAdapter({ helmPath: fakeHelm('record-upgrade') });
+    const values = { replicas: 2, commonEnv: [{ name: 'AGENT_TOKEN', value: SECRET }] };
+    const rel = await helm.upgradeInstall({ ...input(values), description: 're-bot job_1', timeoutSeconds: 120 });
+    expect(rel).toMatchObject({ revision: 1, status: 'deployed' });
+    const out = JSON.parse(readFileSync(join(scratch, 'upgrade-record.json'), 'utf8'));
+    expect(JSON.parse(out.content)).toEqual(values); // helm got every value, through the file
+    expect(out).toMatchObject({ file: '600', dir: '700' });
+    expect(helmArgvLog.map((a) => a[1])).toEqual(['upgrade', 'history']);
+    const argv = helmArgvLog[0]!;
+    expect(argv.slice(1, 3)).toEqual(['upgrade', '--install']);
+    const f = argv.indexOf('-f');
+    expect(f).toBeGreaterThan(0);
+    expect(argv[f + 1]).toBe(join(helmValuesDirLog[0]!, 'values.json'));
+    expect(argv.filter((a) => a.startsWith('--set'))).toEqual([]);
+    expect(argv.join(' ')).not.toContain(SECRET);
+    expect(argv.join(' ')).not.toContain('AGENT_TOKEN');
+    expect(argv).toEqual(expect.arrayContaining(['r1', CHART, '-n', 'agents', '--description', 're-bot job_1', '--timeout', '120s']));
+    expect(existsSync(helmValuesDirLog[0]!)).toBe(false);
   });
 
   it('redacts Secret data that helm echoes in its error (helm#12176)', async () => {

@@ -119,3 +119,86 @@ describe('outbox', () => {
     expect(c2.at - c1[0]).toBeLessThan(300);
   });
 });
+
+/** holds every chat.postMessage until released (the request has not reached Slack while held) */
+function holdPosts(client: WebClient) {
+  const orig = client.chat.postMessage.bind(client.chat);
+  let release!: () => void;
+  let held = new Promise<void>((r) => (release = r));
+  const state = { calls: 0, release: () => release(), reset: () => { held = new Promise<void>((r) => (release = r)); } };
+  (client.chat as any).postMessage = async (args: any) => {
+    state.calls++;
+    await held;
+    return orig(args);
+  };
+  return state;
+}
+
+describe('outbox: a post in flight', () => {
+  it('is not recorded as sent until chat.postMessage answers; its replies wait for the ts', async () => {
+    emu = await new SlackEmulator().start();
+    const db = migratedDb();
+    const { store } = await setup(db);
+    const hold = holdPosts((outbox as any).o.client);
+    outbox!.post('p', 'C1', { text: 'parent' });
+    outbox!.post('r', 'C1', { text: 'reply' }, 'p');
+    outbox!.start();
+    await until(() => hold.calls === 1, 3000, 'the post to start');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.get('p')!.state).toBe('sending');
+    expect(outbox!.tsOf('p')).toBeUndefined();
+    expect(store.pendingCount()).toBe(2);
+    expect(hold.calls).toBe(1); // the reply is not sent without its parent's ts
+    hold.release();
+    await outbox!.idle();
+    const parents = emu.parents('C1');
+    expect(parents.map((m) => m.text)).toEqual(['parent']);
+    expect(outbox!.tsOf('p')).toBe(parents[0].ts);
+    expect(store.get('p')!.state).toBe('sent');
+    expect(emu.replies('C1', parents[0].ts).map((m) => m.text)).toEqual(['reply']);
+  });
+
+  it('a stop and restart while chat.postMessage is in flight never posts the thread parent twice', async () => {
+    emu = await new SlackEmulator().start();
+    const db = migratedDb();
+    const { store } = await setup(db);
+    const hold = holdPosts((outbox as any).o.client);
+    outbox!.post('p', 'C1', { text: 'job parent' });
+    outbox!.post('r', 'C1', { text: 'step 1 done' }, 'p');
+    outbox!.start();
+    await until(() => hold.calls === 1, 3000, 'the post to start');
+    const stopping = outbox!.stop();
+    await new Promise((r) => setTimeout(r, 30));
+    hold.release();
+    await stopping; // waits for the answer
+    expect(outbox!.tsOf('p')).toBeDefined();
+    await setup(db); // a new process on the same DB
+    outbox!.start();
+    await outbox!.idle();
+    const parents = emu.parents('C1');
+    expect(parents.map((m) => m.text)).toEqual(['job parent']);
+    expect(emu.replies('C1', parents[0].ts).map((m) => m.text)).toEqual(['step 1 done']);
+    expect(store.get('r')!.state).toBe('sent');
+  });
+
+  it('a crash while a thread parent is in flight (Slack never got it) posts it once after restart', async () => {
+    emu = await new SlackEmulator().start();
+    const db = migratedDb();
+    await setup(db);
+    const hold = holdPosts((outbox as any).o.client);
+    outbox!.post('p', 'C1', { text: 'job parent' });
+    outbox!.post('r', 'C1', { text: 'step 1 done' }, 'p');
+    outbox!.start();
+    await until(() => hold.calls === 1, 3000, 'the post to start');
+    // the process dies here: the held request never completes, the first outbox is abandoned
+    (outbox as any).running = false;
+    clearInterval((outbox as any).timer);
+    outbox = undefined;
+    await setup(db);
+    outbox!.start();
+    await outbox!.idle();
+    const parents = emu.parents('C1');
+    expect(parents.map((m) => m.text)).toEqual(['job parent']);
+    expect(emu.replies('C1', parents[0].ts).map((m) => m.text)).toEqual(['step 1 done']);
+  });
+});
