@@ -12,6 +12,7 @@ import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
+import { sealedTtlMsFromEnv, sweepSealedSecrets } from '../store/crypto.ts';
 import { deployments, jobs } from '../store/schema.ts';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
 
@@ -26,6 +27,8 @@ export interface RuntimeOptions {
   /** tests swap in other handlers or adapters */
   handlers?: StepHandler[];
   infraFor?: (spec: SetupSpec, resolveSecret: (ref: SetupSpec['deployment']['apiToken']) => Promise<string>) => Promise<Infra>;
+  /** sealed secrets no job needs are erased this long after sealing (default RE_BOT_SEALED_TTL_HOURS, 24 h) */
+  sealedTtlMs?: number;
 }
 
 export interface Runtime {
@@ -44,6 +47,7 @@ export interface Runtime {
 export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allowSelfApproval: false, expiresInMs: 24 * 3600_000 };
 
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
+  const sealedTtlMs = opts.sealedTtlMs ?? sealedTtlMsFromEnv();
   const store = openStore({ path: opts.dbPath });
   const secretBox = createSecretBox(store);
   const resolveAnySecret = createSecretResolver((id) => {
@@ -53,10 +57,11 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       return null;
     }
   });
-  const engine = createJobEngine({
+  // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
+  const handlers = opts.handlers ?? (await import('../checklist/index.ts')).STEP_HANDLERS;
+  const engine = createEngineOrClose(store, () => createJobEngine({
     store,
-    // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
-    handlers: opts.handlers ?? (await import('../checklist/index.ts')).STEP_HANDLERS,
+    handlers,
     policy: { ...DEFAULT_POLICY, ...opts.policy },
     concurrency: opts.concurrency,
     leaseMs: opts.leaseMs,
@@ -79,7 +84,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
           });
       return { infra, resolveSecret: resolveForJob };
     },
-  });
+  }));
 
   // Secrets typed into the wizard live (encrypted) only until the job is done with them.
   const offErase = engine.on((e) => {
@@ -91,6 +96,19 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   });
 
+  // Secrets of abandoned wizards (and of failed jobs nobody retried) are erased once they are older than the TTL.
+  const sweep = () => {
+    try {
+      const erased = sweepSealedSecrets(store, sealedTtlMs);
+      if (erased.length) logger().info({ erased: erased.length }, 'erased sealed secrets no job needs any more');
+    } catch (err) {
+      logger().warn({ err: errorMessage(err) }, 'could not sweep sealed secrets');
+    }
+  };
+  sweep();
+  const sweeper = setInterval(sweep, Math.min(3600_000, sealedTtlMs / 4));
+  sweeper.unref();
+
   return {
     store,
     engine,
@@ -101,11 +119,22 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
     status: (name) => statusReport(store, name),
     async close() {
+      clearInterval(sweeper);
       offErase();
       await engine.stop();
       store.close();
     },
   };
+}
+
+/** A refused engine (a step without a handler) must not leave the DB open behind the error. */
+function createEngineOrClose(store: Store, create: () => LocalJobEngine): LocalJobEngine {
+  try {
+    return create();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
 }
 
 function specOf(store: Store, jobId: string): SetupSpec {

@@ -18,10 +18,11 @@ export async function openWizard(ctx: SlackContext, o: { triggerId: string; chan
   const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec, previousBy, policy: ctx.deps.specPolicy });
   // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
   const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
-  const allowed = await Promise.race([ctx.isOperator(o.user).catch(() => 'unknown' as const), new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), budget).unref())]);
-  if (allowed === false) {
+  const check = operatorCheck(ctx, session);
+  const allowed = await Promise.race([check, new Promise<'pending'>((r) => setTimeout(() => r('pending'), budget).unref())]);
+  if (allowed !== true && allowed !== 'pending') {
     ctx.wizards.delete(session.key);
-    return ctx.tell(o.channel, o.user, NOT_OPERATOR);
+    return ctx.tell(o.channel, o.user, allowed === false ? NOT_OPERATOR : lookupFailed(allowed));
   }
   try {
     await ctx.client.views.open({ trigger_id: o.triggerId, view: pageView(session, 'target') as any });
@@ -31,6 +32,22 @@ export async function openWizard(ctx: SlackContext, o: { triggerId: string; chan
     ctx.tell(o.channel, o.user, `Could not open the setup wizard: ${esc(errorMessage(err))}. Run \`/re setup\` again.`);
   }
 }
+
+/**
+ * Whether the user may start setups, once per wizard session: true, false, or the failed lookup (fail closed —
+ * nothing is sealed until this is true). A slow lookup opens the wizard; its first submission waits for it.
+ */
+const operatorChecks = new WeakMap<WizardSession, Promise<boolean | { failed: string }>>();
+function operatorCheck(ctx: SlackContext, s: WizardSession): Promise<boolean | { failed: string }> {
+  let p = operatorChecks.get(s);
+  if (!p) {
+    p = ctx.isOperator(s.user).catch((err) => ({ failed: errorMessage(err) }));
+    operatorChecks.set(s, p);
+  }
+  return p;
+}
+const lookupFailed = (r: { failed: string }) =>
+  `Setup not started: could not check that you may start setups (RE_BOT_OPERATORS) — ${esc(r.failed)}. Nothing was saved; run \`/re setup\` again in a moment.`;
 
 function safe<T>(fn: () => T): T | undefined {
   try {
@@ -82,6 +99,13 @@ export function registerWizard(app: App, ctx: SlackContext): void {
     const s = ctx.wizards.get(key);
     if (!s || s.user !== body.user.id) {
       return ack({ response_action: 'update', view: noticeView('RE setup', 'This wizard session expired or the bot restarted. Run `/re setup` again.') as any });
+    }
+    // fail closed before anything typed here is sealed: a non-operator, or a failed user-group lookup, ends the wizard
+    const allowed = await Promise.race([operatorCheck(ctx, s), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 2000).unref())]);
+    if (allowed !== true) {
+      eraseAll(ctx, ctx.wizards.delete(key));
+      const why = allowed === false ? NOT_OPERATOR : lookupFailed(allowed === 'pending' ? { failed: 'Slack did not answer in time' } : allowed);
+      return ack({ response_action: 'update', view: noticeView('RE setup', why) as any });
     }
     let outcome: ReturnType<typeof submitPage>;
     try {

@@ -1,9 +1,10 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq, isNull, lt } from 'drizzle-orm';
 import { ConfigError } from '../config-error.ts';
 import { registerSecret } from '../redact.ts';
+import { appendAudit } from './audit.ts';
 import type { Store } from './db.ts';
 import { sealedSecrets } from './schema.ts';
 
@@ -73,3 +74,58 @@ export function createSecretBox(store: Store, key: Buffer = loadSecretKey(store)
   };
 }
 export type SecretBox = ReturnType<typeof createSecretBox>;
+
+/** Wizard sessions live 2 h (src/slack/wizard.ts): a shorter TTL could erase secrets of a wizard still open. */
+const MIN_SEALED_TTL_HOURS = 2;
+export const DEFAULT_SEALED_TTL_HOURS = 24;
+
+/** RE_BOT_SEALED_TTL_HOURS (default 24) in ms; a malformed or too short value is a ConfigError. */
+export function sealedTtlMsFromEnv(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.RE_BOT_SEALED_TTL_HOURS?.trim();
+  if (!raw) return DEFAULT_SEALED_TTL_HOURS * 3600_000;
+  const hours = Number(raw);
+  if (!Number.isFinite(hours) || hours < MIN_SEALED_TTL_HOURS) {
+    throw new ConfigError([{ variable: 'RE_BOT_SEALED_TTL_HOURS', message: `expected a number of hours of at least ${MIN_SEALED_TTL_HOURS} (a setup wizard stays open that long), got ${JSON.stringify(raw)}` }]);
+  }
+  return hours * 3600_000;
+}
+
+/** Every `{ stored: id }` secret reference in a spec (or any JSON value). */
+function storedRefs(v: unknown, out: Set<string>): Set<string> {
+  if (Array.isArray(v)) v.forEach((x) => storedRefs(x, out));
+  else if (v && typeof v === 'object') {
+    const keys = Object.keys(v);
+    const id = (v as { stored?: unknown }).stored;
+    if (keys.length === 1 && typeof id === 'string') out.add(id);
+    else for (const child of Object.values(v)) storedRefs(child, out);
+  }
+  return out;
+}
+
+/**
+ * Erases sealed secrets nobody will open any more: sealed more than `ttlMs` ago and not referenced by a job that
+ * is active (queued, running, waiting for approval) or failed less than `ttlMs` ago (it may be retried). Those are
+ * the secrets of abandoned wizards (closed without notice, or open when the bot restarted) and of failed jobs
+ * nobody retried. Jobs that succeed or are cancelled erase theirs at once (src/app/wire.ts). One immediate
+ * transaction: a job submitted meanwhile is either seen, or finds its (old) secret erased and says so.
+ * Returns the erased ids.
+ */
+export function sweepSealedSecrets(store: Store, ttlMs: number, now = Date.now()): string[] {
+  const cutoff = new Date(now - ttlMs).toISOString();
+  return store.sqlite.transaction(() => {
+    const keep = new Set<string>();
+    const holders = store.sqlite.prepare(
+      "SELECT spec FROM jobs WHERE state IN ('queued', 'running', 'waiting_approval') OR (state = 'failed' AND coalesce(finished_at, updated_at) > ?)",
+    ).all(cutoff) as Array<{ spec: string }>;
+    for (const j of holders) storedRefs(JSON.parse(j.spec), keep);
+    const stale = store.db.select({ id: sealedSecrets.id }).from(sealedSecrets)
+      .where(and(isNull(sealedSecrets.erasedAt), lt(sealedSecrets.createdAt, cutoff))).all()
+      .map((r) => r.id).filter((id) => !keep.has(id));
+    const at = new Date(now).toISOString();
+    for (const id of stale) {
+      store.db.update(sealedSecrets).set({ ciphertext: null, iv: null, tag: null, erasedAt: at }).where(eq(sealedSecrets.id, id)).run();
+    }
+    if (stale.length) appendAudit(store, { actor: 'system', action: 'secrets.swept', result: 'erased', details: { ids: stale, olderThanHours: ttlMs / 3600_000 } }, new Date(now));
+    return stale;
+  }).immediate();
+}

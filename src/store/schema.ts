@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 const json = (name: string) => text(name, { mode: 'json' });
@@ -31,6 +32,8 @@ export const jobs = sqliteTable('jobs', {
 }, (t) => [
   index('jobs_deployment_created').on(t.deployment, t.createdAt),
   index('jobs_state').on(t.state),
+  // the per-deployment lock: at most one active job (ACTIVE_STATES in src/jobs/views.ts) per deployment
+  uniqueIndex('jobs_one_active_per_deployment').on(t.deployment).where(sql`state in ('queued', 'running', 'waiting_approval')`),
 ]);
 
 export const jobSteps = sqliteTable('job_steps', {

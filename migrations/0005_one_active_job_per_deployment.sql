@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX `jobs_one_active_per_deployment` ON `jobs` (`deployment`) WHERE state in ('queued', 'running', 'waiting_approval');

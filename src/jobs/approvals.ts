@@ -1,0 +1,150 @@
+/**
+ * Approvals: a step's request (one per values hash; a new hash supersedes the old request), votes,
+ * `decide()` with the policy frozen at request time, and expiry. A pending request parks its job in
+ * waiting_approval without a lease; approval re-queues it, rejection or expiry fails it.
+ */
+import { randomUUID } from 'node:crypto';
+import { and, eq, inArray } from 'drizzle-orm';
+import { redact, redactDeep } from '../redact.ts';
+import type { ApprovalGrant, ApprovalRequest } from '../checklist/types.ts';
+import type { Store } from '../store/db.ts';
+import { approvals, approvalVotes } from '../store/schema.ts';
+import { appendAudit } from '../store/audit.ts';
+import { getJob, requeueJob, suspendJob, type AuditFn, type JobRow } from './queue.ts';
+import { SuspendForApproval, updateStep } from './runner.ts';
+import type { Actor, ApprovalPolicy, DecisionResult, JobEvent, JobView } from './types.ts';
+import { approvalView } from './views.ts';
+
+export interface ApprovalDeps {
+  store: Store;
+  policy: ApprovalPolicy;
+  now(): number;
+  iso(): string;
+  emit(e: JobEvent): void;
+  view(jobId: string): JobView;
+  audit: AuditFn;
+  failJob(jobId: string, error: string): void;
+  /** an approved job is queued again: run it soon */
+  kick(): void;
+}
+
+export type DecideInput = { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[] };
+
+export function createApprovals(d: ApprovalDeps) {
+  const { store } = d;
+  const { db } = store;
+  const getApproval = (id: string) => db.select().from(approvals).where(eq(approvals.id, id)).get();
+
+  /** A step's `ctx.requireApproval`: the grant when this hash is approved; otherwise records the request and suspends the job. */
+  async function requireApproval(job: JobRow, stepId: string, req: ApprovalRequest): Promise<ApprovalGrant> {
+    const existing = db.select().from(approvals)
+      .where(and(eq(approvals.jobId, job.id), eq(approvals.stepId, stepId), inArray(approvals.state, ['pending', 'approved']))).all();
+    const same = existing.find((a) => a.hash === req.hash);
+    if (same?.state === 'approved') {
+      const votes = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, same.id), eq(approvalVotes.decision, 'approve'))).all();
+      return { approvalId: same.id, hash: same.hash, approvedBy: votes.map((v) => v.user) };
+    }
+    let approvalId = same?.id;
+    store.sqlite.transaction(() => {
+      for (const a of existing) {
+        if (a.hash === req.hash) continue;
+        db.update(approvals).set({ state: 'superseded', decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
+        d.audit(job, 'system', 'approval.superseded', { details: { approvalId: a.id, oldHash: a.hash, newHash: req.hash } });
+      }
+      if (!approvalId) {
+        approvalId = `apr_${randomUUID()}`;
+        db.insert(approvals).values({
+          id: approvalId, jobId: job.id, stepId, hash: req.hash, title: redact(req.title), facts: redactDeep(req.facts),
+          changedKeys: req.changedKeys, diffText: redact(req.diffText), state: 'pending', required: Math.max(1, d.policy.required),
+          policy: d.policy, requestedAt: d.iso(), expiresAt: new Date(d.now() + d.policy.expiresInMs).toISOString(),
+        }).run();
+        d.audit(job, 'system', 'approval.requested', { details: { approvalId, stepId, hash: req.hash, title: redact(req.title) } });
+      }
+      updateStep(store, job.id, stepId, { state: 'waiting_approval' });
+      suspendJob(store, job.id, d.iso());
+    }).immediate();
+    d.emit({ type: 'approval.requested', job: d.view(job.id), approval: approvalView(store, getApproval(approvalId!)!) });
+    throw new SuspendForApproval(approvalId!);
+  }
+
+  /** Pending requests past their expiry: expired, and their waiting jobs failed. */
+  function expireApprovals(): void {
+    const t = d.now();
+    for (const a of db.select().from(approvals).where(eq(approvals.state, 'pending')).all()) {
+      if (Date.parse(a.expiresAt) > t) continue;
+      expireApproval(a.id);
+    }
+  }
+
+  function expireApproval(approvalId: string): void {
+    const a = getApproval(approvalId)!;
+    db.update(approvals).set({ state: 'expired', decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
+    const j = getJob(store, a.jobId)!;
+    d.audit(j, 'system', 'approval.expired', { result: 'expired', details: { approvalId: a.id, hash: a.hash } });
+    d.emit({ type: 'approval.updated', job: d.view(j.id), approval: approvalView(store, getApproval(a.id)!) });
+    if (j.state === 'waiting_approval') {
+      const msg = `approval "${a.title}" expired at ${a.expiresAt} without ${a.required} approval(s)`;
+      updateStep(store, j.id, a.stepId, { state: 'failed', error: msg, finishedAt: d.iso() });
+      d.failJob(j.id, msg);
+    }
+  }
+
+  async function decide(approvalId: string, input: DecideInput): Promise<DecisionResult> {
+    const a = getApproval(approvalId);
+    const refuse = (reason: Extract<DecisionResult, { ok: false }>['reason'], message: string): DecisionResult => {
+      const j = a ? getJob(store, a.jobId) : undefined;
+      appendAudit(store, { actor: input.by.id, action: 'approval.refused', jobId: a?.jobId, deployment: j?.deployment,
+        valuesHash: j?.valuesHash, decision: input.decision, result: reason, details: { approvalId, hash: input.hash, message } }, new Date(d.now()));
+      return { ok: false, reason, message };
+    };
+    if (!a) return refuse('not_found', `approval ${approvalId} not found`);
+    const job = getJob(store, a.jobId)!;
+    const p = a.policy as ApprovalPolicy;
+    if (a.state === 'pending' && Date.parse(a.expiresAt) <= d.now()) {
+      expireApproval(a.id);
+      return refuse('expired', `this approval expired at ${a.expiresAt}; the job failed — retry it to ask again`);
+    }
+    if (a.state === 'expired') return refuse('expired', `this approval expired at ${a.expiresAt}`);
+    if (a.state !== 'pending') return refuse(a.state === 'superseded' ? 'stale_hash' : 'already_decided', a.state === 'superseded'
+      ? 'these values changed after this request; approve the newer request instead' : `this approval is already ${a.state}`);
+    if (input.hash !== a.hash) return refuse('stale_hash', `you approved values hash ${input.hash.slice(0, 12)}, but the pending request is for ${a.hash.slice(0, 12)}`);
+    if (input.by.id === job.requestedBy && !p.allowSelfApproval) return refuse('self_approval', 'the requester cannot approve their own job');
+    if (p.approvers.length > 0) {
+      const ids = [input.by.id, ...(input.userGroups ?? [])];
+      if (!ids.some((id) => p.approvers.includes(id))) return refuse('not_approver', 'you are not on the approver list for this deployment');
+    }
+    const prior = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, a.id), eq(approvalVotes.user, input.by.id))).get();
+    if (prior) return refuse('duplicate', 'you already voted on this request; another approver is needed');
+
+    let outcome = 'pending' as 'pending' | 'approved' | 'rejected';
+    store.sqlite.transaction(() => {
+      db.insert(approvalVotes).values({ approvalId: a.id, user: input.by.id, decision: input.decision, at: d.iso() }).run();
+      if (input.decision === 'reject') {
+        outcome = 'rejected';
+        db.update(approvals).set({ state: 'rejected', rejectedBy: input.by.id, decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
+      } else {
+        const n = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, a.id), eq(approvalVotes.decision, 'approve'))).all().length;
+        if (n >= a.required) {
+          outcome = 'approved';
+          db.update(approvals).set({ state: 'approved', decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
+          if (job.state === 'waiting_approval') {
+            updateStep(store, job.id, a.stepId, { state: 'pending' });
+            requeueJob(store, job.id, d.iso());
+          }
+        }
+      }
+      d.audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}) } });
+    }).immediate();
+    const av = approvalView(store, getApproval(a.id)!);
+    d.emit({ type: 'approval.updated', job: d.view(job.id), approval: av });
+    if (outcome === 'rejected' && job.state === 'waiting_approval') {
+      const msg = `rejected by ${input.by.id}: ${a.title}`;
+      updateStep(store, job.id, a.stepId, { state: 'failed', error: msg, finishedAt: d.iso() });
+      d.failJob(job.id, msg);
+    }
+    if (outcome === 'approved') d.kick();
+    return { ok: true, approval: av };
+  }
+
+  return { requireApproval, expireApprovals, decide };
+}
