@@ -40,13 +40,13 @@ describe('wizard authorization (RE_BOT_OPERATORS)', () => {
     const engine = new FakeEngine(policy);
     // a zero budget: the group lookup never answers in time, so the modal opens unchecked
     h = await startHarness({ engine, env: { RE_BOT_OPERATORS: 'S0APPROVERS' }, operatorCheckBudgetMs: 0 });
-    await h.wizard(OUTSIDER, wizardPages());
-    expect(h.vault.values.size).toBe(4);
-    await until(() => refusals(h!, OUTSIDER).length > 0, 3000, 'refusal on submit');
+    // the first page (which carries the tokens) waits for the lookup and ends the wizard: no later page is shown
+    await h.wizard(OUTSIDER, wizardPages().slice(0, 1));
+    await until(() => refusals(h!, OUTSIDER).length > 0 || JSON.stringify(h!.emu.topView(OUTSIDER)?.view ?? {}).includes('not allowed'), 3000, 'refusal on submit');
     expect(engine.submitted).toHaveLength(0);
     expect(engine.latestJobFor('sales-prod')).toBeUndefined();
-    await until(() => h!.vault.erased.size === 4, 3000, 'erase');
-    expect([...h.vault.erased].sort()).toEqual([...h.vault.values.keys()].sort());
+    // nothing the outsider typed stays sealed
+    await until(() => h!.vault.erased.size === h!.vault.values.size, 3000, 'erase');
     for (const id of h.vault.values.keys()) expect(() => h!.box.openSecret(id)).toThrow(/erased/);
   });
 
