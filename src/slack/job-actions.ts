@@ -68,10 +68,14 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
       const user: string = (body as any).user.id;
       const channel = channelOf(body);
       const [approvalId = '', hash = ''] = String((action as any).value ?? '').split('|');
+      // answered once per user and request: a repeated refused click is only acked
+      const once = `${approvalId}|${user}`;
+      if (ctx.refusedClicks.has(once)) return;
       try {
         const [userGroups, display] = await Promise.all([ctx.directory.groups.groupsOf(user, ctx.config.approvers), ctx.directory.displayName(user, 500)]);
         const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups });
         if (!r.ok) {
+          ctx.refusedClicks.add(once);
           ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
           ctx.tell(channel, user, `Your ${decision} was not recorded. ${REFUSAL[r.reason] ?? ''} (${esc(r.message)})`);
         }
