@@ -79,6 +79,8 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
           ...BENCH_SECRETS,
           RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-bench-token', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: emu.apiUrl,
           PORT: String(port), RE_BOT_DB: dbPath, RE_BOT_CONCURRENCY: String(o.jobs), SLACK_APP_TOKEN: undefined, RE_BOT_HTTP_PORT: undefined,
+          // re-bot fails closed without them; anyone may approve (the load's clicks after the first are refused)
+          RE_BOT_APPROVERS: '*', RE_BOT_OPERATORS: REQUESTER,
         },
       });
       children.push(child);

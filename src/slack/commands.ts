@@ -2,7 +2,7 @@
 import type { App, RespondFn } from '@slack/bolt';
 import { errorMessage } from '../redact.ts';
 import { HELP } from './blocks.ts';
-import type { SlackContext } from './context.ts';
+import { afterAck, type SlackContext } from './context.ts';
 import { jobAction } from './job-actions.ts';
 import { closest } from './policy.ts';
 import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts';
@@ -24,6 +24,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
   // answers that read the store or render Block Kit go through response_url, after the ack: the ack itself
   // never waits for SQLite or rendering (Slack's 3 s window, and the Bolt floor under bursts)
   const reply = async (respond: RespondFn, build: () => { text: string; blocks?: unknown[] }) => {
+    await afterAck();
     let m: { text: string; blocks?: unknown[] };
     try {
       m = build();

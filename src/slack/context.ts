@@ -73,6 +73,12 @@ export interface SlackContext {
   refusedClicks: BoundedSet;
 }
 
+/**
+ * Awaited right after ack(): the rest of the handler (SQLite, policy, rendering) runs after the event loop
+ * has read the other waiting requests and sent their acks, not between one request's ack and the next's.
+ */
+export const afterAck = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** A set that forgets its oldest entries past `max`. */
 export class BoundedSet {
   private s = new Set<string>();
