@@ -242,6 +242,8 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     const states = store.sqlite.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as Array<{ state: string; n: number }>;
     const succeeded = states.find((s) => s.state === 'succeeded')?.n ?? 0;
     o.log(`  setup jobs: ${states.map((s) => `${s.n} ${s.state}`).join(', ')} after ${(jobWallMs / 1000).toFixed(1)} s`);
+    const failures = store.sqlite.prepare("SELECT substr(error, 1, 160) AS error, count(*) AS n FROM jobs WHERE state = 'failed' GROUP BY 1").all() as Array<{ error: string; n: number }>;
+    for (const f of failures) o.log(`    ${f.n} failed: ${f.error}`);
     clearInterval(driver);
     driver = undefined;
     // Slack writes the jobs and the refused clicks queued, still waiting for their turn (posts: 1/s/channel)
