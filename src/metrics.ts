@@ -18,6 +18,8 @@ export interface Metrics {
   slackApiCalls: Counter<'method' | 'outcome'>;
   slackRateLimited: Counter<'method'>;
   ackLatency: Histogram<'kind'>;
+  /** entries dropped from a bounded in-memory queue (relayed progress lines, the ephemeral backlog) */
+  dropped: Counter<'queue'>;
   /** replace or add live sources after creation (the runtime builds them after the metrics) */
   setSources(sources: MetricsSources): void;
 }
@@ -92,6 +94,12 @@ export function createMetrics(sources: MetricsSources = {}, opts: { defaultMetri
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 5],
     registers: [registry],
   });
+  const dropped = new Counter({
+    name: 're_bot_queue_dropped_total',
+    help: 'Entries dropped, oldest first, from a full in-memory queue (relay: job progress lines; ephemeral: pending ephemeral answers)',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 're_bot_' });
 
   return {
@@ -104,6 +112,7 @@ export function createMetrics(sources: MetricsSources = {}, opts: { defaultMetri
     slackApiCalls,
     slackRateLimited,
     ackLatency,
+    dropped,
     setSources(next) {
       src = { ...src, ...next };
     },

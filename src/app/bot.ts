@@ -18,7 +18,7 @@ import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
-import { startJobWorker, type JobWorker } from './job-worker.ts';
+import { ACTIVE_JOBS_SQL, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from './job-worker.ts';
 
 export interface BotOptions {
   env?: Record<string, string | undefined>;
@@ -38,6 +38,8 @@ export interface BotOptions {
 
 export interface Bot {
   config: SlackConfig;
+  /** the `re-bot worker` child (undefined when jobs run in this process) */
+  worker?: JobWorker;
   runtime: Runtime;
   slack: SlackRuntime;
   metrics: Metrics;
@@ -68,6 +70,11 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
   const rawConcurrency = env.RE_BOT_CONCURRENCY;
   const concurrency = rawConcurrency ? Number(rawConcurrency) : 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) problems.push({ variable: 'RE_BOT_CONCURRENCY', message: `expected a positive integer, got "${rawConcurrency}"` });
+  try {
+    workerIdleSecondsFromEnv(env); // read by the worker; checked here so a typo fails at start
+  } catch (err) {
+    problems.push({ variable: 'RE_BOT_WORKER_IDLE_SECONDS', message: (err as Error).message.replace(/^RE_BOT_WORKER_IDLE_SECONDS: /, '') });
+  }
   const spec = specPolicyFromEnv(env);
   problems.push(...spec.problems);
   if (problems.length) throw new ConfigError(problems);
@@ -120,6 +127,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     approvalsPending: runtime.db.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending'`),
     history: runtime.db.prepare('SELECT id, state, created_at AS createdAt, requested_by AS requestedBy FROM jobs WHERE deployment = ? ORDER BY created_at DESC LIMIT 10'),
     migration: runtime.db.prepare('SELECT MAX(created_at) AS m FROM __drizzle_migrations'),
+    active: runtime.db.prepare(ACTIVE_JOBS_SQL),
   };
   const outboxStore = new SqliteOutboxStore(runtime.db);
   const metrics = createMetrics({
@@ -128,6 +136,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     outbox: outboxStats(outboxStore),
   });
 
+  const hasWork = () => Boolean((sql.active.get() as { active: number }).active);
   let slackUp = false;
   const ready = async (): Promise<ReadyResult> => {
     const checks: Record<string, boolean | string> = {};
@@ -140,7 +149,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     }
     checks.slack = slackUp || (config.mode === 'socket' ? 'socket not connected' : 'auth.test has not succeeded yet');
     // shown, but not a reason to stop taking Slack requests: a dead worker is restarted and resumes its jobs
-    const info = { jobWorker: jobsInProcess ? 'in process' : worker?.alive() ? 'running' : 'restarting' };
+    const info = { jobWorker: jobsInProcess ? 'in process' : worker?.alive() ? 'running' : hasWork() ? 'starting' : 'idle (starts on the next job)' };
     return { ok: Object.values(checks).every((v) => v === true), checks, info };
   };
   const health = { metrics, ready };
@@ -181,7 +190,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
       port = server.port;
     }
     if (jobsInProcess) runtime.engine.start();
-    else worker = startJobWorker(runtime.engine, { env: { ...env, RE_BOT_DB: settings.dbPath }, log });
+    else worker = startJobWorker(runtime.engine, { env: { ...env, RE_BOT_DB: settings.dbPath }, log, hasWork, onDrop: () => metrics.dropped.inc({ queue: 'relay' }) });
     const httpServer = await slack.start();
     if (httpServer) port = (httpServer.address() as { port: number }).port;
     if (config.mode === 'http') slackUp = true;
@@ -201,6 +210,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     runtime,
     slack,
     metrics,
+    worker,
     url: server?.url ?? urlFor(host, port),
     port,
     ready,

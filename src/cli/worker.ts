@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { createRuntime } from '../app/wire.ts';
-import type { FromWorker, ToWorker } from '../app/job-worker.ts';
+import { ACTIVE_JOBS_SQL, workerIdleSecondsFromEnv, type FromWorker, type ToWorker } from '../app/job-worker.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
@@ -17,6 +17,7 @@ export async function run(_args: string[]): Promise<number> {
   }
   const log = logger().child({ component: 'job-worker' });
   const concurrency = Number(process.env.RE_BOT_CONCURRENCY ?? 2);
+  const idleSeconds = workerIdleSecondsFromEnv(process.env);
   // the worker is not given the Slack credentials (src/infra/child-env.ts workerEnv); the approval policy is
   // read from the RE_BOT_* variables alone, the Slack ones stand in only to satisfy the shared parser
   const policyEnv = { ...process.env, RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-not-given-to-the-worker', SLACK_SIGNING_SECRET: 'not-given-to-the-worker' };
@@ -47,6 +48,28 @@ export async function run(_args: string[]): Promise<number> {
     process.once('SIGINT', () => void stop().then(done));
     rt.engine.start();
     tell({ type: 'ready', pid: process.pid });
+    // no queued, running or waiting job for the idle period: exit (the Slack process forks a new worker on
+    // the next decision that gives it work); waiting approvals keep it up, it expires them
+    const active = rt.db.prepare(ACTIVE_JOBS_SQL);
+    const idleMs = idleSeconds * 1000;
+    let idleSince = Date.now();
+    const idleTimer = setInterval(() => {
+      if (stopping) return;
+      let busy = true;
+      try {
+        busy = Boolean((active.get() as { active: number }).active);
+      } catch {
+        /* DB busy: ask again next time */
+      }
+      if (busy) idleSince = Date.now();
+      else if (Date.now() - idleSince >= idleMs) {
+        clearInterval(idleTimer);
+        log.info({ idleSeconds }, 'job worker idle: exiting');
+        tell({ type: 'idle' });
+        void stop().then(done);
+      }
+    }, Math.max(50, Math.min(5000, idleMs / 4)));
+    idleTimer.unref();
   });
   // the IPC channel would keep this process alive
   if (process.connected) process.disconnect();

@@ -6,7 +6,7 @@ import { withLogContext, type Logger } from '../log.ts';
 import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
 import { registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
-import type { SlackAppDeps, SlackContext } from './context.ts';
+import { BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
 import { Directory } from './directory.ts';
 import { registerJobActions } from './job-actions.ts';
 import { Outbox } from './outbox.ts';
@@ -109,11 +109,12 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     client, store: deps.outboxStore, logger, pacingMs: deps.pacingMs, updateIntervalMs: deps.updateIntervalMs, retryAfterUnitMs: deps.retryAfterUnitMs, baseBackoffMs: deps.baseBackoffMs,
   });
   const directory = new Directory(client);
-  let ephemeralSeq = 0;
+  const tell = boundedEphemerals(outbox, deps, logger);
   const ctx: SlackContext = {
     deps, engine, config, logger, outbox, client, directory,
     wizards: new WizardSessions(),
-    tell: (channel, user, text) => outbox.ephemeral(`eph:${Date.now()}:${++ephemeralSeq}`, channel, user, { text }),
+    tell,
+    refusedClicks: new BoundedSet(),
     isOperator: async (user) => config.operators.includes('*') || (await directory.groups.isMember(user, config.operators)),
     audit: (e) => {
       logger.warn({ actor: e.actor, action: e.action, jobId: e.jobId, result: e.result }, 'refused');
@@ -148,6 +149,35 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       await app.stop();
       await outbox.stop();
     },
+  };
+}
+
+/**
+ * Ephemeral answers go through the persisted outbox, which sends a few at a time: a burst of refused clicks
+ * could queue thousands that arrive minutes late. At most `deps.ephemeralBacklog` (default 200) of ours wait
+ * at once; past that the oldest still pending is dropped (marked failed, counted, logged once per 10 s).
+ */
+export function boundedEphemerals(outbox: Outbox, deps: Pick<SlackAppDeps, 'outboxStore' | 'ephemeralBacklog'> & SlackHooks, logger: Logger) {
+  const max = Math.max(1, deps.ephemeralBacklog ?? 200);
+  const keys: string[] = []; // ours, oldest first (sent ones are skipped when trimming)
+  let seq = 0;
+  let dropped = 0;
+  let lastLog = 0;
+  return (channel: string, user: string, text: string): void => {
+    const key = `eph:${Date.now()}:${++seq}`;
+    outbox.ephemeral(key, channel, user, { text });
+    keys.push(key);
+    while (keys.length > max) {
+      const old = deps.outboxStore.get(keys.shift()!);
+      if (old?.state !== 'pending') continue;
+      deps.outboxStore.markFailed(old.id, 'dropped: ephemeral backlog full');
+      dropped++;
+      deps.metrics?.dropped.inc({ queue: 'ephemeral' });
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        logger.warn({ dropped, max }, 'ephemeral backlog full: dropped the oldest pending answer');
+      }
+    }
   };
 }
 

@@ -1,7 +1,8 @@
-/** `/re <subcommand>`: answers that need only stored state come in the ack; everything else acks first. */
-import type { App } from '@slack/bolt';
+/** `/re <subcommand>`: static answers (help, usage, typos) come in the ack; everything else acks first. */
+import type { App, RespondFn } from '@slack/bolt';
+import { errorMessage } from '../redact.ts';
 import { HELP } from './blocks.ts';
-import type { SlackContext } from './context.ts';
+import { afterAck, type SlackContext } from './context.ts';
 import { jobAction } from './job-actions.ts';
 import { closest } from './policy.ts';
 import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts';
@@ -20,7 +21,25 @@ export function registerCommands(app: App, ctx: SlackContext): void {
     return `Unknown deployment \`${esc(name)}\`.${near.length ? ' Closest known: ' + near.map((n) => `\`${esc(n)}\``).join(', ') : ' No deployments are known yet.'}`;
   };
 
-  app.command('/re', async ({ command, ack }) => {
+  // answers that read the store or render Block Kit go through response_url, after the ack: the ack itself
+  // never waits for SQLite or rendering (Slack's 3 s window, and the Bolt floor under bursts)
+  const reply = async (respond: RespondFn, build: () => { text: string; blocks?: unknown[] }) => {
+    await afterAck();
+    let m: { text: string; blocks?: unknown[] };
+    try {
+      m = build();
+    } catch (err) {
+      ctx.logger.error({ err: errorMessage(err) }, 'slash command answer failed');
+      m = { text: `Something went wrong: ${esc(errorMessage(err))}` };
+    }
+    try {
+      await respond({ ...ephemeral(m), replace_original: false } as any);
+    } catch (err) {
+      ctx.logger.warn({ err: errorMessage(err) }, 'response_url answer failed');
+    }
+  };
+
+  app.command('/re', async ({ command, ack, respond }) => {
     const words = command.text.trim().split(/\s+/).filter(Boolean);
     const sub = (words[0] ?? 'help').toLowerCase();
     const arg = words[1];
@@ -31,15 +50,20 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         return ack(ephemeral({ text: HELP }));
       case 'status': {
         if (!arg) return ack(ephemeral({ text: 'Usage: `/re status <deployment>`' }));
-        // stored state only: an indexed read, well inside the ack window
-        const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
-        return ack(ephemeral(report ? statusMessage(report) : { text: unknownDeployment(arg) }));
+        await ack();
+        return reply(respond, () => {
+          const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
+          return report ? statusMessage(report) : { text: unknownDeployment(arg) };
+        });
       }
       case 'history': {
         if (!arg) return ack(ephemeral({ text: 'Usage: `/re history <deployment>`' }));
-        const rows = deps.history?.(arg) ?? [];
-        if (!rows.length && !deps.deployments().includes(arg)) return ack(ephemeral({ text: unknownDeployment(arg) }));
-        return ack(ephemeral(historyMessage(arg, rows)));
+        await ack();
+        return reply(respond, () => {
+          const rows = deps.history?.(arg) ?? [];
+          if (!rows.length && !deps.deployments().includes(arg)) return { text: unknownDeployment(arg) };
+          return historyMessage(arg, rows);
+        });
       }
       case 'setup':
         await ack();

@@ -44,6 +44,8 @@ export interface SlackAppDeps {
   operatorCheckBudgetMs?: number;
   /** spec safety policy (src/policy-env.ts): the wizard checks every page against it before sealing or submitting */
   specPolicy?: SpecPolicy;
+  /** most ephemeral answers waiting in the outbox at once (default 200): past it the oldest is dropped */
+  ephemeralBacklog?: number;
   /** HTTP mode: listen port override (0 = ephemeral, tests) */
   port?: number;
   /** HTTP mode: listen address (RE_BOT_HTTP_HOST); default all interfaces, as Bolt does */
@@ -64,4 +66,32 @@ export interface SlackContext {
   tell(channel: string, user: string, text: string): void;
   isOperator(user: string): Promise<boolean>;
   audit(e: AuditEntry): void;
+  /**
+   * approval clicks already refused, by `approvalId|user`: a repeated click by the same user on the same
+   * request is acked and nothing else (no decision, audit row or ephemeral); bounded, oldest forgotten first
+   */
+  refusedClicks: BoundedSet;
+}
+
+/**
+ * Awaited right after ack(): the rest of the handler (SQLite, policy, rendering) runs after the event loop
+ * has read the other waiting requests and sent their acks, not between one request's ack and the next's.
+ */
+export const afterAck = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A set that forgets its oldest entries past `max`. */
+export class BoundedSet {
+  private s = new Set<string>();
+  constructor(private max = 10_000) {}
+  has(k: string): boolean {
+    return this.s.has(k);
+  }
+  add(k: string): void {
+    this.s.delete(k);
+    this.s.add(k);
+    if (this.s.size > this.max) this.s.delete(this.s.values().next().value as string);
+  }
+  get size(): number {
+    return this.s.size;
+  }
 }

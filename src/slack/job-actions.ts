@@ -1,7 +1,7 @@
 /** Buttons in the progress thread. Anyone in the channel can click: every click is checked. */
 import type { App } from '@slack/bolt';
 import { errorMessage } from '../redact.ts';
-import type { SlackContext } from './context.ts';
+import { afterAck, type SlackContext } from './context.ts';
 import { settleFailure } from './progress.ts';
 import { esc } from './text.ts';
 
@@ -68,10 +68,15 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
       const user: string = (body as any).user.id;
       const channel = channelOf(body);
       const [approvalId = '', hash = ''] = String((action as any).value ?? '').split('|');
+      // answered once per user and request: a repeated refused click is only acked
+      const once = `${approvalId}|${user}`;
+      if (ctx.refusedClicks.has(once)) return;
+      await afterAck();
       try {
         const [userGroups, display] = await Promise.all([ctx.directory.groups.groupsOf(user, ctx.config.approvers), ctx.directory.displayName(user, 500)]);
         const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups });
         if (!r.ok) {
+          ctx.refusedClicks.add(once);
           ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
           ctx.tell(channel, user, `Your ${decision} was not recorded. ${REFUSAL[r.reason] ?? ''} (${esc(r.message)})`);
         }
@@ -84,6 +89,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
   for (const kind of ['retry', 'cancel'] as const) {
     app.action(`re_${kind}`, async ({ ack, body, action }) => {
       await ack();
+      await afterAck();
       await jobAction(ctx, kind, String((action as any).value ?? ''), (body as any).user.id, channelOf(body));
     });
   }

@@ -3,7 +3,7 @@ import type { App } from '@slack/bolt';
 import { DeploymentLockedError } from '../jobs/types.ts';
 import { errorMessage } from '../redact.ts';
 import type { SetupSpec } from '../spec/schema.ts';
-import type { SlackContext } from './context.ts';
+import { afterAck, type SlackContext } from './context.ts';
 import { esc, when } from './text.ts';
 import { BACK_ACTION, CHOICE_ACTION, WIZARD_CALLBACK, noticeView, pageView } from './wizard-view.ts';
 import { parseMetadata, previous, readPage, submitPage, type WizardSession } from './wizard.ts';
@@ -117,12 +117,14 @@ export function registerWizard(app: App, ctx: SlackContext): void {
     if (outcome.kind === 'errors') return ack({ response_action: 'errors', errors: outcome.errors });
     if (outcome.kind === 'page') return ack({ response_action: 'update', view: pageView(s, outcome.page, outcome.problems) as any });
     await ack();
+    await afterAck();
     ctx.wizards.delete(key); // the sealed secrets now belong to the job
     await startJob(ctx, s, outcome.spec, body.user.id, body.team?.id);
   });
 
   app.view({ callback_id: WIZARD_CALLBACK, type: 'view_closed' }, async ({ ack, view }) => {
     await ack();
+    await afterAck();
     eraseAll(ctx, ctx.wizards.delete(parseMetadata(view.private_metadata).key));
   });
 

@@ -106,8 +106,16 @@ async function slackPost(body: string) {
   return { status: r.status, body: await r.text() };
 }
 
-function command(text: string): string {
-  return slashCommandBody({ command: '/re', text, user_id: REQUESTER, user_name: 'req', channel_id: CHANNEL, team_id: emu.teamId, trigger_id: emu.issueTrigger(REQUESTER), response_url: 'http://127.0.0.1:1/none', api_app_id: 'A0', token: 'x' });
+let responseSeq = 0;
+function command(text: string, responseId = `bot-${++responseSeq}`): string {
+  return slashCommandBody({ command: '/re', text, user_id: REQUESTER, user_name: 'req', channel_id: CHANNEL, team_id: emu.teamId, trigger_id: emu.issueTrigger(REQUESTER), response_url: emu.responseUrl(responseId), api_app_id: 'A0', token: 'x' });
+}
+
+/** status/history ack at once (empty) and answer through the response_url */
+async function slackAnswer(text: string) {
+  const id = `bot-${++responseSeq}`;
+  const acked = await slackPost(command(text, id));
+  return { status: acked.status, acked: acked.body, body: JSON.stringify((await emu.waitResponse(id)) ?? null) };
 }
 
 async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -159,8 +167,8 @@ describe('re-bot start (HTTP mode)', () => {
     expect((await slackPost(interactiveBody(pressInMessage(emu, APPROVER, CHANNEL, approval.ts, 're_approve')))).status).toBe(200);
     await until(() => bot!.runtime.engine.job(job.id)!.state === 'succeeded', 'the job to succeed');
     // status and history from the store (the runtime's deps)
-    expect(await slackPost(command('status aws-minimal'))).toMatchObject({ status: 200, body: expect.stringContaining('aws-minimal') });
-    expect(await slackPost(command('history aws-minimal'))).toMatchObject({ status: 200, body: expect.stringContaining(job.id) });
+    expect(await slackAnswer('status aws-minimal')).toMatchObject({ status: 200, acked: '', body: expect.stringContaining('aws-minimal') });
+    expect(await slackAnswer('history aws-minimal')).toMatchObject({ status: 200, acked: '', body: expect.stringContaining(job.id) });
     await bot.slack.outbox.idle(5000);
 
     m = (await get('/metrics')).body;

@@ -36,10 +36,11 @@ afterAll(async () => {
 });
 
 describe('setup jobs in the job worker', () => {
-  it('readiness shows the job worker', async () => {
+  it('readiness shows the job worker: not started before the first job', async () => {
     const r = await bot.ready();
-    expect(r.info).toEqual({ jobWorker: 'running' });
+    expect(r.info).toEqual({ jobWorker: 'idle (starts on the next job)' });
     expect(r.ok).toBe(true);
+    expect(bot.worker!.starts()).toBe(0);
   });
 
   it('runs the real steps in another process and relays every event to the Slack process', async () => {
@@ -47,8 +48,10 @@ describe('setup jobs in the job worker', () => {
     try {
       const engine = bot.runtime.engine;
       const job = await engine.submit({ spec: local.spec, requestedBy: { id: 'U0REQUESTER' }, origin: { kind: 'slack', channel: 'C0SETUP' } });
+      expect(bot.worker!.starts()).toBe(1); // forked by the submit
       let v = await engine.settled(job.id);
       expect(v.state).toBe('waiting_approval');
+      expect((await bot.ready()).info).toEqual({ jobWorker: 'running' });
       const pending = v.approvals.find((a) => a.state === 'pending')!;
       expect((await engine.decide(pending.id, { by: { id: 'U0APPROVER' }, decision: 'approve', hash: pending.hash })).ok).toBe(true);
       v = await engine.settled(job.id);

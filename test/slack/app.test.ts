@@ -136,6 +136,11 @@ describe('job lifecycle in Slack', () => {
     expect(h.emu.ephemerals.find((e) => e.user === REQUESTER)!.text).toMatch(/own request/);
     expect(h.emu.ephemerals.find((e) => e.user === 'U0RANDOM01')!.text).toMatch(/not an approver/);
     expect(engine.audit.map((a) => a.result).sort()).toEqual(['not_approver', 'self_approval']);
+    // clicking again: acked, but answered (and audited) once per user and request, not once per click
+    for (let i = 0; i < 3; i++) expect((await h.press('U0RANDOM01', ts, 're_approve')).status).toBe(200);
+    await h.rt.outbox.idle();
+    expect(h.emu.ephemerals.filter((e) => e.user === 'U0RANDOM01')).toHaveLength(1);
+    expect(engine.audit).toHaveLength(2);
     expect(engine.job(jobId)!.state).toBe('waiting_approval');
     // retry/cancel by someone who is neither requester nor operator: refused and audited
     await h.command('U0RANDOM01', `cancel ${jobId}`);

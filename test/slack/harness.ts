@@ -71,7 +71,8 @@ export interface Harness {
   dbPath: string;
   secretKey: Buffer;
   vault: TestVault;
-  command(user: string, text: string, channel?: string): Promise<Reply & { trigger: string }>;
+  /** `/re <text>`; for status/history `json` is what the app posted to the response_url (`acked`: the ack body) */
+  command(user: string, text: string, channel?: string): Promise<Reply & { trigger: string; acked?: string }>;
   interact(payload: unknown): Promise<Reply>;
   raw(body: string, headers: Record<string, string>): Promise<Reply>;
   /** a crafted button click (any value), for refusal tests */
@@ -156,9 +157,15 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     emu, rt, engine, store, box, url, logs, acks, dbPath, secretKey, vault, raw, interact,
     async command(user, text, channel = CHANNEL) {
       const trigger = emu.issueTrigger(user);
+      const responseId = `cmd-${trigger}`;
       const r = await send(
-        slashCommandBody({ token: 'x', team_id: emu.teamId, team_domain: 'acme', channel_id: channel, channel_name: 'release-train', user_id: user, user_name: user, command: '/re', text, api_app_id: 'A0123APPID', is_enterprise_install: 'false', response_url: 'http://127.0.0.1:1/none', trigger_id: trigger }),
+        slashCommandBody({ token: 'x', team_id: emu.teamId, team_domain: 'acme', channel_id: channel, channel_name: 'release-train', user_id: user, user_name: user, command: '/re', text, api_app_id: 'A0123APPID', is_enterprise_install: 'false', response_url: emu.responseUrl(responseId), trigger_id: trigger }),
       );
+      // answers read from the store come after an empty ack, through response_url (src/slack/commands.ts)
+      if (!r.body && /^\s*(status|history)\s+\S/i.test(text)) {
+        const json = await emu.waitResponse(responseId);
+        return { ...r, json, body: json ? JSON.stringify(json) : '', acked: r.body, trigger };
+      }
       return { ...r, trigger };
     },
     click(user, actionId, value, messageTs = '1700000000.000100') {

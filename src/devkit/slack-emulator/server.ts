@@ -71,6 +71,10 @@ export class SlackEmulator {
   private wss?: WebSocketServer;
   private sockets = new Set<WebSocket>();
   private pendingAcks = new Map<string, (payload: Json) => void>();
+  /** messages posted to a response_url of this emulator (responseUrl()), by its id */
+  readonly responses = new Map<string, Json[]>();
+  private responseWaiters = new Map<string, Array<(m: Json) => void>>();
+  private responseSeq = 0;
   url = '';
   readonly botUserId: string;
   readonly teamId: string;
@@ -124,6 +128,25 @@ export class SlackEmulator {
     return id;
   }
 
+  /** a response_url for a slash command or interaction payload: what the app posts to it lands in `responses` */
+  responseUrl(id = `r${++this.responseSeq}`): string {
+    return `${this.url}/response/${encodeURIComponent(id)}`;
+  }
+  /** the first message posted to responseUrl(id), waiting for it up to timeoutMs */
+  waitResponse(id: string, timeoutMs = 5000): Promise<Json | undefined> {
+    const got = this.responses.get(id)?.[0];
+    if (got) return Promise.resolve(got);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(undefined), timeoutMs);
+      const list = this.responseWaiters.get(id) ?? [];
+      list.push((m) => {
+        clearTimeout(t);
+        resolve(m);
+      });
+      this.responseWaiters.set(id, list);
+    });
+  }
+
   callsTo(method: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method);
   }
@@ -151,6 +174,7 @@ export class SlackEmulator {
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname.startsWith('/response/')) return this.onResponse(decodeURIComponent(url.pathname.slice('/response/'.length)), raw, res);
     const method = url.pathname.replace(/^\/api\//, '');
     let args: Json = {};
     try {
@@ -177,6 +201,23 @@ export class SlackEmulator {
     }
     const out = this.dispatch(method, args, auth.slice(7));
     this.reply(res, method, args, 200, out);
+  }
+
+  private onResponse(id: string, raw: string, res: ServerResponse): void {
+    let m: Json;
+    try {
+      m = JSON.parse(raw);
+    } catch {
+      res.writeHead(400).end('invalid_payload');
+      return;
+    }
+    this.calls.push({ method: 'response_url', args: m, at: Date.now(), status: 200, response: { ok: true } });
+    const list = this.responses.get(id) ?? [];
+    list.push(m);
+    this.responses.set(id, list);
+    for (const w of this.responseWaiters.get(id) ?? []) w(m);
+    this.responseWaiters.delete(id);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   }
 
   private pickFault(method: string): Fault | undefined {
