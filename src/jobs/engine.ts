@@ -268,10 +268,11 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       }
       const message = redact(errorMessage(err));
       const logTail = err instanceof StepFailure && err.details.logTail ? redact(err.details.logTail) : undefined;
+      const hint = err instanceof StepFailure && err.details.hint ? redact(err.details.hint) : undefined;
       db.update(jobSteps).set({ state: 'failed', error: message, finishedAt: iso(), durationMs: now() - startedMs })
         .where(stepWhere(job.id, step.stepId)).run();
       audit(job, 'system', 'step.failed', { result: 'failed', details: { stepId: step.stepId, error: message } });
-      emit({ type: 'step.failed', job: view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}) });
+      emit({ type: 'step.failed', job: view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}), ...(hint ? { hint } : {}) });
       failJob(job.id, `${step.title}: ${message}`);
       return 'stopped';
     }
@@ -310,7 +311,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
         approvalId = `apr_${randomUUID()}`;
         db.insert(approvals).values({
           id: approvalId, jobId: job.id, stepId, hash: req.hash, title: redact(req.title), facts: redactDeep(req.facts),
-          changedKeys: req.changedKeys, diffText: redact(req.diffText), state: 'pending', required: Math.max(1, policy.required),
+          changedKeys: req.changedKeys, diffText: redact(req.diffText), review: req.review ? redactDeep(req.review) : null, state: 'pending', required: Math.max(1, policy.required),
           policy, requestedAt: iso(), expiresAt: new Date(now() + policy.expiresInMs).toISOString(),
         }).run();
         audit(job, 'system', 'approval.requested', { details: { approvalId, stepId, hash: req.hash, title: redact(req.title) } });
@@ -361,7 +362,8 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
   }
   const getApproval = (id: string) => db.select().from(approvals).where(eq(approvals.id, id)).get();
 
-  async function decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[] }): Promise<DecisionResult> {
+  async function decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[]; reason?: string }): Promise<DecisionResult> {
+    const reason = input.reason?.trim() ? redact(input.reason.trim()).slice(0, 500) : undefined;
     const a = getApproval(approvalId);
     const refuse = (reason: Extract<DecisionResult, { ok: false }>['reason'], message: string): DecisionResult => {
       appendAudit(store, { actor: input.by.id, action: 'approval.refused', jobId: a?.jobId, deployment: a ? getJob(a.jobId)?.deployment : undefined,
@@ -392,7 +394,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       db.insert(approvalVotes).values({ approvalId: a.id, user: input.by.id, decision: input.decision, at: iso() }).run();
       if (input.decision === 'reject') {
         outcome = 'rejected';
-        db.update(approvals).set({ state: 'rejected', rejectedBy: input.by.id, decidedAt: iso() }).where(eq(approvals.id, a.id)).run();
+        db.update(approvals).set({ state: 'rejected', rejectedBy: input.by.id, rejectReason: reason ?? null, decidedAt: iso() }).where(eq(approvals.id, a.id)).run();
       } else {
         const n = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, a.id), eq(approvalVotes.decision, 'approve'))).all().length;
         if (n >= a.required) {
@@ -404,12 +406,12 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
           }
         }
       }
-      audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}) } });
+      audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}), ...(reason ? { reason } : {}) } });
     }).immediate();
     const av = approvalView(store, getApproval(a.id)!);
     emit({ type: 'approval.updated', job: view(job.id), approval: av });
     if (outcome === 'rejected' && job.state === 'waiting_approval') {
-      const msg = `rejected by ${input.by.id}: ${a.title}`;
+      const msg = `rejected by ${input.by.id}: ${a.title}${reason ? ` — reason: ${reason}` : ''}`;
       db.update(jobSteps).set({ state: 'failed', error: msg, finishedAt: iso() }).where(stepWhere(job.id, a.stepId)).run();
       failJob(job.id, msg);
     }

@@ -95,8 +95,11 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   await Promise.all(waiting.map((j) => {
     const o = outcomeOf(idx(j));
     if (o === 'cancelled') return harness.command(REQUESTER, `cancel ${j.id}`);
-    return harness.press(APPROVER, approvalTs(j)!, o === 'rejected' ? 're_reject' : 're_approve');
+    if (o === 'rejected') return undefined;
+    return harness.press(APPROVER, approvalTs(j)!, 're_approve');
   }));
+  // a rejection asks for a reason in a modal: one modal at a time per user, like a person would
+  for (const j of waiting.filter((x) => outcomeOf(idx(x)) === 'rejected')) await harness.reject(APPROVER, approvalTs(j)!, `not ${j.deployment}`);
   // the failed-once jobs: the requester presses Retry on the failure reply
   const retried = jobs.filter((j) => outcomeOf(idx(j)) === 'retried');
   await until(() => retried.every((j) => v(j).state === 'failed' && harness.rt.outbox.tsOf(failureKey(j.id, 1))), 30_000, 'retry candidates failed and reported');
@@ -134,7 +137,7 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
     expect(new Set(replies.map((r) => r.text)).size, `${j.deployment}: a reply posted twice`).toBe(replies.length);
     const o = outcomeOf(idx(j));
     const text = JSON.stringify(replies.map((r) => r.blocks));
-    if (o === 'failed' || o === 'rejected' || o === 'retried') expect(replies.filter((r) => r.replyBroadcast), j.deployment).toHaveLength(1);
+    if (o === 'failed' || o === 'rejected' || o === 'retried') expect(replies.filter((r) => r.replyBroadcast && (r.blocks as any[])?.[0]?.block_id === 'failure'), j.deployment).toHaveLength(1);
     if (o === 'rejected') expect(text).toContain(`Rejected by <@${APPROVER}>`);
     if (o === 'cancelled') expect(text).toContain('cancelled');
     if (o === 'retried') expect(text).toContain('Retried — attempt 2');

@@ -83,6 +83,8 @@ export interface Harness {
   /** `/re setup [deployment]`, then one `page()` per entry; returns the last ack */
   wizard(user: string, pages: Array<Record<string, string>>, deployment?: string): Promise<any>;
   back(user: string): Promise<void>;
+  /** Reject on an approval message: the reason modal opens, the reason is typed and submitted */
+  reject(user: string, approvalTs: string, reason: string): Promise<any>;
   closeWizard(user: string): Promise<Reply>;
   parentTs(jobId: string): string | undefined;
   /** stop this app and start a new one on the same DB and emulator (same engine unless given) */
@@ -208,6 +210,12 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
       await until(() => viewUpdates() > before, 3000, 'views.update after Back');
     },
     closeWizard: (user) => interact(viewClosed(emu, user)),
+    async reject(user, approvalTs, reason) {
+      const before = emu.callsTo('views.open').length;
+      await h.press(user, approvalTs, 're_reject');
+      await until(() => emu.callsTo('views.open').length > before && emu.topView(user)?.view.callback_id === 're_reject_reason', 3000, 'the reject modal');
+      return h.page(user, { reason });
+    },
     parentTs: (jobId) => rt.outbox.tsOf(parentKey(jobId)),
     async restart(next) {
       await rt.stop();
