@@ -17,7 +17,15 @@ export function isSecretPath(path: string): boolean {
 export function flatten(v: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
   if (Array.isArray(v)) {
     if (!v.length) out.set(prefix, '[]');
-    v.forEach((x, i) => flatten(x, `${prefix}[${i}]`, out));
+    // env-style lists ({name, …}) by name: a reviewer reads `commonEnv[AWS_REGION].value`, not an index
+    const named = v.every((x) => x && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string')
+      && new Set(v.map((x) => (x as { name: string }).name)).size === v.length;
+    v.forEach((x, i) => {
+      if (!named) return flatten(x, `${prefix}[${i}]`, out);
+      const { name, ...rest } = x as { name: string };
+      if (!Object.keys(rest).length) out.set(`${prefix}[${name}]`, '{}');
+      flatten(rest, `${prefix}[${name}]`, out);
+    });
   } else if (v && typeof v === 'object') {
     const entries = Object.entries(v as Record<string, unknown>);
     if (!entries.length && prefix) out.set(prefix, '{}');

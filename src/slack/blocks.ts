@@ -93,9 +93,13 @@ export function valueLine(v: ApprovalReview['values'][number]): string {
 }
 
 /** the keys a reviewer looks for first: image, backends, DAG bundles, where the agents connect */
-const HEADLINE = /^(image|secretBackend|xcomBackend|dagBundleConfigList|astroDeploymentAPIURL|namespace|commonEnv)\b/;
+const HEADLINE = ['image', 'secretBackend', 'xcomBackend', 'dagBundleConfigList', 'astroDeploymentAPIURL', 'namespace', 'commonEnv'];
 export function orderedValues(values: ApprovalReview['values']): ApprovalReview['values'] {
-  return [...values.filter((v) => HEADLINE.test(v.path)), ...values.filter((v) => !HEADLINE.test(v.path))];
+  const rank = (path: string) => {
+    const i = HEADLINE.findIndex((h) => path === h || path.startsWith(`${h}.`) || path.startsWith(`${h}[`));
+    return i < 0 ? HEADLINE.length : i;
+  };
+  return values.map((v, i) => ({ v, i })).sort((a, b) => rank(a.v.path) - rank(b.v.path) || a.i - b.i).map((x) => x.v);
 }
 
 /** lines into at most `maxBlocks` sections; what does not fit is counted in an "…and N more" line */
