@@ -1,5 +1,6 @@
 /** Buttons in the progress thread. Anyone in the channel can click: every click is checked. */
 import type { App } from '@slack/bolt';
+import type { WebClient } from '@slack/web-api';
 import { errorMessage } from '../redact.ts';
 import type { SlackContext } from './context.ts';
 import { settleFailure } from './progress.ts';
@@ -82,6 +83,21 @@ async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject',
   }
 }
 
+/**
+ * views.open with one retry on a 429 or 5xx: the trigger id stays valid for 3 s, so a short Retry-After
+ * can still be honoured (the WebClient does not retry: the outbox owns retries for everything else).
+ */
+async function openModal(client: WebClient, triggerId: string, view: Record<string, unknown>): Promise<void> {
+  try {
+    await client.views.open({ trigger_id: triggerId, view: view as any });
+  } catch (err: any) {
+    const waitMs = err?.code === 'slack_webapi_rate_limited_error' ? Number(err.retryAfter ?? 1) * 1000 : err?.code === 'slack_webapi_http_error' ? 200 : -1;
+    if (waitMs < 0 || waitMs > 1500) throw err;
+    await new Promise((r) => setTimeout(r, waitMs));
+    await client.views.open({ trigger_id: triggerId, view: view as any });
+  }
+}
+
 /** the job and approval a button names: `approvalId|hash|jobId` (older messages: no job id) */
 function approvalOf(ctx: SlackContext, value: string) {
   const [approvalId = '', hash = '', jobId = ''] = value.split('|');
@@ -103,7 +119,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
     const { approvalId, hash, job, approval } = approvalOf(ctx, String((action as any).value ?? ''));
     if (!job || !approval) return recordDecision(ctx, 'reject', approvalId, hash, user, channel);
     try {
-      await client.views.open({ trigger_id: (body as any).trigger_id, view: rejectView(job, { ...approval, hash }, channel) as any });
+      await openModal(client, (body as any).trigger_id, rejectView(job, { ...approval, hash }, channel));
     } catch (err) {
       ctx.tell(channel, user, `Could not open the rejection form (${esc(errorMessage(err))}); try again.`);
     }
@@ -123,7 +139,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
     const approval = job?.approvals.find((a) => a.id === approvalId);
     if (!job || !approval) return ctx.tell(channelOf(body), user, 'This approval request no longer exists.');
     try {
-      await client.views.open({ trigger_id: (body as any).trigger_id, view: fullDiffView(job, approval) as any });
+      await openModal(client, (body as any).trigger_id, fullDiffView(job, approval));
     } catch (err) {
       ctx.tell(channelOf(body), user, `Could not open the diff (${esc(errorMessage(err))}); try again.`);
     }

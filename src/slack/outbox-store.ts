@@ -137,15 +137,18 @@ export class SqliteOutboxStore implements OutboxStore {
       ),
       get: db.prepare('SELECT * FROM slack_outbox WHERE key = ?'),
       head: db.prepare('SELECT state, ts FROM slack_outbox WHERE key = ?'),
-      // Only what could be sent now, args loaded per entry at send time: each channel's next pending post
-      // (later posts wait behind it, keeping thread order; a priority post whose parent is posted goes first),
-      // due updates, and the next few due ephemerals.
+      // Only what could be sent now, args loaded per entry at send time: each channel's oldest pending post
+      // (later posts wait behind it, keeping thread order) unless a priority post whose parent is posted is
+      // pending (it goes first), due updates, and the next few due ephemerals.
       duePosts: db.prepare(
-        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox o
-         WHERE o.state = 'pending' AND o.kind = 'post' AND o.not_before <= ? AND o.id = (
-           SELECT c.id FROM slack_outbox c WHERE c.state = 'pending' AND c.kind = 'post' AND c.channel = o.channel
-           ORDER BY CASE WHEN c.priority > 0 AND (c.ref IS NULL OR EXISTS (SELECT 1 FROM slack_outbox p WHERE p.key = c.ref AND p.ts IS NOT NULL)) THEN c.priority ELSE 0 END DESC, c.id
-           LIMIT 1)`,
+        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
+         WHERE id IN (SELECT MIN(id) FROM slack_outbox WHERE state = 'pending' AND kind = 'post' GROUP BY channel) AND not_before <= ?`,
+      ),
+      duePriority: db.prepare(
+        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error, priority FROM slack_outbox c
+         WHERE state = 'pending' AND kind = 'post' AND priority > 0 AND not_before <= ?
+           AND (ref IS NULL OR EXISTS (SELECT 1 FROM slack_outbox p WHERE p.key = c.ref AND p.ts IS NOT NULL))
+         ORDER BY priority DESC, id`,
       ),
       dueOther: db.prepare(
         `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
@@ -175,7 +178,12 @@ export class SqliteOutboxStore implements OutboxStore {
     return r && { state: r.state, ts: r.ts ?? undefined };
   }
   due(now: number) {
-    return [...this.q.duePosts.all(now), ...this.q.dueOther.all('update', now, 200), ...this.q.dueOther.all('ephemeral', now, 8)]
+    type Row = { channel: string };
+    const first = new Map<string, Row>();
+    for (const r of this.q.duePriority.all(now) as Row[]) if (!first.has(r.channel)) first.set(r.channel, r);
+    const posts = (this.q.duePosts.all(now) as Row[]).map((r) => first.get(r.channel) ?? r);
+    for (const [channel, r] of first) if (!posts.some((p) => p.channel === channel)) posts.push(r);
+    return [...posts, ...this.q.dueOther.all('update', now, 200), ...this.q.dueOther.all('ephemeral', now, 8)]
       .map((r) => this.row(r)!)
       .sort((a, b) => a.id - b.id);
   }

@@ -211,10 +211,14 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     },
     closeWizard: (user) => interact(viewClosed(emu, user)),
     async reject(user, approvalTs, reason) {
-      const before = emu.callsTo('views.open').length;
-      await h.press(user, approvalTs, 're_reject');
-      await until(() => emu.callsTo('views.open').length > before && emu.topView(user)?.view.callback_id === 're_reject_reason', 3000, 'the reject modal');
-      return h.page(user, { reason });
+      // like a person: if the modal does not open (Slack answered 429 twice, say), press Reject again
+      for (let attempt = 1; ; attempt++) {
+        const opened = emu.callsTo('views.open').filter((c) => c.status === 200 && c.response.ok).length;
+        await h.press(user, approvalTs, 're_reject');
+        const ok = await until(() => emu.callsTo('views.open').filter((c) => c.status === 200 && c.response.ok).length > opened && emu.topView(user)?.view.callback_id === 're_reject_reason', 4000, 'the reject modal')
+          .then(() => true, (err) => { if (attempt >= 4) throw err; return false; });
+        if (ok) return h.page(user, { reason });
+      }
     },
     parentTs: (jobId) => rt.outbox.tsOf(parentKey(jobId)),
     async restart(next) {
