@@ -139,6 +139,16 @@ describe('messages stay within Block Kit limits whatever the input', () => {
     for (const line of diffText.slice(0, 60_000).split('\n')) expect(pagesText).toContain(line);
   });
 
+  it('a failure says what to do and what Retry will do; a cancelled outcome names who cancelled it', () => {
+    const j = job({ attempt: 1, steps: job().steps.map((x) => ({ ...x, state: x.stepId === 'prerequisites' ? 'succeeded' : x.stepId === 'agents' ? 'failed' : 'pending' })) });
+    const f = JSON.stringify(failureMessage(j, 'agents', 'namespace astro does not exist', undefined, 'create it <now> & retry').blocks);
+    expect(f).toContain('What to do:* create it &lt;now&gt; &amp; retry');
+    expect(f).toMatch(/Retry\* runs attempt 2 from step 2\. [^;]+; the 1 finished step is not repeated/);
+    const c = finalMessage(job({ state: 'cancelled', error: 'cancelled by U0REQUESTR' }));
+    expect(c.text).toBe('Setup of sales-prod cancelled by <@U0REQUESTR>');
+    expect(JSON.stringify(c.blocks)).toContain('/re retry job_1');
+  });
+
   it('pages cut at line ends; raw user ids become mentions; ordinals', () => {
     const p = pages(['a'.repeat(10), 'b'.repeat(10), 'c'.repeat(25)].join('\n'), 22);
     expect(p).toEqual(['a'.repeat(10) + '\n' + 'b'.repeat(10), 'c'.repeat(21) + '↩', 'cccc']);
