@@ -1,4 +1,5 @@
 import type { StepContext, StepHandler, StepOutcome } from './types.ts';
+import { reviewOf, valuesDiff } from './review.ts';
 import { StepFailure } from './types.ts';
 import { renderValues, valuesHash, secretNames } from '../spec/values.ts';
 import { applyRelease, approvalHash, chartRefOf, planRelease, releaseUnchanged, waitForAgentPods, expectedComponents, type Recovery, type RolloutInput } from './release.ts';
@@ -119,7 +120,9 @@ async function plan(ctx: StepContext, input: RolloutInput) {
   const chart = chartRefOf(spec.cluster.chart);
   const hash = approvalHash(input.valuesHash, chart, release.diffText, [...lines, ...urls]);
   const writes = secrets.filter((s) => s.action !== 'unchanged');
+  const oldValues = release.firstInstall ? undefined : await ctx.infra.helm.getValues(spec.cluster.release, ns, { signal: ctx.signal }).catch(() => undefined);
   const request = {
+    review: reviewOf(spec, release, createNamespace, secrets, valuesDiff(oldValues, input.values), urls),
     title: `helm upgrade --install ${spec.cluster.release} (agents for ${spec.deployment.name})${release.adopts ? ', adopting the existing release' : ''}`,
     hash,
     diffText,

@@ -5,6 +5,7 @@ import { renderValues, valuesHash, type Values } from '../spec/values.ts';
 import { redact } from '../redact.ts';
 import { applyRelease, approvalHash, chartRefOf, expectedComponents, planRelease, sleep, waitForAgentPods } from './release.ts';
 import { contextDigest } from './build-context.ts';
+import { reviewOf, valuesDiff } from './review.ts';
 import { errorMessage } from '../redact.ts';
 
 /** What the step 7 approval covered: the build (context digest, Dockerfile, destination) and the roll. */
@@ -81,6 +82,10 @@ export const deploy: StepHandler = {
         hash,
         diffText: [...lines, '', `helm diff (${rel.chartLabel}; the image is pinned to the pushed digest):`, rel.diffText].join('\n'),
         changedKeys: rel.changedKeys,
+        review: {
+          ...reviewOf(spec, rel, false, [], valuesDiff(await ctx.infra.helm.getValues(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => undefined), planValues), []),
+          image: { build: `${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`, push: `${c.repository}:${tag}`, previous: spec.agent.image },
+        },
         facts: {
           image: `${c.repository}:${tag}`,
           build: `${c.contextDir}/${c.dockerfile} (context sha256:${context.digest.slice(0, 12)})`,

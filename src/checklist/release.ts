@@ -52,6 +52,8 @@ export interface ReleasePlan {
   firstInstall: boolean;
   /** revision of the live release, when one exists */
   currentRevision?: number;
+  /** chart of the live release as helm lists it (`name-version`), when one exists */
+  currentChart?: string;
   /** a release of the agent chart installed without re-bot: the upgrade adopts it */
   adopts?: { revision: number };
   recovery?: Recovery;
@@ -130,7 +132,7 @@ export async function planRelease(ctx: StepContext, input: RolloutInput): Promis
       : `helm upgrade ${release} (${label}) in ${namespace} from revision ${current!.revision}: ${diff.changedKeys.length} change(s)`);
   }
   return {
-    chart, chartLabel: label, firstInstall, currentRevision: current?.revision, adopts, recovery,
+    chart, chartLabel: label, firstInstall, currentRevision: current?.revision, currentChart: current?.chart, adopts, recovery,
     diffText: redact(diff.text), changedKeys: diff.changedKeys, unchanged, lines,
   };
 }

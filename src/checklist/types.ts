@@ -31,6 +31,24 @@ export interface ApprovalRequest {
   changedKeys: string[];
   /** short facts shown next to the buttons: chart version, images, namespace… */
   facts: Record<string, string>;
+  /** the same change, structured for the reviewer (Slack renders it; no secret values, only names and hashes) */
+  review?: ApprovalReview;
+}
+
+/** `new`: created by this change; `existing`: already there (changed or not) */
+export type Presence = 'new' | 'existing';
+
+export interface ApprovalReview {
+  chart: { name: string; version: string; state: Presence; from?: string };
+  release: { name: string; namespace: string; state: Presence; revision?: number; adopts?: boolean };
+  namespace: { name: string; state: Presence };
+  /** values by key path, old → new; `secret`: a secret-bearing key, whose values are never shown */
+  values: Array<{ path: string; old?: string; new?: string; secret?: boolean }>;
+  secrets: Array<{ name: string; keys: string[]; action: 'create' | 'update' | 'unchanged'; hash?: string }>;
+  /** step 7: the image built and where it is pushed */
+  image?: { build: string; push: string; previous?: string };
+  /** URLs that receive tokens, with what they receive */
+  tokenUrls: string[];
 }
 
 export interface ApprovalGrant {

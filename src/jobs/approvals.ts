@@ -28,7 +28,8 @@ export interface ApprovalDeps {
   kick(): void;
 }
 
-export type DecideInput = { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[] };
+/** `reason`: a rejection's reason, shown in the thread and written to the audit log */
+export type DecideInput = { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[]; reason?: string };
 
 export function createApprovals(d: ApprovalDeps) {
   const { store } = d;
@@ -55,7 +56,7 @@ export function createApprovals(d: ApprovalDeps) {
         approvalId = `apr_${randomUUID()}`;
         db.insert(approvals).values({
           id: approvalId, jobId: job.id, stepId, hash: req.hash, title: redact(req.title), facts: redactDeep(req.facts),
-          changedKeys: req.changedKeys, diffText: redact(req.diffText), state: 'pending', required: Math.max(1, d.policy.required),
+          changedKeys: req.changedKeys, diffText: redact(req.diffText), review: req.review ? redactDeep(req.review) : null, state: 'pending', required: Math.max(1, d.policy.required),
           policy: d.policy, requestedAt: d.iso(), expiresAt: new Date(d.now() + d.policy.expiresInMs).toISOString(),
         }).run();
         d.audit(job, 'system', 'approval.requested', { details: { approvalId, stepId, hash: req.hash, title: redact(req.title) } });
@@ -90,6 +91,7 @@ export function createApprovals(d: ApprovalDeps) {
   }
 
   async function decide(approvalId: string, input: DecideInput): Promise<DecisionResult> {
+    const reason = input.reason?.trim() ? redact(input.reason.trim()).slice(0, 500) : undefined;
     const a = getApproval(approvalId);
     const refuse = (reason: Extract<DecisionResult, { ok: false }>['reason'], message: string): DecisionResult => {
       const j = a ? getJob(store, a.jobId) : undefined;
@@ -121,7 +123,7 @@ export function createApprovals(d: ApprovalDeps) {
       db.insert(approvalVotes).values({ approvalId: a.id, user: input.by.id, decision: input.decision, at: d.iso() }).run();
       if (input.decision === 'reject') {
         outcome = 'rejected';
-        db.update(approvals).set({ state: 'rejected', rejectedBy: input.by.id, decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
+        db.update(approvals).set({ state: 'rejected', rejectedBy: input.by.id, rejectReason: reason ?? null, decidedAt: d.iso() }).where(eq(approvals.id, a.id)).run();
       } else {
         const n = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, a.id), eq(approvalVotes.decision, 'approve'))).all().length;
         if (n >= a.required) {
@@ -133,12 +135,12 @@ export function createApprovals(d: ApprovalDeps) {
           }
         }
       }
-      d.audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}) } });
+      d.audit(job, input.by.id, 'approval.decided', { decision: input.decision, result: outcome, details: { approvalId: a.id, hash: a.hash, ...(input.by.display ? { as: input.by.display } : {}), ...(reason ? { reason } : {}) } });
     }).immediate();
     const av = approvalView(store, getApproval(a.id)!);
     d.emit({ type: 'approval.updated', job: d.view(job.id), approval: av });
     if (outcome === 'rejected' && job.state === 'waiting_approval') {
-      const msg = `rejected by ${input.by.id}: ${a.title}`;
+      const msg = `rejected by ${input.by.id}: ${a.title}${reason ? ` — reason: ${reason}` : ''}`;
       updateStep(store, job.id, a.stepId, { state: 'failed', error: msg, finishedAt: d.iso() });
       d.failJob(job.id, msg);
     }

@@ -13,6 +13,20 @@ export interface StatusReport {
   clientImage?: string;
   helmRevision?: number;
   lock?: { jobId: string; requestedBy: string; since: string; state: JobState };
+  /** what runs in the cluster: the last job of the deployment that succeeded (may be older than `job`) */
+  live?: { jobId: string; helmRevision?: number; chart: string; finishedAt?: string; approvedBy: string[] };
+}
+
+/** the live-release summary of a succeeded job */
+export function liveFromJob(v: JobView): StatusReport['live'] {
+  const out = (stepId: string) => v.steps.find((s) => s.stepId === stepId)?.output;
+  return {
+    jobId: v.id,
+    helmRevision: (out('deploy')?.helmRevision ?? out('agents')?.helmRevision) as number | undefined,
+    chart: v.chart,
+    finishedAt: v.finishedAt,
+    approvedBy: [...new Set(v.approvals.filter((a) => a.state === 'approved').flatMap((a) => a.approvals.map((x) => x.user)))],
+  };
 }
 
 /** The report for one job; the lock is the job's own while it is active. */
@@ -29,6 +43,7 @@ export function reportFromJob(v: JobView): StatusReport {
     // step 7's roll comes after step 2's install: the latest revision is the deploy step's when it ran
     helmRevision: (out('deploy')?.helmRevision ?? out('agents')?.helmRevision) as number | undefined,
     lock: ACTIVE.includes(v.state) ? { jobId: v.id, requestedBy: v.requestedBy, since: v.startedAt ?? v.createdAt, state: v.state } : undefined,
+    ...(v.state === 'succeeded' ? { live: liveFromJob(v) } : {}),
   };
 }
 

@@ -136,9 +136,10 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
     }
     const message = redact(errorMessage(err));
     const logTail = err instanceof StepFailure && err.details.logTail ? redact(err.details.logTail) : undefined;
+    const hint = err instanceof StepFailure && err.details.hint ? redact(err.details.hint) : undefined;
     updateStep(store, job.id, step.stepId, { state: 'failed', error: message, finishedAt: d.iso(), durationMs: d.now() - startedMs });
     d.audit(job, 'system', 'step.failed', { result: 'failed', details: { stepId: step.stepId, error: message } });
-    d.emit({ type: 'step.failed', job: d.view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}) });
+    d.emit({ type: 'step.failed', job: d.view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}), ...(hint ? { hint } : {}) });
     d.failJob(job.id, `${step.title}: ${message}`);
     return 'stopped';
   }

@@ -1,8 +1,8 @@
-import { asc, desc, eq, like } from 'drizzle-orm';
+import { and, asc, desc, eq, like } from 'drizzle-orm';
 import type { Store } from '../store/db.ts';
 import { deployments, jobs } from '../store/schema.ts';
 import type { JobState, JobView } from './types.ts';
-import { reportFromJob, type StatusReport } from './report.ts';
+import { liveFromJob, reportFromJob, type StatusReport } from './report.ts';
 
 export { reportFromJob, type StatusReport } from './report.ts';
 import { ACTIVE_STATES, activeJobFor, jobView, latestJobId } from './views.ts';
@@ -16,7 +16,11 @@ export function statusReport(store: Store, deploymentName: string): StatusReport
   const v = id ? jobView(store, id) : undefined;
   const holder = activeJobFor(store, deploymentName);
   const lock = holder && { jobId: holder.id, requestedBy: holder.requestedBy, since: holder.startedAt ?? holder.createdAt, state: holder.state as JobState };
-  return v ? { ...reportFromJob(v), lock } : { deployment: deploymentName, steps: [], approvals: [], lock };
+  const lastGood = v?.state === 'succeeded' ? v.id : store.db.select({ id: jobs.id }).from(jobs)
+    .where(and(eq(jobs.deployment, deploymentName), eq(jobs.state, 'succeeded'))).orderBy(desc(jobs.finishedAt), desc(jobs.id)).limit(1).get()?.id;
+  const lg = lastGood ? (lastGood === v?.id ? v : jobView(store, lastGood)) : undefined;
+  const live = lg && liveFromJob(lg);
+  return v ? { ...reportFromJob(v), lock, ...(live ? { live } : {}) } : { deployment: deploymentName, steps: [], approvals: [], lock };
 }
 
 function editDistance(a: string, b: string): number {

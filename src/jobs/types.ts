@@ -1,4 +1,5 @@
 import type { SetupSpec } from '../spec/schema.ts';
+import type { ApprovalReview } from '../checklist/types.ts';
 
 export type JobState = 'queued' | 'running' | 'waiting_approval' | 'succeeded' | 'failed' | 'cancelled';
 /** `prepared`: computed, waiting for another step (StepOutcome.appliedWith) to apply it to the cluster */
@@ -53,8 +54,13 @@ export interface ApprovalView {
   required: number;
   approvals: Array<{ user: string; at: string }>;
   rejectedBy?: string;
+  /** the reason the rejecter gave */
+  rejectReason?: string;
+  /** who may approve (user ids U…, user-group ids S…), from the policy the request was made under */
+  approvers?: string[];
   expiresAt: string;
   facts: Record<string, string>;
+  review?: ApprovalReview;
   changedKeys: string[];
   diffText: string;
 }
@@ -84,7 +90,7 @@ export type JobEvent =
   | { type: 'step.progress'; job: JobView; stepId: string; message: string }
   | { type: 'step.finished'; job: JobView; stepId: string }
   | { type: 'step.skipped'; job: JobView; stepId: string }
-  | { type: 'step.failed'; job: JobView; stepId: string; error: string; logTail?: string }
+  | { type: 'step.failed'; job: JobView; stepId: string; error: string; logTail?: string; hint?: string }
   | { type: 'approval.requested'; job: JobView; approval: ApprovalView }
   | { type: 'approval.updated'; job: JobView; approval: ApprovalView };
 
@@ -115,7 +121,8 @@ export interface JobEngine {
   cancel(jobId: string, by: Actor): Promise<JobView>;
   /** new attempt on the same job, from the failed step */
   retry(jobId: string, by: Actor): Promise<JobView>;
-  decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[] }): Promise<DecisionResult>;
+  /** `reason`: a rejection's reason, shown in the thread and written to the audit log */
+  decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[]; reason?: string }): Promise<DecisionResult>;
   job(jobId: string): JobView | undefined;
   latestJobFor(deployment: string): JobView | undefined;
   on(listener: (e: JobEvent) => void): () => void;

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import type { Store } from '../store/db.ts';
 import { approvals, approvalVotes, jobs, jobSteps } from '../store/schema.ts';
+import type { ApprovalReview } from '../checklist/types.ts';
 import type { ApprovalView, JobOrigin, JobState, JobStepView, JobView, StepState } from './types.ts';
 
 type ApprovalRow = typeof approvals.$inferSelect;
@@ -11,8 +12,9 @@ export function approvalView(store: Store, a: ApprovalRow): ApprovalView {
   return {
     id: a.id, jobId: a.jobId, stepId: a.stepId, hash: a.hash, title: a.title, state: a.state as ApprovalView['state'],
     required: a.required, approvals: votes.filter((v) => v.decision === 'approve').map((v) => ({ user: v.user, at: v.at })),
-    rejectedBy: opt(a.rejectedBy), expiresAt: a.expiresAt, facts: a.facts as Record<string, string>,
-    changedKeys: a.changedKeys as string[], diffText: a.diffText,
+    rejectedBy: opt(a.rejectedBy), rejectReason: opt(a.rejectReason), approvers: ((a.policy as { approvers?: string[] } | null)?.approvers ?? []),
+    expiresAt: a.expiresAt, facts: a.facts as Record<string, string>,
+    changedKeys: a.changedKeys as string[], diffText: a.diffText, ...(a.review ? { review: a.review as ApprovalReview } : {}),
   };
 }
 

@@ -128,7 +128,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
   registerCommands(app, ctx);
   registerJobActions(app, ctx);
   registerWizard(app, ctx);
-  const detach = attachProgress(engine, outbox, logger);
+  const detach = attachProgress(engine, outbox, logger, { approvers: config.approvers });
 
   return {
     app,

@@ -6,10 +6,19 @@ import { afterAck, type SlackContext } from './context.ts';
 import { jobAction } from './job-actions.ts';
 import { closest } from './policy.ts';
 import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts';
+import { parentKey } from './progress.ts';
 import { esc } from './text.ts';
 import { openWizard } from './wizard-handlers.ts';
 
 export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'help'];
+
+/** a link to a job's thread from the stored parent ts (no API call inside the ack window) */
+function threadUrl(ctx: SlackContext, jobId: string): string | undefined {
+  const job = ctx.engine.job(jobId);
+  const ts = ctx.outbox.tsOf(parentKey(jobId));
+  if (!ts || job?.origin.kind !== 'slack') return undefined;
+  return `https://slack.com/archives/${job.origin.channel}/p${ts.replace('.', '')}`;
+}
 
 const ephemeral = (m: { text: string; blocks?: unknown[] }) => ({ response_type: 'ephemeral' as const, ...m });
 
@@ -53,7 +62,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         await ack();
         return reply(respond, () => {
           const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
-          return report ? statusMessage(report) : { text: unknownDeployment(arg) };
+          return report ? statusMessage(report, report.job && threadUrl(ctx, report.job.id)) : { text: unknownDeployment(arg) };
         });
       }
       case 'history': {
@@ -71,7 +80,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
       case 'cancel':
       case 'retry':
         await ack();
-        if (!arg) return ctx.tell(channel, user, `Usage: \`/re ${sub} <job>\``);
+        if (!arg) return ctx.tell(channel, user, `Usage: \`/re ${sub} <deployment or job>\``);
         return jobAction(ctx, sub, arg, user, channel);
       default: {
         const near = closest(sub, COMMANDS, 1)[0];

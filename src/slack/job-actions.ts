@@ -1,18 +1,21 @@
 /** Buttons in the progress thread. Anyone in the channel can click: every click is checked. */
 import type { App } from '@slack/bolt';
+import type { WebClient } from '@slack/web-api';
 import { errorMessage } from '../redact.ts';
 import { afterAck, type SlackContext } from './context.ts';
 import { settleFailure } from './progress.ts';
-import { esc } from './text.ts';
+import { fullDiffView, rejectView } from './blocks.ts';
+import { approversText, esc, mention } from './text.ts';
 
-const REFUSAL: Record<string, string> = {
-  not_approver: 'You are not an approver for this deployment (RE_BOT_APPROVERS).',
-  self_approval: 'You cannot approve your own request: another approver has to.',
-  duplicate: 'You already voted on this request; another approver is needed.',
-  stale_hash: 'This request is out of date: the values changed. Use the newest approval message.',
-  already_decided: 'This request was already decided.',
-  expired: 'This request expired.',
-  not_found: 'This approval request no longer exists.',
+/** one sentence each, saying who may act instead (never a configuration variable's name) */
+const REFUSAL: Record<string, (approvers: string) => string> = {
+  not_approver: (a) => `you are not an approver of this deployment; approvers are ${a}.`,
+  self_approval: (a) => `you cannot approve your own request; ${a} has to.`,
+  duplicate: (a) => `you already voted on this request; another approver (${a}) is needed.`,
+  stale_hash: () => 'this request is out of date because the values changed; use the newest approval message.',
+  already_decided: () => 'this request was already decided.',
+  expired: () => 'this request expired; retry the job to ask again.',
+  not_found: () => 'this approval request no longer exists.',
 };
 
 function channelOf(body: any): string {
@@ -43,16 +46,19 @@ export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref
   }
   if (!allowed) {
     ctx.audit({ actor: user, action: `job.${kind}.refused`, jobId, deployment: job.deployment, result: 'not_allowed' });
-    return ctx.tell(channel, user, `Only the requester (<@${job.requestedBy}>), an operator or an approver may ${kind} job \`${esc(jobId)}\`.`);
+    return ctx.tell(channel, user, `Only the requester ${mention(job.requestedBy)}, an operator (${approversText(ctx.config.operators)}) or an approver (${approversText(ctx.config.approvers)}) may ${kind} job \`${esc(jobId)}\` of \`${esc(job.deployment)}\`.`);
   }
   try {
     const display = await ctx.directory.displayName(user, 500);
-    if (kind === 'retry') await ctx.engine.retry(jobId, { id: user, display });
+    if (kind === 'retry') {
+      const after = await ctx.engine.retry(jobId, { id: user, display });
+      settleFailure(ctx.outbox, after, after.attempt - 1, `🔁 Retried by <@${user}> — attempt ${after.attempt} is running.`);
+    }
     else {
       const after = await ctx.engine.cancel(jobId, { id: user, display });
       // a failed job is already finished (and unlocked): cancelling it only closes its failure reply
       if (after.state === 'failed') {
-        settleFailure(ctx.outbox, after, after.attempt, `🚫 Closed by <@${user}>: the job stays failed and holds no lock. \`/re retry ${after.id}\` can still resume it.`);
+        settleFailure(ctx.outbox, after, after.attempt, `🚫 Closed by ${mention(user)}: the job stays failed and holds no lock. \`/re retry ${after.id}\` can still resume it.`);
         ctx.tell(channel, user, `Job \`${esc(jobId)}\` had already failed; it holds no lock. Its failure reply is closed.`);
       } else if (after.state !== 'cancelled') ctx.tell(channel, user, `Job \`${esc(jobId)}\` already ${after.state.replace(/_/g, ' ')}; nothing to cancel.`);
     }
@@ -61,31 +67,89 @@ export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref
   }
 }
 
-export function registerJobActions(app: App, ctx: SlackContext): void {
-  for (const decision of ['approve', 'reject'] as const) {
-    app.action(`re_${decision}`, async ({ ack, body, action }) => {
-      await ack();
-      const user: string = (body as any).user.id;
-      const channel = channelOf(body);
-      const [approvalId = '', hash = ''] = String((action as any).value ?? '').split('|');
-      // answered once per user and request: a repeated refused click is only acked
-      const once = `${approvalId}|${user}`;
-      if (ctx.refusedClicks.has(once)) return;
-      await afterAck();
-      try {
-        const [userGroups, display] = await Promise.all([ctx.directory.groups.groupsOf(user, ctx.config.approvers), ctx.directory.displayName(user, 500)]);
-        const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups });
-        if (!r.ok) {
-          ctx.refusedClicks.add(once);
-          ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
-          ctx.tell(channel, user, `Your ${decision} was not recorded. ${REFUSAL[r.reason] ?? ''} (${esc(r.message)})`);
-        }
-      } catch (err) {
-        ctx.logger.error({ approvalId, user, err: errorMessage(err) }, 'approval click failed');
-        ctx.tell(channel, user, `Your ${decision} could not be recorded: ${esc(errorMessage(err))}`);
-      }
-    });
+async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject', approvalId: string, hash: string, user: string, channel: string, reason?: string): Promise<void> {
+  const noun = decision === 'approve' ? 'approval' : 'rejection';
+  // answered once per user and request: a repeated refused click is only acked
+  const once = `${approvalId}|${user}`;
+  if (ctx.refusedClicks.has(once)) return;
+  await afterAck();
+  try {
+    const [userGroups, display] = await Promise.all([ctx.directory.groups.groupsOf(user, ctx.config.approvers), ctx.directory.displayName(user, 500)]);
+    const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups, ...(reason ? { reason } : {}) });
+    if (!r.ok) {
+      ctx.refusedClicks.add(once);
+      ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
+      const why = REFUSAL[r.reason]?.(approversText(ctx.config.approvers)) ?? `${esc(r.message)}.`;
+      ctx.tell(channel, user, `Your ${noun} was not recorded: ${why}`);
+    }
+  } catch (err) {
+    ctx.logger.error({ approvalId, user, err: errorMessage(err) }, 'approval click failed');
+    ctx.tell(channel, user, `Your ${noun} could not be recorded: ${esc(errorMessage(err))}`);
   }
+}
+
+/**
+ * views.open with one retry on a 429 or 5xx: the trigger id stays valid for 3 s, so a short Retry-After
+ * can still be honoured (the WebClient does not retry: the outbox owns retries for everything else).
+ */
+async function openModal(client: WebClient, triggerId: string, view: Record<string, unknown>): Promise<void> {
+  try {
+    await client.views.open({ trigger_id: triggerId, view: view as any });
+  } catch (err: any) {
+    const waitMs = err?.code === 'slack_webapi_rate_limited_error' ? Number(err.retryAfter ?? 1) * 1000 : err?.code === 'slack_webapi_http_error' ? 200 : -1;
+    if (waitMs < 0 || waitMs > 1500) throw err;
+    await new Promise((r) => setTimeout(r, waitMs));
+    await client.views.open({ trigger_id: triggerId, view: view as any });
+  }
+}
+
+/** the job and approval a button names: `approvalId|hash|jobId` (older messages: no job id) */
+function approvalOf(ctx: SlackContext, value: string) {
+  const [approvalId = '', hash = '', jobId = ''] = value.split('|');
+  const job = jobId ? ctx.engine.job(jobId) : undefined;
+  return { approvalId, hash, job, approval: job?.approvals.find((a) => a.id === approvalId) };
+}
+
+
+export function registerJobActions(app: App, ctx: SlackContext): void {
+  app.action('re_approve', async ({ ack, body, action }) => {
+    await ack();
+    const { approvalId, hash } = approvalOf(ctx, String((action as any).value ?? ''));
+    await recordDecision(ctx, 'approve', approvalId, hash, (body as any).user.id, channelOf(body));
+  });
+  // Reject asks for a reason first (a modal); the decision is recorded when it is submitted
+  app.action('re_reject', async ({ ack, body, action, client }) => {
+    await ack();
+    const user: string = (body as any).user.id;
+    const channel = channelOf(body);
+    const { approvalId, hash, job, approval } = approvalOf(ctx, String((action as any).value ?? ''));
+    if (!job || !approval) return recordDecision(ctx, 'reject', approvalId, hash, user, channel);
+    try {
+      await openModal(client, (body as any).trigger_id, rejectView(job, { ...approval, hash }, channel));
+    } catch (err) {
+      ctx.tell(channel, user, `Could not open the rejection form (${esc(errorMessage(err))}); try again.`);
+    }
+  });
+  app.view('re_reject_reason', async ({ ack, body, view }) => {
+    const reason = String((view.state.values as any).reason?.reason?.value ?? '').trim();
+    if (!reason) return ack({ response_action: 'errors', errors: { reason: 'Say why, so the requester knows what to change.' } });
+    await ack();
+    const meta = JSON.parse(view.private_metadata || '{}') as { approvalId?: string; hash?: string; channel?: string };
+    await recordDecision(ctx, 'reject', meta.approvalId ?? '', meta.hash ?? '', body.user.id, meta.channel ?? '', reason);
+  });
+  app.action('re_view_diff', async ({ ack, body, action, client }) => {
+    await ack();
+    const user: string = (body as any).user.id;
+    const [approvalId = '', jobId = ''] = String((action as any).value ?? '').split('|');
+    const job = ctx.engine.job(jobId);
+    const approval = job?.approvals.find((a) => a.id === approvalId);
+    if (!job || !approval) return ctx.tell(channelOf(body), user, 'This approval request no longer exists.');
+    try {
+      await openModal(client, (body as any).trigger_id, fullDiffView(job, approval));
+    } catch (err) {
+      ctx.tell(channelOf(body), user, `Could not open the diff (${esc(errorMessage(err))}); try again.`);
+    }
+  });
   for (const kind of ['retry', 'cancel'] as const) {
     app.action(`re_${kind}`, async ({ ack, body, action }) => {
       await ack();

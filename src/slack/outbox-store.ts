@@ -27,6 +27,11 @@ export interface OutboxEntry {
   notBefore: number;
   error?: string;
   enqueuedAt?: number;
+  /**
+   * posts only: a higher priority is sent before earlier-queued posts of the same channel, once its thread
+   * parent is posted (an approval request overtakes step replies; replies of equal priority keep their order)
+   */
+  priority?: number;
 }
 
 export interface OutboxStore {
@@ -72,7 +77,8 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   due(now: number) {
-    return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => a.id - b.id);
+    const rank = (r: OutboxEntry) => (r.kind === 'post' && (r.priority ?? 0) > 0 && (!r.ref || this.rows.get(r.ref)?.ts) ? r.priority! : 0);
+    return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => rank(b) - rank(a) || a.id - b.id);
   }
   private byId(id: number) {
     return [...this.rows.values()].find((r) => r.id === id)!;
@@ -122,7 +128,7 @@ export class SqliteOutboxStore implements OutboxStore {
     if (!exists) throw new Error('slack_outbox table missing: open the database with openStore() so its migrations run');
     this.q = {
       upsert: db.prepare(
-        `INSERT INTO slack_outbox (key, kind, channel, ref, args, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO slack_outbox (key, kind, channel, ref, args, enqueued_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET args = excluded.args,
            dirty = CASE WHEN slack_outbox.state = 'sending' THEN 1 ELSE slack_outbox.dirty END,
            enqueued_at = CASE WHEN slack_outbox.state IN ('sent','failed') THEN excluded.enqueued_at ELSE slack_outbox.enqueued_at END,
@@ -132,10 +138,17 @@ export class SqliteOutboxStore implements OutboxStore {
       get: db.prepare('SELECT * FROM slack_outbox WHERE key = ?'),
       head: db.prepare('SELECT state, ts FROM slack_outbox WHERE key = ?'),
       // Only what could be sent now, args loaded per entry at send time: each channel's oldest pending post
-      // (later posts wait behind it, keeping thread order), due updates, and the next few due ephemerals.
+      // (later posts wait behind it, keeping thread order) unless a priority post whose parent is posted is
+      // pending (it goes first), due updates, and the next few due ephemerals.
       duePosts: db.prepare(
         `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
          WHERE id IN (SELECT MIN(id) FROM slack_outbox WHERE state = 'pending' AND kind = 'post' GROUP BY channel) AND not_before <= ?`,
+      ),
+      duePriority: db.prepare(
+        `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error, priority FROM slack_outbox c
+         WHERE state = 'pending' AND kind = 'post' AND priority > 0 AND not_before <= ?
+           AND (ref IS NULL OR EXISTS (SELECT 1 FROM slack_outbox p WHERE p.key = c.ref AND p.ts IS NOT NULL))
+         ORDER BY priority DESC, id`,
       ),
       dueOther: db.prepare(
         `SELECT id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, not_before, error FROM slack_outbox
@@ -155,7 +168,7 @@ export class SqliteOutboxStore implements OutboxStore {
     return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
   }
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>) {
-    this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)), Date.now());
+    this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)), Date.now(), e.priority ?? 0);
   }
   get(key: string) {
     return this.row(this.q.get.get(key));
@@ -165,7 +178,12 @@ export class SqliteOutboxStore implements OutboxStore {
     return r && { state: r.state, ts: r.ts ?? undefined };
   }
   due(now: number) {
-    return [...this.q.duePosts.all(now), ...this.q.dueOther.all('update', now, 200), ...this.q.dueOther.all('ephemeral', now, 8)]
+    type Row = { channel: string };
+    const first = new Map<string, Row>();
+    for (const r of this.q.duePriority.all(now) as Row[]) if (!first.has(r.channel)) first.set(r.channel, r);
+    const posts = (this.q.duePosts.all(now) as Row[]).map((r) => first.get(r.channel) ?? r);
+    for (const [channel, r] of first) if (!posts.some((p) => p.channel === channel)) posts.push(r);
+    return [...posts, ...this.q.dueOther.all('update', now, 200), ...this.q.dueOther.all('ephemeral', now, 8)]
       .map((r) => this.row(r)!)
       .sort((a, b) => a.id - b.id);
   }

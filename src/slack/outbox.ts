@@ -51,8 +51,9 @@ export class Outbox {
     this.updateIntervalMs = o.updateIntervalMs ?? this.pacingMs;
   }
 
-  post(key: string, channel: string, args: Record<string, unknown>, threadOf?: string): void {
-    this.o.store.upsert({ key, kind: 'post', channel, ref: threadOf, args });
+  /** `priority` > 0: sent before earlier-queued posts of the channel once its thread parent is posted */
+  post(key: string, channel: string, args: Record<string, unknown>, threadOf?: string, priority = 0): void {
+    this.o.store.upsert({ key, kind: 'post', channel, ref: threadOf, args, priority });
     this.kick();
   }
   /** update the message posted under `postKey` (coalesced: last write wins) */

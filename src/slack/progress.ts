@@ -2,6 +2,7 @@ import type { JobEngine, JobEvent, JobView } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import type { Outbox } from './outbox.ts';
+import { esc, mentionIds } from './text.ts';
 import { approvalMessage, checklistMessage, failureMessage, finalMessage, resolvedFailure, stepResultMessage } from './blocks.ts';
 
 /**
@@ -22,7 +23,8 @@ export function settleFailure(outbox: Outbox, job: JobView, attempt: number, out
 }
 
 /** Turns job events into outbox writes: parent checklist updated in place, results in its thread. */
-export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logger): () => void {
+export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logger, opts: { approvers?: string[] } = {}): () => void {
+  const approvers = opts.approvers;
   // latest progress line per job; shown in the parent only (it would blow the post budget as replies)
   const activity = new Map<string, string>();
 
@@ -33,10 +35,10 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
     const pk = parentKey(job.id);
     if (e.type === 'step.started' || e.type === 'step.finished' || e.type === 'step.failed' || e.type === 'step.skipped') activity.delete(job.id);
     if (e.type === 'step.progress') activity.set(job.id, e.message);
-    const parent = checklistMessage(job, activity.get(job.id));
+    const parent = checklistMessage(job, activity.get(job.id), approvers);
     if (!outbox.has(pk)) outbox.post(pk, channel, parent);
     else outbox.update(pk, channel, parent);
-    const reply = (key: string, msg: Record<string, unknown>) => outbox.post(key, channel, msg, pk);
+    const reply = (key: string, msg: Record<string, unknown>, priority = 0) => outbox.post(key, channel, msg, pk, priority);
 
     switch (e.type) {
       case 'job.queued':
@@ -49,7 +51,7 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
         reply(stepKey(job.id, job.attempt, e.stepId), stepResultMessage(job, e.stepId));
         break;
       case 'step.failed':
-        reply(failureKey(job.id, job.attempt), { ...failureMessage(job, e.stepId, e.error, e.logTail), reply_broadcast: true });
+        reply(failureKey(job.id, job.attempt), { ...failureMessage(job, e.stepId, e.error, e.logTail, e.hint), reply_broadcast: true });
         break;
       case 'job.failed': {
         // a rejection or an expired approval fails the job without a step.failed event; same key, so no double post
@@ -60,17 +62,18 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
         break;
       }
       case 'approval.requested':
-        reply(approvalKey(job.id, e.approval.id), approvalMessage(job, e.approval));
+        // broadcast, so the channel (and the mentioned approvers) see it; ahead of step replies still queued
+        reply(approvalKey(job.id, e.approval.id), { ...approvalMessage(job, e.approval, undefined, approvers), reply_broadcast: true }, 1);
         break;
       case 'approval.updated':
-        outbox.update(approvalKey(job.id, e.approval.id), channel, approvalMessage(job, e.approval, new Date().toISOString()));
+        outbox.update(approvalKey(job.id, e.approval.id), channel, approvalMessage(job, e.approval, new Date().toISOString(), approvers));
         break;
       case 'job.succeeded':
         reply(finalKey(job.id, job.attempt), finalMessage(job));
         activity.delete(job.id);
         break;
       case 'job.cancelled':
-        settleFailure(outbox, job, job.attempt, `🚫 Cancelled${job.error ? ` (${job.error.replace(/[<>&]/g, '')})` : ''}.`);
+        settleFailure(outbox, job, job.attempt, `🚫 ${job.error ? mentionIds(esc(job.error.charAt(0).toUpperCase() + job.error.slice(1))) : 'Cancelled'}.`);
         reply(finalKey(job.id, job.attempt), finalMessage(job));
         refreshApprovals(job, channel);
         activity.delete(job.id);
@@ -81,7 +84,7 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
   /** a cancelled job supersedes its pending approval without an event: take the buttons away */
   function refreshApprovals(job: JobView, channel: string): void {
     for (const a of job.approvals) {
-      if (a.state !== 'pending' && outbox.has(approvalKey(job.id, a.id))) outbox.update(approvalKey(job.id, a.id), channel, approvalMessage(job, a, new Date().toISOString()));
+      if (a.state !== 'pending' && outbox.has(approvalKey(job.id, a.id))) outbox.update(approvalKey(job.id, a.id), channel, approvalMessage(job, a, new Date().toISOString(), approvers));
     }
   }
 

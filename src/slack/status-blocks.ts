@@ -2,13 +2,14 @@
 import { reportFromJob, type StatusReport } from '../jobs/report.ts';
 import { redact } from '../redact.ts';
 import type { Block, Message } from './blocks.ts';
-import { clip, duration, esc, mention, when } from './text.ts';
+import { clip, duration, esc, mention, mentionIds, when } from './text.ts';
 
 export { reportFromJob, type StatusReport } from '../jobs/report.ts';
 
 const ICON: Record<string, string> = { pending: '⚪', running: '🔄', waiting_approval: '✋', prepared: '📝', succeeded: '✅', warned: '⚠️', skipped: '⏭️', failed: '❌', cancelled: '🚫' };
 
-export function statusMessage(r: StatusReport): Message {
+/** `threadUrl`: the latest job's Slack thread, when the bot posted one */
+export function statusMessage(r: StatusReport, threadUrl?: string): Message {
   if (!r.job) {
     const text = `\`${esc(r.deployment)}\` is known but has no setup job yet. Start one with \`/re setup ${esc(r.deployment)}\`.`;
     return { text, blocks: [{ type: 'section', block_id: 'status_head', text: { type: 'mrkdwn', text } }] };
@@ -19,10 +20,15 @@ export function statusMessage(r: StatusReport): Message {
     `*${esc(r.deployment)}* — latest job \`${esc(j.id)}\` *${j.state.replace(/_/g, ' ')}* (attempt ${j.attempt})`,
     `Requested by ${mention(j.requestedBy)} ${when(j.createdAt)}${approvedBy.length ? ` · approved by ${approvedBy.map(mention).join(', ')}` : ''}`,
     ...r.approvals.filter((a) => a.state === 'rejected').map((a) => `Rejected by ${mention(a.rejectedBy ?? '?')}: ${esc(a.title)}`),
-    j.error ? `Error: ${esc(clip(redact(j.error), 600))}` : '',
+    j.error ? `Error: ${mentionIds(esc(clip(redact(j.error), 600)))}` : '',
+    threadUrl ? `<${threadUrl}|Open the job's thread>` : '',
   ].filter(Boolean).join('\n');
+  const live = r.live
+    ? `revision ${r.live.helmRevision ?? '?'} (${esc(r.live.chart)}) from job \`${esc(r.live.jobId)}\`${r.live.finishedAt ? ` ${when(r.live.finishedAt)}` : ''}${r.live.approvedBy.length ? `, approved by ${r.live.approvedBy.map(mention).join(', ')}` : ''}`
+    : 'none: no setup of this deployment has succeeded yet';
   const steps = r.steps.map((s) => `${ICON[s.state] ?? '•'} ${s.number}. ${esc(s.title)} — ${s.state.replace(/_/g, ' ')}${s.durationMs !== undefined ? ` (${duration(s.durationMs)})` : ''}`).join('\n');
   const facts = [
+    ['Live release', live],
     ['Chart', r.chart ?? '—'],
     ['Client image', r.clientImage ?? '— (agent image)'],
     ['Values hash', r.valuesHash ? `\`${r.valuesHash}\`` : '—'],
@@ -32,7 +38,7 @@ export function statusMessage(r: StatusReport): Message {
   const blocks: Block[] = [
     { type: 'section', block_id: 'status_head', text: { type: 'mrkdwn', text: clip(head, 3000) } },
     { type: 'section', block_id: 'status_steps', text: { type: 'mrkdwn', text: clip(steps || '_no steps_', 3000) } },
-    { type: 'section', block_id: 'status_facts', fields: facts.map(([k, v]) => ({ type: 'mrkdwn', text: clip(`*${k}*\n${k === 'Values hash' || k === 'Lock' ? v : esc(v)}`, 2000) })) },
+    { type: 'section', block_id: 'status_facts', fields: facts.map(([k, v]) => ({ type: 'mrkdwn', text: clip(`*${k}*\n${k === 'Values hash' || k === 'Lock' || k === 'Live release' ? v : esc(v)}`, 2000) })) },
   ];
   // the fallback text carries the same facts (notifications, screen readers, clients without blocks)
   const text = clip([head, steps, ...facts.map(([k, v]) => `${k}: ${v}`)].join('\n'), 3900);

@@ -3,7 +3,7 @@ import { buildPlan, type Plan } from '../spec/plan.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { describeRef, secretRefsOf } from '../spec/schema.ts';
 import type { Block } from './blocks.ts';
-import { clip, esc } from './text.ts';
+import { clip, esc, ordinal } from './text.ts';
 import { PAGE_IDS, pageById, visibleFields, type Field, type PageId } from './wizard-fields.ts';
 import { validate, type Located } from './wizard-spec.ts';
 import { metadataOf, type WizardSession } from './wizard.ts';
@@ -124,7 +124,7 @@ function reviewView(s: WizardSession): View {
     const body = st.applies
       ? st.actions.slice(0, 4).map((a) => `  • ${esc(clip(a, 400))}`).join('\n') + (st.actions.length > 4 ? `\n  • … ${st.actions.length - 4} more` : '')
       : `  _skipped: ${esc(st.skipReason ?? 'not applicable')}_`;
-    blocks.push(mrkdwn(`review_step_${st.id}`, `${st.applies ? '☑️' : '⏭️'} *${st.number}. ${esc(st.title)}*${st.applies && st.order !== st.number ? ` (runs ${st.order}th)` : ''}\n${body}`));
+    blocks.push(mrkdwn(`review_step_${st.id}`, `${st.applies ? '☑️' : '⏭️'} *${st.number}. ${esc(st.title)}*${st.applies && st.order !== st.number ? ` (runs ${ordinal(st.order)})` : ''}\n${body}`));
   }
   blocks.push(mrkdwn('review_touches', `*What it touches*\n${touches(plan) || '_nothing in the cluster_'}`));
   const secrets = secretRefsOf(spec).map((r) => `• ${esc(r.purpose)}: ${'stored' in r.ref ? 'set' : `set (${esc(describeRef(r.ref))})`}`);

@@ -70,6 +70,10 @@ export const approvals = sqliteTable('approvals', {
   expiresAt: text('expires_at').notNull(),
   decidedAt: text('decided_at'),
   rejectedBy: text('rejected_by'),
+  /** the reason typed in the Reject modal (shown in the thread, written to the audit log) */
+  rejectReason: text('reject_reason'),
+  /** structured, redacted review of the change (ApprovalReview); null for requests without one */
+  review: json('review'),
 }, (t) => [index('approvals_job_step').on(t.jobId, t.stepId), index('approvals_state').on(t.state)]);
 
 export const approvalVotes = sqliteTable('approval_votes', {
@@ -99,6 +103,8 @@ export const slackOutbox = sqliteTable('slack_outbox', {
   error: text('error'),
   /** ms since epoch when the row last became pending (outbox age metric) */
   enqueuedAt: integer('enqueued_at').notNull().default(0),
+  /** posts of a higher priority go before earlier-queued posts of the same channel (approval requests) */
+  priority: integer('priority').notNull().default(0),
 }, (t) => [index('slack_outbox_due').on(t.state, t.notBefore)]);
 
 export const auditEvents = sqliteTable('audit_events', {

@@ -82,7 +82,7 @@ describe('commands', () => {
     expect(typo.json.text).toMatch(/Did you mean `\/re status`/);
     expect(typo.json.text).toContain('/re setup [deployment]');
     expect((await h.command(REQUESTER, 'RETRY')).json).toBeUndefined(); // acked, usage comes as an ephemeral
-    await until(() => h!.emu.ephemerals.some((e) => e.text?.includes('Usage: `/re retry <job>`')), 3000, 'usage');
+    await until(() => h!.emu.ephemerals.some((e) => e.text?.includes('Usage: `/re retry <deployment or job>`')), 3000, 'usage');
   });
 
   it('a non-operator cannot open the wizard; operators resolve through user groups', async () => {
@@ -198,7 +198,7 @@ describe('job lifecycle in Slack', () => {
     await h.press(APPROVER, approvalTs(h, jobId), 're_approve');
     await until(() => engine.job(jobId)!.state === 'failed', 3000, 'failure');
     await h.rt.outbox.idle();
-    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast)!;
+    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
     const fb = JSON.stringify(failure.blocks);
     for (const s of [`<@${REQUESTER}>`, '8. Verify', 'timed out waiting for the condition', 'context deadline exceeded', 're_retry', 're_cancel']) expect(fb).toContain(s);
     expect(blocksOf(h, h.parentTs(jobId)!)).toContain('— failed');
@@ -217,7 +217,7 @@ describe('job lifecycle in Slack', () => {
     expect(parent).toContain('— succeeded');
     const settled = blocksOf(h, failure.ts);
     expect(settled).not.toContain('re_retry');
-    expect(settled).toContain('Retried — attempt 2');
+    expect(settled).toContain(`Retried by <@${REQUESTER}> — attempt 2`);
   });
 
   it('a rejection fails the job with a failure reply, and the buttons show who rejected', async () => {
@@ -225,12 +225,12 @@ describe('job lifecycle in Slack', () => {
     h = await startHarness({ engine });
     const jobId = await jobWaitingForApproval(h, engine);
     const ts = approvalTs(h, jobId);
-    await h.press(APPROVER, ts, 're_reject');
+    await h.reject(APPROVER, ts, 'the namespace should be astro-agents');
     await until(() => engine.job(jobId)!.state === 'failed', 3000, 'rejected');
     await h.rt.outbox.idle();
     expect(blocksOf(h, ts)).toContain(`Rejected by <@${APPROVER}>`);
-    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast)!;
-    expect(JSON.stringify(failure.blocks)).toContain(`rejected by ${APPROVER}`);
+    const failure = threadOf(h, jobId).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
+    expect(JSON.stringify(failure.blocks)).toContain(`rejected by <@${APPROVER}>`);
     // Cancel on an already failed job closes the reply (the engine keeps the job failed)
     await h.press(REQUESTER, failure.ts, 're_cancel');
     await until(() => !blocksOf(h!, failure.ts).includes('re_retry'), 3000, 'closed failure');

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { validateBlocks, validateView } from '../../src/devkit/slack-emulator/limits.ts';
-import { approvalMessage, checklistMessage, failureMessage, stepResultMessage } from '../../src/slack/blocks.ts';
+import { approvalMessage, checklistMessage, failureMessage, finalMessage, fullDiffView, stepResultMessage } from '../../src/slack/blocks.ts';
+import { valuesDiff } from '../../src/checklist/review.ts';
+import { mentionIds, ordinal, pages } from '../../src/slack/text.ts';
+import type { ApprovalReview } from '../../src/checklist/types.ts';
 import { reportFromJob, statusMessage } from '../../src/slack/status-blocks.ts';
 import { WizardSessions } from '../../src/slack/wizard.ts';
 import { pageView } from '../../src/slack/wizard-view.ts';
@@ -99,5 +102,57 @@ describe('messages stay within Block Kit limits whatever the input', () => {
     }
     expect(validateView(pageView(s, 'review'))).toEqual([]);
     expect(PAGE_IDS).toHaveLength(7);
+  });
+
+  it('a huge review, a long diff and hundreds of warnings still fit: "and N more", the modal pages every line', () => {
+    const evil = '<!channel> & <https://evil.example|x>';
+    const review: ApprovalReview = {
+      chart: { name: 'astro-remote-execution-agent', version: '2.3.3', state: 'existing' },
+      release: { name: 'astro-agent', namespace: 'ns', state: 'existing', revision: 7 },
+      namespace: { name: 'ns', state: 'existing' },
+      values: [
+        ...valuesDiff({ auth: { token: 'old-tok' }, image: 'a:1' }, { auth: { token: 'new-tok' }, image: `b:2 ${evil}` }),
+        ...Array.from({ length: 2000 }, (_, i) => ({ path: `workers[${i}].resources.limits.memory`, old: '1Gi', new: long(200) })),
+      ],
+      secrets: Array.from({ length: 300 }, (_, i) => ({ name: `secret-${i}`, keys: ['token'], action: 'update' as const, hash: 'abcdef123456' })),
+      tokenUrls: ['https://api.example/x receives the agent token'],
+    };
+    const diffText = Array.from({ length: 5000 }, (_, i) => `line ${i} ${i % 97 === 0 ? long(4000) : 'x'}`).join('\n');
+    const j = job({ state: 'succeeded', steps: job().steps.map((x) => ({ ...x, state: 'warned', warnings: Array.from({ length: 40 }, (_, i) => `w${i} ${long(300)}`) })) });
+    const m = approvalMessage(j, approval({ review, diffText, approvers: ['S0PLATFORM', 'U0SAM1234'] }));
+    const fin = finalMessage(j);
+    for (const x of [m, fin]) expect(validateBlocks(x.blocks, 50)).toEqual([]);
+    const text = JSON.stringify(m.blocks);
+    expect(text).toContain('`auth.token`: «secret, changed»');
+    expect(text).not.toContain('new-tok');
+    expect(text).not.toContain('old-tok');
+    expect(text).toMatch(/…and \d+ more keys/);
+    expect(text).toMatch(/…and \d+ more Secrets/);
+    expect(text).not.toMatch(/<!channel|<https:/);
+    expect(m.text).toContain('<@U0REQUESTR> asks <!subteam^S0PLATFORM> or <@U0SAM1234> to approve');
+    expect(JSON.stringify(fin.blocks)).toMatch(/Action items \(320\)/);
+    expect(JSON.stringify(fin.blocks)).toMatch(/…and \d+ more action items/);
+
+    const view = fullDiffView(j, approval({ diffText: diffText.slice(0, 60_000), review: undefined }));
+    expect(validateView(view)).toEqual([]);
+    const pagesText = (view.blocks as any[]).filter((b) => b.type === 'section').map((b) => b.text.text.slice(3, -3)).join('\n').replace(/↩\n/g, '');
+    for (const line of diffText.slice(0, 60_000).split('\n')) expect(pagesText).toContain(line);
+  });
+
+  it('a failure says what to do and what Retry will do; a cancelled outcome names who cancelled it', () => {
+    const j = job({ attempt: 1, steps: job().steps.map((x) => ({ ...x, state: x.stepId === 'prerequisites' ? 'succeeded' : x.stepId === 'agents' ? 'failed' : 'pending' })) });
+    const f = JSON.stringify(failureMessage(j, 'agents', 'namespace astro does not exist', undefined, 'create it <now> & retry').blocks);
+    expect(f).toContain('What to do:* create it &lt;now&gt; &amp; retry');
+    expect(f).toMatch(/Retry\* runs attempt 2 from step 2\. [^;]+; the 1 finished step is not repeated/);
+    const c = finalMessage(job({ state: 'cancelled', error: 'cancelled by U0REQUESTR' }));
+    expect(c.text).toBe('Setup of sales-prod cancelled by <@U0REQUESTR>');
+    expect(JSON.stringify(c.blocks)).toContain('/re retry job_1');
+  });
+
+  it('pages cut at line ends; raw user ids become mentions; ordinals', () => {
+    const p = pages(['a'.repeat(10), 'b'.repeat(10), 'c'.repeat(25)].join('\n'), 22);
+    expect(p).toEqual(['a'.repeat(10) + '\n' + 'b'.repeat(10), 'c'.repeat(21) + '↩', 'cccc']);
+    expect(mentionIds('cancelled by U0REQUESTR, rejected by <@U0APPROVER2> (UNCHANGED, W0ABC1234)')).toBe('cancelled by <@U0REQUESTR>, rejected by <@U0APPROVER2> (UNCHANGED, <@W0ABC1234>)');
+    expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 112].map(ordinal)).toEqual(['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '112th']);
   });
 });

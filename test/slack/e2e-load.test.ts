@@ -92,11 +92,17 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   await until(() => waiting.every(approvalTs), 60_000, 'every approval request posted');
 
   // the users act, all at once: approve, reject, or the requester cancels
-  await Promise.all(waiting.map((j) => {
+  // a rejection asks for a reason in a modal: the approver rejects one after the other (one modal at a time,
+  // like a person) while the other clicks and commands land
+  const rejections = (async () => {
+    for (const j of waiting.filter((x) => outcomeOf(idx(x)) === 'rejected')) await harness.reject(APPROVER, approvalTs(j)!, `not ${j.deployment}`);
+  })();
+  await Promise.all([rejections, ...waiting.map((j) => {
     const o = outcomeOf(idx(j));
     if (o === 'cancelled') return harness.command(REQUESTER, `cancel ${j.id}`);
-    return harness.press(APPROVER, approvalTs(j)!, o === 'rejected' ? 're_reject' : 're_approve');
-  }));
+    if (o === 'rejected') return undefined;
+    return harness.press(APPROVER, approvalTs(j)!, 're_approve');
+  })]);
   // the failed-once jobs: the requester presses Retry on the failure reply
   const retried = jobs.filter((j) => outcomeOf(idx(j)) === 'retried');
   await until(() => retried.every((j) => v(j).state === 'failed' && harness.rt.outbox.tsOf(failureKey(j.id, 1))), 30_000, 'retry candidates failed and reported');
@@ -134,10 +140,10 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
     expect(new Set(replies.map((r) => r.text)).size, `${j.deployment}: a reply posted twice`).toBe(replies.length);
     const o = outcomeOf(idx(j));
     const text = JSON.stringify(replies.map((r) => r.blocks));
-    if (o === 'failed' || o === 'rejected' || o === 'retried') expect(replies.filter((r) => r.replyBroadcast), j.deployment).toHaveLength(1);
+    if (o === 'failed' || o === 'rejected' || o === 'retried') expect(replies.filter((r) => r.replyBroadcast && (r.blocks as any[])?.[0]?.block_id === 'failure'), j.deployment).toHaveLength(1);
     if (o === 'rejected') expect(text).toContain(`Rejected by <@${APPROVER}>`);
     if (o === 'cancelled') expect(text).toContain('cancelled');
-    if (o === 'retried') expect(text).toContain('Retried — attempt 2');
+    if (o === 'retried') expect(text).toContain(`Retried by <@${REQUESTER}> — attempt 2`);
     if (o === 'succeeded' || o === 'retried') expect(text).toContain(`Approved by <@${APPROVER}>`);
   }
   // the store agrees: `/re status` of one of each kind

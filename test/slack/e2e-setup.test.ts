@@ -197,7 +197,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
       expect(failed.steps.find((x) => x.stepId === 'agents')).toMatchObject({ state: 'failed', error: expect.stringMatching(new RegExp(`${worker}.*CrashLoopBackOff.*5 restart`)) });
       await h.rt.outbox.idle();
 
-      const failure = h.emu.replies(CHANNEL, parentTs).find((m) => m.replyBroadcast)!;
+      const failure = h.emu.replies(CHANNEL, parentTs).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
       expect(failure, 'a broadcast reply in the thread').toBeDefined();
       expect(failure.threadTs).toBe(parentTs);
       const text = blocksText(failure);
@@ -207,7 +207,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
       expect(text).toContain('403 Forbidden from the Astro API'); // the log tail
       expect(text).toContain('"re_retry"');
       expect(text).toContain('"re_cancel"');
-      expect(h.emu.replies(CHANNEL, parentTs).filter((m) => m.replyBroadcast)).toHaveLength(1);
+      expect(h.emu.replies(CHANNEL, parentTs).filter((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')).toHaveLength(1);
       const parentFailed = checklist(parentOf(h, parentTs));
       expect(parentFailed.find((l) => l.n === 2)!.state).toBe('failed');
       expect(parentFailed.find((l) => l.n === 8)!.state).toBe('pending');
@@ -222,7 +222,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
       expectFinalChecklist(h, parentTs, done);
       expectSingleThread(h, parentTs);
       const after = blocksText(h.emu.messages.get(`${CHANNEL}/${failure.ts}`));
-      expect(after).toContain('Retried — attempt 2');
+      expect(after).toContain(`Retried by <@${REQUESTER}> — attempt 2`);
       expect(after).not.toContain('"re_retry"');
       // the approval of attempt 1 was not asked again: the release was already installed with those values
       expect(h.emu.replies(CHANNEL, parentTs).filter((m) => blocksText(m).includes('approval_head'))).toHaveLength(1);

@@ -84,6 +84,8 @@ export interface Harness {
   /** `/re setup [deployment]`, then one `page()` per entry; returns the last ack */
   wizard(user: string, pages: Array<Record<string, string>>, deployment?: string): Promise<any>;
   back(user: string): Promise<void>;
+  /** Reject on an approval message: the reason modal opens, the reason is typed and submitted */
+  reject(user: string, approvalTs: string, reason: string): Promise<any>;
   closeWizard(user: string): Promise<Reply>;
   parentTs(jobId: string): string | undefined;
   /** stop this app and start a new one on the same DB and emulator (same engine unless given) */
@@ -215,6 +217,16 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
       await until(() => viewUpdates() > before, 3000, 'views.update after Back');
     },
     closeWizard: (user) => interact(viewClosed(emu, user)),
+    async reject(user, approvalTs, reason) {
+      // like a person: if the modal does not open (Slack answered 429 twice, say), press Reject again
+      for (let attempt = 1; ; attempt++) {
+        const opened = emu.callsTo('views.open').filter((c) => c.status === 200 && c.response.ok).length;
+        await h.press(user, approvalTs, 're_reject');
+        const ok = await until(() => emu.callsTo('views.open').filter((c) => c.status === 200 && c.response.ok).length > opened && emu.topView(user)?.view.callback_id === 're_reject_reason', 4000, 'the reject modal')
+          .then(() => true, (err) => { if (attempt >= 4) throw err; return false; });
+        if (ok) return h.page(user, { reason });
+      }
+    },
     parentTs: (jobId) => rt.outbox.tsOf(parentKey(jobId)),
     async restart(next) {
       await rt.stop();

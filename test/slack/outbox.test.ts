@@ -118,6 +118,20 @@ describe('outbox', () => {
     const c2 = emu.callsTo('chat.postMessage').find((c) => c.args.channel === 'C2')!;
     expect(c2.at - c1[0]).toBeLessThan(300);
   });
+
+  it('a priority post (the approval request) goes before replies queued earlier, never before its thread parent', async () => {
+    emu = await new SlackEmulator().start();
+    await setup(undefined, 20);
+    outbox!.post('p', 'C1', { text: 'parent' });
+    for (let i = 1; i <= 4; i++) outbox!.post(`r${i}`, 'C1', { text: `step ${i}` }, 'p');
+    outbox!.post('approval', 'C1', { text: 'approve?' }, 'p', 1);
+    outbox!.post('r5', 'C1', { text: 'step 5' }, 'p');
+    outbox!.start();
+    await outbox!.idle();
+    const parent = emu.parents('C1');
+    expect(parent.map((m) => m.text)).toEqual(['parent']);
+    expect(emu.replies('C1', parent[0].ts).map((m) => m.text)).toEqual(['approve?', 'step 1', 'step 2', 'step 3', 'step 4', 'step 5']);
+  });
 });
 
 /** holds every chat.postMessage until released (the request has not reached Slack while held) */

@@ -72,7 +72,7 @@ it('real engine: wizard → approval → failure → Retry → success, status f
   await h.press(APPROVER, approval.ts, 're_approve');
   await until(() => h!.engine.job(job.id)!.state === 'failed', 5000, 'failure');
   await h.rt.outbox.idle();
-  const failure = h.emu.replies(CHANNEL, parentTs).find((m) => m.replyBroadcast)!;
+  const failure = h.emu.replies(CHANNEL, parentTs).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
   expect(JSON.stringify(failure.blocks)).toContain('CrashLoopBackOff');
   await h.press(REQUESTER, failure.ts, 're_retry');
   await until(() => h!.engine.job(job.id)!.state === 'succeeded', 5000, 'success');
