@@ -42,7 +42,7 @@ describe('a DB that is not there or not re-bot\'s: exit 2, one line naming the p
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.out).not.toMatch(STACK);
       expect(r.stdout).toBe('');
-    }, 30_000);
+    }, 90_000);
   }
 
   it('the missing DB and its directory were not created; the other files were not changed into DBs', () => {
@@ -57,7 +57,7 @@ describe('a DB that is not there or not re-bot\'s: exit 2, one line naming the p
     expect(r.code, r.out).toBe(2);
     expect(r.stderr).toContain(`no re-bot database at ${join(cwd, 'data', 're-bot.db')} (default ./data/re-bot.db; set RE_BOT_DB to use another)`);
     expect(readdirSync(cwd)).toEqual([]);
-  }, 30_000);
+  }, 90_000);
 });
 
 describe('status and history of a DB with jobs', () => {
@@ -73,7 +73,7 @@ describe('status and history of a DB with jobs', () => {
     expect(r.stdout.split('\n')[0]).toBe(`Database ${db}`);
     expect(r.stdout).toContain(`Deployment demo: job ${ids.demo} waiting_approval (attempt 1), requested by cli:alice`);
     expect(r.stdout).toContain(`lock: held by job ${ids.demo} (waiting_approval`);
-  }, 30_000);
+  }, 90_000);
 
   it('status of an unknown deployment lists the known ones, nearest first (exit 2: a usage error)', async () => {
     const r = await reBot(['status', 'nosuch'], { RE_BOT_DB: db });
@@ -81,14 +81,14 @@ describe('status and history of a DB with jobs', () => {
     expect(r.stderr).toBe(`re-bot status: unknown deployment "nosuch" in ${db}. Known deployments: demo, sales\n`);
     const near = await reBot(['status', 'dmeo'], { RE_BOT_DB: db });
     expect(near.stderr).toContain('Known deployments: demo, sales');
-  }, 30_000);
+  }, 90_000);
 
   it('an empty re-bot DB says no deployments are recorded there', async () => {
     const { path } = await seedDb(scratch('emptydb'));
     const r = await reBot(['status', 'demo'], { RE_BOT_DB: path });
     expect(r.code, r.out).toBe(2);
     expect(r.stderr).toContain(`unknown deployment "demo": no deployments are recorded in ${path} yet. Run \`re-bot run <spec.yaml>\` or \`re-bot demo\` first`);
-  }, 30_000);
+  }, 90_000);
 
   it('history lists the jobs newest first with state, attempt, requester, error and approval decisions', async () => {
     const r = await reBot(['history', 'demo'], { RE_BOT_DB: db });
@@ -106,7 +106,7 @@ describe('status and history of a DB with jobs', () => {
     const unknown = await reBot(['history', 'nosuch'], { RE_BOT_DB: db });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`unknown deployment "nosuch" in ${db}. Known deployments:`);
-  }, 30_000);
+  }, 90_000);
 
   it('reading does not write: the DB file is unchanged byte for byte', async () => {
     const before = readdirSync(join(db, '..')).sort();
@@ -114,7 +114,7 @@ describe('status and history of a DB with jobs', () => {
     await reBot(['history', 'demo'], { RE_BOT_DB: db });
     expect(new Database(db, { readonly: true }).serialize().equals(bytes)).toBe(true);
     expect(readdirSync(join(db, '..')).sort()).toEqual(before);
-  }, 30_000);
+  }, 90_000);
 });
 
 describe('cancel and retry', () => {
@@ -144,7 +144,7 @@ describe('cancel and retry', () => {
     } finally {
       store.close();
     }
-  }, 30_000);
+  }, 90_000);
 
   it('nothing to cancel: a finished job says so (exit 1)', async () => {
     const again = await reBot(['cancel', ids.demo], { RE_BOT_DB: db });
@@ -154,7 +154,7 @@ describe('cancel and retry', () => {
     expect(done.code).toBe(1);
     expect(done.stderr).toMatch(new RegExp(`nothing to cancel: job ${ids.ops} \\(deployment ops\\) already succeeded at \\S+; it holds no lock`));
     expect(done.out).not.toMatch(STACK);
-  }, 30_000);
+  }, 90_000);
 
   it('retry of a failed job by a short id prefix queues attempt 2 and locks the deployment; retrying again is refused', async () => {
     const prefix = ids.sales.slice('job_'.length, 'job_'.length + 8);
@@ -172,7 +172,7 @@ describe('cancel and retry', () => {
     const ok = await reBot(['retry', 'ops'], { RE_BOT_DB: db });
     expect(ok.code).toBe(1);
     expect(ok.stderr).toContain(`nothing to retry: job ${ids.ops} (deployment ops) already succeeded`);
-  }, 30_000);
+  }, 90_000);
 
   it('an unknown job or deployment is a usage error listing the known deployments', async () => {
     for (const cmd of ['cancel', 'retry']) {
@@ -183,7 +183,7 @@ describe('cancel and retry', () => {
     const usage = await reBot(['cancel'], { RE_BOT_DB: db });
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('usage: re-bot cancel <deployment|job-id>');
-  }, 30_000);
+  }, 90_000);
 });
 
 describe('the lock message says how to release the lock', () => {
@@ -209,5 +209,5 @@ describe('help', () => {
     const one = await reBot(['cancel', '--help'], {});
     expect(one.code).toBe(0);
     expect(one.stdout).toContain('Usage: re-bot cancel <deployment|job-id>');
-  }, 30_000);
+  }, 90_000);
 });
