@@ -79,7 +79,6 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   emu.injectFault({ method: 'chat.postMessage', kind: 503, count: 3 });
   runtime.engine.start();
 
-  const t0 = Date.now();
   const jobs = await Promise.all(Array.from({ length: N }, (_, i) => runtime.engine.submit({ spec: sampleSpec(`load-${i}`), requestedBy: { id: REQUESTER }, origin: { kind: 'slack', channel: CHANNEL } })));
   const v = (j: JobView) => runtime.engine.job(j.id)!;
   const idx = (j: JobView) => Number(j.deployment.split('-').at(-1));
@@ -111,7 +110,6 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   const expected: Record<Outcome, string> = { succeeded: 'succeeded', retried: 'succeeded', rejected: 'failed', failed: 'failed', cancelled: 'cancelled' };
   await until(() => jobs.every((j) => v(j).state === expected[outcomeOf(idx(j))] && (outcomeOf(idx(j)) !== 'retried' || v(j).attempt === 2)), 30_000, 'every job in its final state');
   await harness.rt.outbox.idle(60_000);
-  const took = Date.now() - t0;
 
   expect(emu.calls.filter((c) => c.status === 429).length).toBeGreaterThan(20);
   // no duplicate parent: exactly one top-level message per job, each naming its job
@@ -151,5 +149,4 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
     const st = (await harness.command(REQUESTER, `status load-${i}`)).json.text as string;
     expect(st).toContain(`*${expected[outcomeOf(i)]}*`);
   }
-  expect(took).toBeLessThan(60_000);
-}, 90_000);
+}, 180_000); // no time is asserted: speed lives in bench/ (bench/slack-budget.ts)
