@@ -39,7 +39,7 @@ it('50 concurrent jobs in one channel with 20% injected 429s: every checklist en
     const replies = h.emu.replies(CHANNEL, ts);
     expect(replies).toHaveLength(8);
     expect(new Set(replies.map((r) => r.text)).size).toBe(8);
-    expect(JSON.stringify(replies.find((r) => String(r.text).startsWith('helm upgrade'))!.blocks)).toContain('Approved by <@U0APPROVER2>');
+    expect(JSON.stringify(replies.find((r) => String(r.text).includes('to approve helm upgrade'))!.blocks)).toContain('Approved by <@U0APPROVER2>');
   }
   // pacing: consecutive chat.postMessage attempts in the channel never closer than the pacing interval (1 ms timer slack)
   const posts = h.emu.callsTo('chat.postMessage').map((c) => c.at);
