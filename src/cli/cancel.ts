@@ -31,6 +31,26 @@ export function parseRef(cmd: string, args: string[]): { ref?: string; error?: s
   return { ref: refs[0] };
 }
 
+/**
+ * The shared frame of `cancel` and `retry`: parse the one argument, open the existing DB (never creating
+ * it), resolve the deployment or job id, then hand the job to `fn`. Usage and unknown-ref errors exit 2.
+ */
+export async function withJobRef(cmd: string, args: string[], fn: (store: Store, job: JobView) => number | Promise<number>): Promise<number> {
+  const p = parseRef(cmd, args);
+  if (p.error) {
+    process.stderr.write(`${p.error}\n`);
+    return EXIT.usage;
+  }
+  return withExistingDb(cmd, 'write', async (store) => {
+    const r = resolveJobRef(store, p.ref!, store.path);
+    if (!r.ok) {
+      process.stderr.write(`re-bot ${cmd}: ${r.message}\n`);
+      return r.reason === 'no_jobs' ? EXIT.failed : EXIT.usage;
+    }
+    return fn(store, r.job);
+  });
+}
+
 const label = (j: JobView) => `job ${j.id} (deployment ${j.deployment})`;
 const at = (t?: string) => (t ? ` at ${t}` : '');
 
@@ -46,18 +66,7 @@ export function nothingToCancel(j: JobView): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseRef('cancel', args);
-  if (p.error) {
-    process.stderr.write(`${p.error}\n`);
-    return EXIT.usage;
-  }
-  return withExistingDb('cancel', 'write', async (store) => {
-    const r = resolveJobRef(store, p.ref!, store.path);
-    if (!r.ok) {
-      process.stderr.write(`re-bot cancel: ${r.message}\n`);
-      return r.reason === 'no_jobs' ? EXIT.failed : EXIT.usage;
-    }
-    const before = r.job;
+  return withJobRef('cancel', args, async (store, before) => {
     if (!isActive(before.state)) {
       process.stderr.write(`re-bot cancel: ${nothingToCancel(before)}\n`);
       return EXIT.failed;

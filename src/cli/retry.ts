@@ -4,10 +4,9 @@
  * runs it, or `re-bot run <spec.yaml>` with the same spec resumes it in this terminal.
  */
 import { DeploymentLockedError, type JobView } from '../jobs/types.ts';
-import { resolveJobRef } from '../jobs/status.ts';
 import { localActor } from './run.ts';
-import { commandEngine, parseRef } from './cancel.ts';
-import { EXIT, withExistingDb } from './status.ts';
+import { commandEngine, withJobRef } from './cancel.ts';
+import { EXIT } from './status.ts';
 
 const DONE = ['succeeded', 'warned', 'skipped'];
 
@@ -18,25 +17,15 @@ export function notRetryable(j: JobView): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const p = parseRef('retry', args);
-  if (p.error) {
-    process.stderr.write(`${p.error}\n`);
-    return EXIT.usage;
-  }
-  return withExistingDb('retry', 'write', async (store) => {
-    const r = resolveJobRef(store, p.ref!, store.path);
-    if (!r.ok) {
-      process.stderr.write(`re-bot retry: ${r.message}\n`);
-      return r.reason === 'no_jobs' ? EXIT.failed : EXIT.usage;
-    }
-    if (r.job.state !== 'failed' && r.job.state !== 'cancelled') {
-      process.stderr.write(`re-bot retry: ${notRetryable(r.job)}\n`);
+  return withJobRef('retry', args, async (store, job) => {
+    if (job.state !== 'failed' && job.state !== 'cancelled') {
+      process.stderr.write(`re-bot retry: ${notRetryable(job)}\n`);
       return EXIT.failed;
     }
     const actor = localActor();
     let v: JobView;
     try {
-      v = await commandEngine(store).retry(r.job.id, { id: actor });
+      v = await commandEngine(store).retry(job.id, { id: actor });
     } catch (err) {
       if (err instanceof DeploymentLockedError) {
         process.stderr.write(`re-bot retry: ${err.message}\n`);
