@@ -20,8 +20,11 @@ export default {
   mutate: [
     'src/redact.ts',
     'src/store/crypto.ts',
-    'src/jobs/engine.ts',
+    'src/jobs/queue.ts',
     'src/jobs/lease.ts',
+    'src/jobs/approvals.ts',
+    'src/jobs/engine.ts',
+    'src/jobs/runner.ts',
     'src/slack/policy.ts',
     'src/slack/wizard-handlers.ts',
     'src/slack/outbox.ts',

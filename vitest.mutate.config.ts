@@ -8,12 +8,17 @@ import { defineConfig } from 'vitest/config';
 export const MUTATION_TESTS = [
   'test/unit/redact.test.ts',
   'test/store/store.test.ts',
+  'test/jobs/queue.test.ts',
+  'test/jobs/lease.test.ts',
   'test/jobs/engine.test.ts',
   'test/jobs/engine-safety.test.ts',
   'test/slack/policy.test.ts',
   'test/slack/wizard.test.ts',
   'test/slack/wizard-auth.test.ts',
+  'test/slack/wizard-operator.test.ts',
+  'test/slack/wizard-errors.test.ts',
   'test/slack/outbox.test.ts',
+  'test/slack/outbox-store.test.ts',
   'test/infra/helm.test.ts',
   'test/infra/images.test.ts',
 ];
