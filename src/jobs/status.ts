@@ -6,19 +6,19 @@ import { liveFromJob, reportFromJob, type StatusReport } from './report.ts';
 
 export { reportFromJob, type StatusReport } from './report.ts';
 import { ACTIVE_STATES, activeJobFor, jobView, latestJobId } from './views.ts';
+import { statusQueries } from './status-queries.ts';
 
 
-/** Everything `/re status` and `re-bot status` show, read from the DB only. */
+/** Everything `/re status` and `re-bot status` show, read from the DB only (prepared statements). */
 export function statusReport(store: Store, deploymentName: string): StatusReport | undefined {
-  const id = latestJobId(store, deploymentName);
-  const known = id ?? store.db.select({ name: deployments.name }).from(deployments).where(eq(deployments.name, deploymentName)).get();
-  if (!known) return undefined;
-  const v = id ? jobView(store, id) : undefined;
-  const holder = activeJobFor(store, deploymentName);
+  const q = statusQueries(store);
+  const id = q.latestJobId(deploymentName);
+  if (!id && !q.deploymentExists(deploymentName)) return undefined;
+  const v = id ? q.jobView(id) : undefined;
+  const holder = q.lockHolder(deploymentName);
   const lock = holder && { jobId: holder.id, requestedBy: holder.requestedBy, since: holder.startedAt ?? holder.createdAt, state: holder.state as JobState };
-  const lastGood = v?.state === 'succeeded' ? v.id : store.db.select({ id: jobs.id }).from(jobs)
-    .where(and(eq(jobs.deployment, deploymentName), eq(jobs.state, 'succeeded'))).orderBy(desc(jobs.finishedAt), desc(jobs.id)).limit(1).get()?.id;
-  const lg = lastGood ? (lastGood === v?.id ? v : jobView(store, lastGood)) : undefined;
+  const lastGood = v?.state === 'succeeded' ? v.id : q.lastSucceededJobId(deploymentName);
+  const lg = lastGood ? (lastGood === v?.id ? v : q.jobView(lastGood)) : undefined;
   const live = lg && liveFromJob(lg);
   return v ? { ...reportFromJob(v), lock, ...(live ? { live } : {}) } : { deployment: deploymentName, steps: [], approvals: [], lock };
 }

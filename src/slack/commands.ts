@@ -12,12 +12,10 @@ import { openWizard } from './wizard-handlers.ts';
 
 export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'help'];
 
-/** a link to a job's thread from the stored parent ts (no API call inside the ack window) */
+/** a link to a job's thread from the stored parent message (no API call, no job read inside the ack window) */
 function threadUrl(ctx: SlackContext, jobId: string): string | undefined {
-  const job = ctx.engine.job(jobId);
-  const ts = ctx.outbox.tsOf(parentKey(jobId));
-  if (!ts || job?.origin.kind !== 'slack') return undefined;
-  return `https://slack.com/archives/${job.origin.channel}/p${ts.replace('.', '')}`;
+  const parent = ctx.outbox.postedAt(parentKey(jobId));
+  return parent && `https://slack.com/archives/${parent.channel}/p${parent.ts.replace('.', '')}`;
 }
 
 const ephemeral = (m: { text: string; blocks?: unknown[] }) => ({ response_type: 'ephemeral' as const, ...m });

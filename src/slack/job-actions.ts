@@ -114,7 +114,8 @@ function approvalOf(ctx: SlackContext, value: string) {
 export function registerJobActions(app: App, ctx: SlackContext): void {
   app.action('re_approve', async ({ ack, body, action }) => {
     await ack();
-    const { approvalId, hash } = approvalOf(ctx, String((action as any).value ?? ''));
+    // the id and hash are all a decision needs: no job read for a click that is only acked
+    const [approvalId = '', hash = ''] = String((action as any).value ?? '').split('|');
     await recordDecision(ctx, 'approve', approvalId, hash, (body as any).user.id, channelOf(body));
   });
   // Reject asks for a reason first (a modal); the decision is recorded when it is submitted

@@ -38,8 +38,8 @@ export interface OutboxStore {
   /** insert, or for an existing pending `update` with the same key replace its args; a sent post is left alone */
   upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void;
   get(key: string): OutboxEntry | undefined;
-  /** state and ts only, without loading the payload (the tick asks this of every reply's parent) */
-  head(key: string): Pick<OutboxEntry, 'state' | 'ts'> | undefined;
+  /** state, channel and ts only, without loading the payload (the tick asks this of every reply's parent) */
+  head(key: string): Pick<OutboxEntry, 'state' | 'ts' | 'channel'> | undefined;
   due(now: number): OutboxEntry[];
   markSending(id: number): void;
   markSent(id: number, ts?: string): void;
@@ -71,9 +71,10 @@ export class MemoryOutboxStore implements OutboxStore {
   }
   get(key: string) {
     return this.rows.get(key);
-  }  head(key: string) {
+  }
+  head(key: string) {
     const r = this.rows.get(key);
-    return r && { state: r.state, ts: r.ts };
+    return r && { state: r.state, ts: r.ts, channel: r.channel };
   }
 
   due(now: number) {
@@ -136,7 +137,7 @@ export class SqliteOutboxStore implements OutboxStore {
          WHERE slack_outbox.kind = 'update'`,
       ),
       get: db.prepare('SELECT * FROM slack_outbox WHERE key = ?'),
-      head: db.prepare('SELECT state, ts FROM slack_outbox WHERE key = ?'),
+      head: db.prepare('SELECT state, ts, channel FROM slack_outbox WHERE key = ?'),
       // Only what could be sent now, args loaded per entry at send time: each channel's oldest pending post
       // (later posts wait behind it, keeping thread order) unless a priority post whose parent is posted is
       // pending (it goes first), due updates, and the next few due ephemerals.
@@ -174,8 +175,8 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.row(this.q.get.get(key));
   }
   head(key: string) {
-    const r = this.q.head.get(key) as { state: OutboxEntry['state']; ts: string | null } | undefined;
-    return r && { state: r.state, ts: r.ts ?? undefined };
+    const r = this.q.head.get(key) as { state: OutboxEntry['state']; ts: string | null; channel: string } | undefined;
+    return r && { state: r.state, ts: r.ts ?? undefined, channel: r.channel };
   }
   due(now: number) {
     type Row = { channel: string };

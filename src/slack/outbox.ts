@@ -68,6 +68,11 @@ export class Outbox {
   tsOf(postKey: string): string | undefined {
     return this.o.store.head(postKey)?.ts;
   }
+  /** where and when a post went out (undefined until Slack answered it) */
+  postedAt(postKey: string): { channel: string; ts: string } | undefined {
+    const h = this.o.store.head(postKey);
+    return h?.ts ? { channel: h.channel, ts: h.ts } : undefined;
+  }
   /** a post with this key was enqueued at some point (sent or not) */
   has(postKey: string): boolean {
     return this.o.store.head(postKey) !== undefined;

@@ -21,7 +21,7 @@ for (const [name, make] of stores) {
       s.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'second' } });
       expect(s.get('p')).toMatchObject({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'first' }, state: 'pending', attempts: 0, notBefore: 0 });
       expect(s.get('p')!.ref).toBeUndefined();
-      expect(s.head('p')).toEqual({ state: 'pending', ts: undefined });
+      expect(s.head('p')).toEqual({ state: 'pending', ts: undefined, channel: 'C1' });
       expect(s.get('nope')).toBeUndefined();
       expect(s.head('nope')).toBeUndefined();
       expect(s.pendingCount()).toBe(1);
@@ -67,7 +67,7 @@ for (const [name, make] of stores) {
       expect(s.get('p')).toMatchObject({ attempts: 1, error: 'ratelimited' });
       s.markSending(id);
       s.markSent(id, '1700000000.000100');
-      expect(s.head('p')).toEqual({ state: 'sent', ts: '1700000000.000100' });
+      expect(s.head('p')).toEqual({ state: 'sent', ts: '1700000000.000100', channel: 'C1' });
       s.markSent(id); // an update-style mark without ts keeps the recorded one
       expect(s.head('p')!.ts).toBe('1700000000.000100');
       expect(s.due(10_000)).toEqual([]);
