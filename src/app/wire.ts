@@ -5,7 +5,9 @@
 import { eq } from 'drizzle-orm';
 import type { Infra } from '../infra/types.ts';
 import type { StepHandler } from '../checklist/types.ts';
-import { createJobEngine, type LocalJobEngine } from '../jobs/engine.ts';
+import { createJobEngine, type JobKind, type LocalJobEngine } from '../jobs/engine.ts';
+import { JOB_KINDS } from '../spec/rotate-plan.ts';
+import { markAgentTokenDeleted, recordAgentToken } from '../store/agent-tokens.ts';
 import { statusReport, type StatusReport } from '../jobs/status.ts';
 import type { ApprovalPolicy } from '../jobs/types.ts';
 import { logger } from '../log.ts';
@@ -26,6 +28,8 @@ export interface RuntimeOptions {
   pollMs?: number;
   /** tests swap in other handlers or adapters */
   handlers?: StepHandler[];
+  /** job kinds besides the setup; default JOB_KINDS (src/spec/rotate-plan.ts) unless `handlers` are given */
+  jobKinds?: Record<string, JobKind>;
   infraFor?: (spec: SetupSpec, resolveSecret: (ref: SetupSpec['deployment']['apiToken']) => Promise<string>) => Promise<Infra>;
   /** sealed secrets no job needs are erased this long after sealing (default RE_BOT_SEALED_TTL_HOURS, 24 h) */
   sealedTtlMs?: number;
@@ -58,7 +62,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   });
   // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
-  const handlers = opts.handlers ?? (await import('../checklist/index.ts')).STEP_HANDLERS;
+  const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
+  const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
   const engine = createEngineOrClose(store, () => createJobEngine({
     store,
     handlers,
@@ -66,6 +71,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     concurrency: opts.concurrency,
     leaseMs: opts.leaseMs,
     pollMs: opts.pollMs,
+    jobKinds,
     buildContext: async (job) => {
       const spec = specOf(store, job.id);
       // values resolved for a job are masked until it ends (forgetScope in the engine), not for the process's life
@@ -82,7 +88,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
                 throw await unresolvedSecretsFailure(spec, resolveSecret, err);
               }),
           });
-      return { infra, resolveSecret: resolveForJob };
+      return {
+        infra,
+        resolveSecret: resolveForJob,
+        // a token an API returns once stays sealed between its creation and its write (src/checklist/agent-token.ts)
+        sealSecret: (value: string, purpose: string) => secretBox.sealSecret(value, purpose),
+        eraseSecret: (id: string) => secretBox.eraseSecret(id),
+      };
     },
   }));
 
@@ -93,6 +105,18 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       for (const { ref } of secretRefsOf(specOf(store, e.job.id))) if ('stored' in ref) secretBox.eraseSecret(ref.stored);
     } catch (err) {
       logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not erase sealed secrets of a finished job');
+    }
+  });
+
+  // Agent tokens re-bot created or deleted (ids and expiry only), for `/re status`
+  const offTokens = engine.on((e) => {
+    if (e.type !== 'step.finished') return;
+    const out = e.job.steps.find((s) => s.stepId === e.stepId)?.output as { agentToken?: { id: string; name: string; endAt?: string }; deletedAgentToken?: { id: string } } | undefined;
+    try {
+      if (out?.agentToken) recordAgentToken(store, { ...out.agentToken, deployment: e.job.deployment, jobId: e.job.id });
+      if (out?.deletedAgentToken) markAgentTokenDeleted(store, out.deletedAgentToken.id);
+    } catch (err) {
+      logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not record the agent token');
     }
   });
 
@@ -121,6 +145,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     async close() {
       clearInterval(sweeper);
       offErase();
+      offTokens();
       await engine.stop();
       store.close();
     },

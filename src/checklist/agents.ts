@@ -4,6 +4,8 @@ import { StepFailure } from './types.ts';
 import { renderValues, valuesHash, secretNames } from '../spec/values.ts';
 import { applyRelease, approvalHash, chartRefOf, planRelease, releaseUnchanged, waitForAgentPods, expectedComponents, type Recovery, type RolloutInput } from './release.ts';
 import { planSecret, PREPARED_SECRETS, secretData, secretLine, type PreparedSecret } from './secrets.ts';
+import { astroTokensOf, createAgentTokenOnce, planCreatedAgentToken, writeAgentTokenSecret, type AgentTokenRecord } from './agent-token.ts';
+import { createsAgentToken } from '../spec/schema.ts';
 import { ownerMeta, secretContentHash } from '../infra/ownership.ts';
 import { STEP_IDS } from '../spec/plan.ts';
 
@@ -76,6 +78,7 @@ export const agents: StepHandler = {
         appliedSecrets: (change?.secrets ?? []).map((s) => ({ name: s.name, type: s.type, keys: s.keys, hash: s.hash, action: applied.actions[s.name] ?? s.action })),
         ...(change?.adopts ? { adoptedRevision: change.adopts.revision } : {}),
         ...(change?.recovery ? { recovered: change.recovery } : {}),
+        ...agentTokenOutput(ctx, change?.secrets ?? []),
         helmRevision: result.revision,
         valuesHash: hash,
         approvalHash: result.approvalHash,
@@ -99,7 +102,8 @@ async function plan(ctx: StepContext, input: RolloutInput) {
   }
   const createNamespace = !live;
   ctx.progress('planning: Secrets, release, diff (nothing is changed before the approval)');
-  const secrets: PreparedSecret[] = [await planSecret(ctx, 'agent-token'), await planSecret(ctx, 'pull-secret')];
+  if (createsAgentToken(spec)) astroTokensOf(ctx);
+  const secrets: PreparedSecret[] = [createsAgentToken(spec) ? await planCreatedAgentToken(ctx) : await planSecret(ctx, 'agent-token'), await planSecret(ctx, 'pull-secret')];
   // Secrets steps 3–6 prepared for this upgrade (planned again: the cluster may have changed since)
   for (const id of STEP_IDS) {
     if (id === 'agents') continue;
@@ -164,6 +168,14 @@ async function apply(ctx: StepContext, change: ChangeSet): Promise<{ namespaceCr
   // only what the approver saw changing; an `unchanged` Secret is left alone
   for (const s of change.secrets.filter((x) => x.action !== 'unchanged')) {
     if (actions[s.name]) continue;
+    if (s.newToken) {
+      // created only now, after the approval; the value goes from the API answer into this Secret
+      const created = await createAgentTokenOnce(ctx, `${KEY}.agentToken`, s.newToken);
+      await writeAgentTokenSecret(ctx, `${KEY}.agentToken`, s.newToken, created);
+      actions[s.name] = s.action === 'create' ? 'created' : 'updated';
+      ctx.checkpoint.set('secretActions', actions);
+      continue;
+    }
     const d = await secretData(ctx, s.kind);
     if (secretContentHash(d.type, d.stringData) !== s.hash) {
       ctx.checkpoint.set(`${KEY}.approved`, undefined);
@@ -182,4 +194,11 @@ async function apply(ctx: StepContext, change: ChangeSet): Promise<{ namespaceCr
     ctx.checkpoint.set('secretActions', actions);
   }
   return { namespaceCreated, actions };
+}
+
+/** `agentToken`: the token re-bot created (now or earlier) that the Secret holds; read by `/re status` for its expiry. */
+function agentTokenOutput(ctx: StepContext, secrets: PreparedSecret[]): { agentToken?: AgentTokenRecord } {
+  const written = ctx.checkpoint.get<{ token: AgentTokenRecord }>(`${KEY}.agentToken.written`);
+  const token = written?.token ?? secrets.find((s) => s.kind === 'agent-token')?.token;
+  return token ? { agentToken: token } : {};
 }

@@ -22,6 +22,10 @@ export interface PreparedSecret {
   hash: string;
   /** against the live cluster when planned */
   action: 'create' | 'update' | 'unchanged';
+  /** agent-token Secret only: a token re-bot creates through the Astro API after the approval (src/checklist/agent-token.ts) */
+  newToken?: { name: string; expiresInDays?: number };
+  /** agent-token Secret only: the live token it holds, when re-bot created it */
+  token?: { id: string; name: string; endAt?: string };
 }
 
 /** Key of a step output listing the PreparedSecrets step 2 writes for it. */
@@ -39,8 +43,12 @@ export async function secretData(ctx: StepContext, kind: SecretKind): Promise<Se
   const { spec } = ctx;
   const names = secretNames(spec);
   switch (kind) {
-    case 'agent-token':
-      return { kind, name: names.agentToken, type: 'Opaque', stringData: { token: await ctx.resolveSecret(spec.agent.token) } };
+    case 'agent-token': {
+      const ref = spec.agent.token;
+      // a token re-bot creates is written by src/checklist/agent-token.ts, straight from the API's answer
+      if ('create' in ref) throw new StepFailure('the agent token is created through the Astro API; it has no secret reference to read', { field: 'agent.token' });
+      return { kind, name: names.agentToken, type: 'Opaque', stringData: { token: await ctx.resolveSecret(ref) } };
+    }
     case 'pull-secret': {
       const registry = spec.agent.imagePullRegistry;
       const user = spec.agent.imagePullUsername;
@@ -92,5 +100,9 @@ export async function planSecret(ctx: StepContext, kind: SecretKind): Promise<Pr
 
 /** One line of a plan / approval diff: everything about the change but the value. */
 export function secretLine(s: PreparedSecret): string {
+  if (s.newToken) {
+    return `create agent token ${s.newToken.name} through the Astro API (${s.newToken.expiresInDays ? `expires in ${s.newToken.expiresInDays} days` : 'never expires'}); Secret ${s.namespace}/${s.name} (${s.type}, key ${s.keys.join(', ')}, the new token's value): ${s.action}`;
+  }
+  if (s.token) return `Secret ${s.namespace}/${s.name} (${s.type}, key ${s.keys.join(', ')}, agent token ${s.token.name}${s.token.endAt ? `, expires ${s.token.endAt}` : ''}): ${s.action}`;
   return `Secret ${s.namespace}/${s.name} (${s.type}, key${s.keys.length === 1 ? '' : 's'} ${s.keys.join(', ')}, content sha256:${s.hash}): ${s.action}`;
 }

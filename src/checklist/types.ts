@@ -65,6 +65,13 @@ export interface StepContext {
   infra: Infra;
   /** resolves a secret reference and registers the value with the redactor */
   resolveSecret(ref: SecretRef): Promise<string>;
+  /**
+   * Seals a value a step must keep across a crash (a token an API returns once) and returns its id; open it
+   * again with `resolveSecret({ stored: id })`, erase it once written. Absent: nothing can be sealed (the value
+   * lives in memory only).
+   */
+  sealSecret?(value: string, purpose: string): string;
+  eraseSecret?(id: string): void;
   /** this step's checkpoint; `set` persists immediately (survives kill -9) */
   checkpoint: {
     get<T = unknown>(key: string): T | undefined;

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AstroDeployment } from '../infra/types.ts';
+import { createFakeAgentTokens, type FakeAgentTokens } from './fake-astro-tokens.ts';
 
 /** The adapter's view of a deployment, plus its organization and anything else to put in the body verbatim. */
 export interface FakeAstroDeployment extends AstroDeployment {
@@ -24,6 +25,8 @@ export interface FakeAstro {
   url: string;
   port: number;
   requests: Array<{ method: string; path: string; authorization?: string }>;
+  /** agent tokens created through the stand-in (src/devkit/fake-astro-tokens.ts) */
+  agentTokens: FakeAgentTokens;
   stop(): Promise<void>;
 }
 
@@ -51,6 +54,7 @@ function body(d: FakeAstroDeployment): Record<string, unknown> {
 
 export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAstro> {
   const requests: FakeAstro['requests'] = [];
+  const agentTokens = createFakeAgentTokens();
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     requests.push({ method: req.method ?? 'GET', path: url.pathname, authorization: req.headers.authorization });
@@ -62,6 +66,8 @@ export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAst
     const error = (status: number, message: string) => send(status, { message, requestId: randomUUID(), statusCode: status });
     req.resume();
     if (req.headers.authorization !== `Bearer ${options.token}`) return error(401, 'Unauthorized: the API token is invalid or expired');
+    const owner = (org: string, id: string) => { const d = options.deployments.find((x) => x.id === id); return !d ? 'not_found' : d.organizationId !== org ? 'forbidden' : 'ok'; };
+    if (agentTokens.route(req, url.pathname, url.searchParams, send, error, owner)) return;
     const m = /^\/v1\/organizations\/([^/]+)\/deployments\/([^/]+)$/.exec(url.pathname);
     if (!m) return error(404, 'Not Found');
     if (req.method !== 'GET') return error(405, 'Method Not Allowed');
@@ -80,6 +86,7 @@ export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAst
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    agentTokens,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -3,12 +3,12 @@
  * a deadline combined with the caller's AbortSignal, and every error is a RedactedError that names the
  * object and what the API server said (Secret data never reaches a message).
  */
-import { ApiException, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, AuthorizationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { RedactedError } from '../redact.ts';
-import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState } from './types.ts';
+import type { AccessCheck, AccessResult, CallOptions, KubeAdapter, NodeOomInfo, PodState, RolloutState } from './types.ts';
 import { ownerOf, secretContentHash } from './ownership.ts';
 
 export interface KubeAdapterOptions {
@@ -139,8 +139,8 @@ export function sharedKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
 export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter {
   let kc: KubeConfig | undefined;
   const config = () => (kc ??= loadKubeConfig(options, options.env));
-  let clients: { core: CoreV1Api; authz: AuthorizationV1Api; version: VersionApi } | undefined;
-  const api = () => (clients ??= { core: config().makeApiClient(CoreV1Api), authz: config().makeApiClient(AuthorizationV1Api), version: config().makeApiClient(VersionApi) });
+  let clients: { core: CoreV1Api; authz: AuthorizationV1Api; version: VersionApi; apps: AppsV1Api } | undefined;
+  const api = () => (clients ??= { core: config().makeApiClient(CoreV1Api), authz: config().makeApiClient(AuthorizationV1Api), version: config().makeApiClient(VersionApi), apps: config().makeApiClient(AppsV1Api) });
   const core = () => api().core;
   const authz = () => api().authz;
   const server = () => config().getCurrentCluster()?.server ?? 'the cluster';
@@ -207,6 +207,35 @@ export function createKubeAdapter(options: KubeAdapterOptions = {}): KubeAdapter
           return { ...c, allowed: r.status?.allowed === true, reason: r.status?.reason };
         }),
       );
+    },
+
+    async restartDeployments(namespace, names, input, opts) {
+      const out: RolloutState[] = [];
+      for (const name of names) {
+        const what = `Deployment ${namespace}/${name}`;
+        const d = await call(`read ${what}`, opts, (x) => api().apps.readNamespacedDeployment({ name, namespace }, o(x)));
+        const owner = d.metadata?.annotations?.['meta.helm.sh/release-name'];
+        if (owner !== input.release) throw new KubeError(`${what} does not belong to Helm release ${input.release}${owner ? ` (it belongs to ${owner})` : ''}: not restarting it`, 409);
+        const tpl = (d.spec!.template.metadata ??= {});
+        if (tpl.annotations?.[input.annotation] !== input.value) {
+          tpl.annotations = { ...(tpl.annotations ?? {}), [input.annotation]: input.value };
+          const r = await call(`update ${what}`, opts, (x) => api().apps.replaceNamespacedDeployment({ name, namespace, body: d }, o(x)));
+          out.push(rolloutOf(r));
+        } else out.push(rolloutOf(d));
+      }
+      return out;
+    },
+
+    async deploymentRollouts(namespace, names, opts) {
+      const out: RolloutState[] = [];
+      for (const name of names) {
+        try {
+          out.push(rolloutOf(await call(`read Deployment ${namespace}/${name}`, opts, (x) => api().apps.readNamespacedDeployment({ name, namespace }, o(x)))));
+        } catch (err) {
+          if (!(err instanceof KubeError && err.code === 'not_found')) throw err;
+        }
+      }
+      return out;
     },
 
     async readNamespace(name, opts) {
@@ -326,4 +355,16 @@ export function podState(p: V1Pod): PodState {
 
 function sortKeys(o: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function rolloutOf(d: V1Deployment): RolloutState {
+  return {
+    name: d.metadata?.name ?? '?',
+    generation: d.metadata?.generation ?? 0,
+    observedGeneration: d.status?.observedGeneration ?? 0,
+    replicas: d.spec?.replicas ?? 1,
+    updatedReplicas: d.status?.updatedReplicas ?? 0,
+    readyReplicas: d.status?.readyReplicas ?? 0,
+    templateAnnotations: d.spec?.template.metadata?.annotations ?? {},
+  };
 }

@@ -46,6 +46,17 @@ export interface PodState {
   containers: string[];
 }
 
+export interface RolloutState {
+  name: string;
+  generation: number;
+  observedGeneration: number;
+  replicas: number;
+  updatedReplicas: number;
+  readyReplicas: number;
+  /** the pod template's annotations */
+  templateAnnotations: Record<string, string>;
+}
+
 export interface SecretInfo {
   type: string;
   keys: string[];
@@ -78,6 +89,13 @@ export interface KubeAdapter {
   readSecret(namespace: string, name: string, opts?: CallOptions): Promise<SecretInfo | null>;
   getSecretKeys(namespace: string, name: string, opts?: CallOptions): Promise<string[] | null>;
   listPods(namespace: string, labelSelector?: string, opts?: CallOptions): Promise<PodState[]>;
+  /**
+   * Sets `annotation: value` on the pod template of each named Deployment of Helm release `release` (a rollout
+   * restart when the value changes; unchanged otherwise). A Deployment of another release is refused ('conflict').
+   */
+  restartDeployments?(namespace: string, names: string[], input: { release: string; annotation: string; value: string }, opts?: CallOptions): Promise<RolloutState[]>;
+  /** rollout progress of the named Deployments (missing ones are left out) */
+  deploymentRollouts?(namespace: string, names: string[], opts?: CallOptions): Promise<RolloutState[]>;
   podLogTail(namespace: string, pod: string, lines: number, opts?: CallOptions & { container?: string }): Promise<string>;
 }
 
@@ -189,6 +207,8 @@ export interface Infra {
   images: ImageAdapter;
   airflow?: AirflowClient;
   astro?: AstroClient;
+  /** agent tokens through the Astro API (src/infra/astro-tokens.ts); present when astro is */
+  astroTokens?: import('./astro-tokens.ts').AstroTokensClient;
   /** reachability probe for a URL (HEAD/GET with timeout); used by prerequisites */
   probeUrl(url: string, opts?: CallOptions): Promise<{ ok: boolean; status?: number; error?: string }>;
 }

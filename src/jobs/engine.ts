@@ -45,6 +45,16 @@ export interface JobEngineOptions {
    * steps have no handler, before anything runs).
    */
   stepIds?: readonly string[];
+  /**
+   * Job kinds besides the setup (`SubmitInput.kind`): each builds its own plan from the spec and runs its own
+   * steps, whose handlers are among `handlers` (checked like the setup's when the engine runs jobs).
+   */
+  jobKinds?: Record<string, JobKind>;
+}
+
+export interface JobKind {
+  plan: (spec: SubmitInput['spec']) => Plan;
+  stepIds: readonly string[];
 }
 
 export type LocalJobEngine = JobEngine & {
@@ -87,7 +97,9 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
   const now = () => (opts.clock ? opts.clock() : Date.now());
   const iso = () => new Date(now()).toISOString();
   const planFor = opts.plan ?? buildPlan;
-  const handlers = handlerMap(opts.handlers, opts.stepIds ?? (opts.plan ? undefined : STEP_IDS));
+  const kinds = opts.jobKinds ?? {};
+  const baseIds = opts.stepIds ?? (opts.plan ? undefined : STEP_IDS);
+  const handlers = handlerMap(opts.handlers, baseIds && [...baseIds, ...Object.values(kinds).flatMap((k) => k.stepIds)]);
   const listeners = new Set<(e: JobEvent) => void>();
   const running = new Map<string, AbortController>();
   let timer: NodeJS.Timeout | undefined;
@@ -122,7 +134,9 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
   const runner = { store, handlers, buildContext: opts.buildContext, now, iso, emit, view, audit, failJob, requireApproval: approvals.requireApproval };
 
   async function submit(input: SubmitInput): Promise<JobView> {
-    const plan = planFor(input.spec);
+    const kind = input.kind && input.kind !== 'setup' ? kinds[input.kind] : undefined;
+    if (input.kind && input.kind !== 'setup' && !kind) throw new Error(`job engine: unknown job kind ${input.kind}; known: setup${Object.keys(kinds).map((k) => `, ${k}`).join('')}`);
+    const plan = kind ? { ...kind.plan(input.spec), kind: input.kind } : planFor(input.spec);
     if (handlers.size > 0) {
       const missing = plan.steps.filter((s) => s.applies && !handlers.has(s.id)).map((s) => s.id);
       if (missing.length) throw new Error(`job engine: no handler for step(s) ${missing.join(', ')} of this plan; nothing was started`);

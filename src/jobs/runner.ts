@@ -21,6 +21,8 @@ export type StepRow = typeof jobSteps.$inferSelect;
 export interface StepEnvironment {
   infra: Infra;
   resolveSecret(ref: SecretRef): Promise<string>;
+  sealSecret?(value: string, purpose: string): string;
+  eraseSecret?(id: string): void;
   log?: Logger;
 }
 
@@ -89,6 +91,7 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
       plan: job.plan as Plan,
       infra: env.infra,
       resolveSecret: env.resolveSecret,
+      ...(env.sealSecret ? { sealSecret: env.sealSecret, eraseSecret: env.eraseSecret } : {}),
       checkpoint: {
         get: <T>(key: string) => checkpoint[key] as T | undefined,
         set: (key, value) => saveCheckpoint(key, value),

@@ -96,6 +96,8 @@ export type JobEvent =
 
 export interface SubmitInput {
   spec: SetupSpec;
+  /** default `setup`; another kind must be one of the engine's `jobKinds` */
+  kind?: string;
   requestedBy: Actor;
   origin: JobOrigin;
 }

@@ -9,7 +9,8 @@ export type StepId = (typeof STEP_IDS)[number];
 export const EXECUTION_ORDER: readonly StepId[] = ['prerequisites', 'secrets-backend', 'xcom-backend', 'dag-sources', 'logging', 'agents', 'deploy', 'verify'];
 
 export interface PlanStep {
-  id: StepId;
+  /** a StepId for a setup; another job kind's plan has its own step ids */
+  id: StepId | (string & {});
   /** checklist number 1..8 */
   number: number;
   title: string;
@@ -22,6 +23,8 @@ export interface PlanStep {
 }
 
 export interface Plan {
+  /** absent: a setup; otherwise the job kind that built it (e.g. rotate-token) */
+  kind?: string;
   deployment: string;
   release: string;
   namespace: string;

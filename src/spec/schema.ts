@@ -65,6 +65,33 @@ export const secretRefSchema = z.union([envRefSchema, fileRefSchema, storedRefSc
 });
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
+/** `agent.token: { create: { expiresInDays } }`: re-bot creates the agent token through the Astro API after the approval. */
+export const agentTokenCreateSchema = z.strictObject({
+  create: z.strictObject({
+    expiresInDays: z
+      .number({ error: 'expected the number of days the token is valid (1 to 3650), or leave it out for a token that never expires' })
+      .int({ error: 'expected a whole number of days (1 to 3650)' })
+      .min(1, { error: 'expected at least 1 day' })
+      .max(3650, { error: 'expected at most 3650 days (the Astro API limit)' })
+      .optional(),
+  }, { error: 'expected { expiresInDays: N } (or {} for a token that never expires)' }),
+});
+export type AgentTokenCreate = z.infer<typeof agentTokenCreateSchema>;
+
+/** A secret reference to a pasted token, or `{ create: … }`; the shape of the input picks the branch, so errors name the right fields. */
+const agentTokenSchema = z.unknown().pipe(z.custom<SecretRef | AgentTokenCreate>()).transform((v, c) => {
+  const schema = v && typeof v === 'object' && 'create' in v ? agentTokenCreateSchema : secretRefSchema;
+  const r = schema.safeParse(v, { reportInput: true });
+  if (r.success) return r.data as SecretRef | AgentTokenCreate;
+  for (const i of r.error.issues) c.addIssue({ ...i, input: (i as { input?: unknown }).input } as never);
+  return z.NEVER;
+});
+
+export function createsAgentToken(spec: { agent: { token: SecretRef | AgentTokenCreate } }): AgentTokenCreate['create'] | undefined {
+  const t = spec.agent.token;
+  return 'create' in t ? t.create : undefined;
+}
+
 // ---------- deployment ----------
 
 const deploymentSchema = z.strictObject({
@@ -162,8 +189,8 @@ const agentSchema = z.strictObject({
     .refine((v) => /:[^/]+$/.test(v) || v.includes('@'), { error: 'expected an image with a fixed tag or digest' })
     .refine((v) => !v.endsWith(':latest'), { error: "a fixed tag is required; 'latest' is not allowed" }),
   imagePullPolicy: z.enum(['IfNotPresent', 'Always', 'Never']).default('IfNotPresent'),
-  /** agent token from the Astro UI / API */
-  token: secretRefSchema,
+  /** agent token: a reference to one pasted from the Astro UI, or `{ create: { expiresInDays } }` (created through the Astro API) */
+  token: agentTokenSchema,
   /** registry password for the pull secret; defaults to deployment.apiToken */
   imagePullToken: secretRefSchema.optional(),
   imagePullRegistry: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { error: 'expected a registry host' }).default('images.astronomer.cloud'),
@@ -713,8 +740,10 @@ export function parseSpec(input: unknown): ParseResult {
 
 /** Every secret reference in a spec, with the field it belongs to. */
 export function secretRefsOf(spec: SetupSpec): Array<{ field: string; purpose: string; ref: SecretRef }> {
+  const agentToken = spec.agent.token;
   const out: Array<{ field: string; purpose: string; ref: SecretRef }> = [
-    { field: 'agent.token', purpose: 'agent token', ref: spec.agent.token },
+    // a token re-bot creates has no reference: its value goes from the Astro API straight into the Secret
+    ...('create' in agentToken ? [] : [{ field: 'agent.token', purpose: 'agent token', ref: agentToken }]),
     { field: 'deployment.apiToken', purpose: 'Deployment API token (Astro API, Airflow API' + (spec.agent.imagePullToken ? '' : ', image pull') + (spec.openLineage.enabled && !spec.openLineage.apiKey ? ', OpenLineage' : '') + ')', ref: spec.deployment.apiToken },
   ];
   if (spec.agent.imagePullToken) out.push({ field: 'agent.imagePullToken', purpose: `image pull password for ${spec.agent.imagePullRegistry}`, ref: spec.agent.imagePullToken });

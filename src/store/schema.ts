@@ -131,3 +131,15 @@ export const sealedSecrets = sqliteTable('sealed_secrets', {
   purpose: text('purpose').notNull(),
   erasedAt: text('erased_at'),
 });
+
+/** Agent tokens re-bot created through the Astro API (ids and expiry, never values): `/re status` shows the live one's expiry. */
+export const agentTokens = sqliteTable('agent_tokens', {
+  /** the Astro token id */
+  id: text('id').primaryKey(),
+  deployment: text('deployment').notNull(),
+  name: text('name').notNull(),
+  endAt: text('end_at'),
+  jobId: text('job_id'),
+  createdAt: text('created_at').notNull(),
+  deletedAt: text('deleted_at'),
+}, (t) => [index('agent_tokens_deployment').on(t.deployment)]);

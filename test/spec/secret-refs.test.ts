@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from '../../src/app/secrets.ts';
 import { withFileRefsFrom } from '../../src/spec/load.ts';
+import type { SecretRef } from '../../src/spec/schema.ts';
 import { spec } from './fixtures.ts';
 
 it('an unset deployment.apiToken variable names the field and says what to do', async () => {
@@ -29,9 +30,9 @@ it('a file reference written relative to the spec is read from the spec director
   writeFileSync(join(dir, 'agent-token'), 'file-agent-token-value\n');
   const s = withFileRefsFrom(dir, spec({ agent: { ...spec().agent, token: { file: 'agent-token' } } }));
   const resolve = secretResolverForSpec(s, createSecretResolver(undefined, {}));
-  expect(await resolve(s.agent.token)).toBe('file-agent-token-value');
+  expect(await resolve(s.agent.token as SecretRef)).toBe('file-agent-token-value');
   const missing = withFileRefsFrom(dir, spec({ agent: { ...spec().agent, token: { file: 'nope' } } }));
-  await expect(secretResolverForSpec(missing, createSecretResolver(undefined, {}))(missing.agent.token)).rejects.toThrow(
+  await expect(secretResolverForSpec(missing, createSecretResolver(undefined, {}))(missing.agent.token as SecretRef)).rejects.toThrow(
     `agent.token: secret file ${join(dir, 'nope')} cannot be read (ENOENT: no such file)`,
   );
 });

@@ -1,0 +1,37 @@
+/** The agent tokens re-bot created (ids, names, expiry; never values), as jobs report them in step outputs. */
+import { and, desc, eq, isNull } from 'drizzle-orm';
+import type { Store } from './db.ts';
+import { agentTokens } from './schema.ts';
+
+export interface AgentTokenRow {
+  id: string;
+  deployment: string;
+  name: string;
+  endAt?: string;
+  jobId?: string;
+  createdAt: string;
+  deletedAt?: string;
+}
+
+/** Idempotent: the same token reported twice (a relayed event, a resumed step) is one row. */
+export function recordAgentToken(store: Store, t: { id: string; deployment: string; name: string; endAt?: string; jobId?: string }, at = new Date().toISOString()): void {
+  store.db.insert(agentTokens).values({ id: t.id, deployment: t.deployment, name: t.name, endAt: t.endAt ?? null, jobId: t.jobId ?? null, createdAt: at })
+    .onConflictDoUpdate({ target: agentTokens.id, set: { name: t.name, endAt: t.endAt ?? null } }).run();
+}
+
+export function markAgentTokenDeleted(store: Store, id: string, at = new Date().toISOString()): void {
+  store.db.update(agentTokens).set({ deletedAt: at }).where(and(eq(agentTokens.id, id), isNull(agentTokens.deletedAt))).run();
+}
+
+/** The newest token of the deployment that re-bot has not deleted: the one its agents use. */
+export function liveAgentToken(store: Store, deployment: string): AgentTokenRow | undefined {
+  const r = store.db.select().from(agentTokens).where(and(eq(agentTokens.deployment, deployment), isNull(agentTokens.deletedAt)))
+    .orderBy(desc(agentTokens.createdAt), desc(agentTokens.id)).limit(1).get();
+  if (!r) return undefined;
+  return { id: r.id, deployment: r.deployment, name: r.name, createdAt: r.createdAt, ...(r.endAt ? { endAt: r.endAt } : {}), ...(r.jobId ? { jobId: r.jobId } : {}) };
+}
+
+export function agentTokenRows(store: Store, deployment: string): AgentTokenRow[] {
+  return store.db.select().from(agentTokens).where(eq(agentTokens.deployment, deployment)).orderBy(desc(agentTokens.createdAt)).all()
+    .map((r) => ({ id: r.id, deployment: r.deployment, name: r.name, createdAt: r.createdAt, ...(r.endAt ? { endAt: r.endAt } : {}), ...(r.jobId ? { jobId: r.jobId } : {}), ...(r.deletedAt ? { deletedAt: r.deletedAt } : {}) }));
+}
