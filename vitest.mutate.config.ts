@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 
 export const MUTATION_TESTS = [
   'test/unit/redact.test.ts',
+  'test/unit/redact-index.test.ts',
   'test/store/store.test.ts',
   'test/jobs/queue.test.ts',
   'test/jobs/lease.test.ts',

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 const JOB_TESTS = ['test/jobs/queue.test.ts', 'test/jobs/lease.test.ts', 'test/jobs/engine.test.ts', 'test/jobs/engine-safety.test.ts'];
 
 export const GROUPS = [
-  { name: 'redact', files: ['src/redact.ts'], tests: ['test/unit/redact.test.ts'] },
+  { name: 'redact', files: ['src/redact.ts'], tests: ['test/unit/redact.test.ts', 'test/unit/redact-index.test.ts'] },
   { name: 'crypto', files: ['src/store/crypto.ts'], tests: ['test/store/store.test.ts'] },
   // the job engine in two groups, so each finishes in reasonable time: the durable state (queue, leases,
   // approvals and votes) and the loop that runs steps (engine, runner)
