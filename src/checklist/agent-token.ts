@@ -17,12 +17,10 @@ import type { AgentToken, AstroTokensClient } from '../infra/astro-tokens.ts';
 import type { SecretInfo } from '../infra/types.ts';
 import { createsAgentToken } from '../spec/schema.ts';
 import { secretNames } from '../spec/values.ts';
+export { expiryText, EXPIRY_WARNING_DAYS } from '../store/agent-tokens.ts';
 
 export const TOKEN_ID_ANNOTATION = 're-bot.astronomer.io/agent-token-id';
 export const TOKEN_END_ANNOTATION = 're-bot.astronomer.io/agent-token-end-at';
-/** `/re status` warns this long before the token expires */
-export const EXPIRY_WARNING_DAYS = 14;
-
 /** A token to create: what the approver sees. */
 export interface NewAgentToken {
   name: string;
@@ -61,14 +59,6 @@ export async function newAgentToken(ctx: StepContext, key: string, expiresInDays
 
 export function newTokenText(t: NewAgentToken): string {
   return `create agent token ${t.name} through the Astro API (${t.expiresInDays ? `expires in ${t.expiresInDays} days` : 'never expires'})`;
-}
-
-export function expiryText(endAt: string | undefined, now = Date.now()): { text: string; warning?: string } {
-  if (!endAt) return { text: 'never expires' };
-  const days = Math.floor((Date.parse(endAt) - now) / 86_400_000);
-  if (days < 0) return { text: `expired ${endAt}`, warning: `the agent token expired on ${endAt.slice(0, 10)}: the agents cannot connect; rotate it with /re rotate-token` };
-  const text = `expires ${endAt} (in ${days} day${days === 1 ? '' : 's'})`;
-  return days < EXPIRY_WARNING_DAYS ? { text, warning: `the agent token expires in ${days} day${days === 1 ? '' : 's'} (${endAt.slice(0, 10)}); rotate it with /re rotate-token` } : { text };
 }
 
 /** The live agent-token Secret (null: none) and the token its annotation names, as the Astro API knows it now. */

@@ -289,7 +289,7 @@ export async function waitForAgentPods(ctx: StepContext, timeoutMs: number, poll
   }
 }
 
-async function podFailure(ctx: StepContext, pod: PodState, component: string): Promise<StepFailure> {
+export async function podFailure(ctx: StepContext, pod: PodState, component: string): Promise<StepFailure> {
   const tail = await ctx.infra.kube.podLogTail(ctx.spec.cluster.namespace, pod.name, 20, { signal: ctx.signal }).catch((e: Error) => `(log unavailable: ${e.message})`);
   const hint = /403|Forbidden/i.test(tail)
     ? 'a 403 from the Astro API usually means the cluster egress IP is missing from the Deployment\'s allowed IP ranges, or the agent token belongs to another Deployment'

@@ -11,7 +11,7 @@ import {
   TOKEN_ID_ANNOTATION, type AgentTokenRecord, type NewAgentToken,
 } from './agent-token.ts';
 import { tokenUrls } from './agents.ts';
-import { sleep, waitForAgentPods } from './release.ts';
+import { podFailure, sleep, waitForAgentPods } from './release.ts';
 import { verify } from './verify.ts';
 import { MAX_AGENT_TOKENS } from '../infra/astro-tokens.ts';
 import { agentComponents } from '../spec/plan.ts';
@@ -165,6 +165,15 @@ export const tokenRoll: StepHandler = {
       });
       ctx.progress(`agents rolled: ${comps.length - waiting.length}/${comps.length}${waiting.length ? ` (waiting for ${waiting.join(', ')})` : ''}`);
       if (!waiting.length) break;
+      // a new pod that cannot start never finishes the rollout: say why now, not at the timeout
+      for (const pod of await kube.listPods(ns, undefined, { signal: ctx.signal })) {
+        const c = waiting.find((w) => pod.name.startsWith(`${w}-`));
+        const stuck = pod.waitingReason && /ImagePullBackOff|InvalidImageName|CreateContainerConfigError/.test(pod.waitingReason);
+        if (c && (stuck || (pod.waitingReason === 'CrashLoopBackOff' && pod.restarts >= 3))) {
+          const f = await podFailure(ctx, pod, c);
+          throw new StepFailure(`${f.message}; the old token still works (it is deleted only after a successful rotation)`, f.details);
+        }
+      }
       if (Date.now() > deadline) throw new StepFailure(`agents not rolled after ${Math.round(timeoutMs / 1000)}s: ${waiting.join(', ')}; the old token still works`);
       await sleep(500, ctx.signal);
     }

@@ -29,6 +29,7 @@ const COMMANDS: Record<string, CommandInfo> = {
     load: () => import('./run.ts'),
     checkEnv: checkLocalRunEnv,
   },
+  'rotate-token': { usage: 're-bot rotate-token <spec.yaml> [--yes]', summary: 'replace the agent token re-bot created with a new one (one approval; the old one is deleted last)', load: () => import('./rotate-token.ts'), checkEnv: checkLocalRunEnv },
   status: {
     usage: 're-bot status <deployment>',
     summary: 'show the stored state of the latest setup job of a deployment (reads the DB only)',

@@ -42,6 +42,8 @@ export interface RunSetupOptions extends Omit<RuntimeOptions, 'dbPath'> {
   logFile?: string;
   /** called once the runtime exists (the demo reads the DB path, tests kill at chosen moments) */
   onRuntime?: (rt: Runtime, jobId: string) => void;
+  /** the job kind (default setup), e.g. rotate-token */
+  kind?: string;
 }
 
 export interface RunSetupResult {
@@ -104,7 +106,7 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
     const valuesFile = join(outDir, 'values.yaml');
     await writeFile(valuesFile, valuesYaml(renderValues(o.spec)), { mode: 0o644 });
 
-    const job = await resumeOrSubmit(rt, o.spec, actor, say);
+    const job = await resumeOrSubmit(rt, o.spec, actor, say, o.kind);
     jobId = job.id;
     o.onRuntime?.(rt, job.id);
     rt.engine.start();
@@ -145,11 +147,11 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
 }
 
 /** The deployment's unfinished job with the same spec is resumed; one with another spec holds the lock. */
-async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: (l: string) => void): Promise<JobView> {
+async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: (l: string) => void, kind?: string): Promise<JobView> {
   const latest = rt.engine.latestJobFor(spec.deployment.name);
   if (latest && ACTIVE_STATES.includes(latest.state)) {
-    const stored = rt.store.db.select({ spec: jobs.spec }).from(jobs).where(eq(jobs.id, latest.id)).get()?.spec;
-    if (JSON.stringify(stored) === JSON.stringify(spec)) {
+    const stored = rt.store.db.select({ spec: jobs.spec, plan: jobs.plan }).from(jobs).where(eq(jobs.id, latest.id)).get();
+    if (JSON.stringify(stored?.spec) === JSON.stringify(spec) && ((stored?.plan as { kind?: string } | undefined)?.kind ?? 'setup') === (kind ?? 'setup')) {
       say(`resuming job ${latest.id} (${latest.state}, attempt ${latest.attempt}) for ${spec.deployment.name}`);
       return latest;
     }
@@ -157,7 +159,7 @@ async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: 
   // submit() refuses with the lock holder when another job is active
   const plan = buildPlan(spec);
   say(`deployment ${spec.deployment.name}: release ${plan.release} in ${plan.namespace}, chart ${plan.chart}`);
-  return rt.engine.submit({ spec, requestedBy: { id: actor }, origin: { kind: 'cli' } });
+  return rt.engine.submit({ spec, requestedBy: { id: actor }, origin: { kind: 'cli' }, ...(kind ? { kind } : {}) });
 }
 
 async function askApproval(a: ApprovalView, o: RunSetupOptions, say: (l: string) => void): Promise<'approve' | 'reject' | 'later'> {

@@ -17,6 +17,7 @@ export function formatStatus(r: StatusReport): string {
   if (j?.error) out.push(`  error: ${j.error}`);
   out.push(`  chart ${r.chart ?? '—'} · Helm revision ${r.helmRevision ?? '—'} · client image ${r.clientImage ?? '—'}`);
   out.push(`  values hash ${r.valuesHash ?? '—'}`);
+  if (r.agentToken) out.push(`  agent token ${r.agentToken.name} (${r.agentToken.id}): ${r.agentToken.expiry}${r.agentToken.warning ? `\n  WARNING: ${r.agentToken.warning}` : ''}`);
   for (const a of r.approvals) {
     const who = a.approvedBy.length ? ` by ${a.approvedBy.join(', ')}` : '';
     out.push(`  approval "${a.title}": ${a.state}${who}${a.rejectedBy ? ` (rejected by ${a.rejectedBy})` : ''} [${a.hash.slice(0, 12)}]`);

@@ -13,6 +13,8 @@ export interface StatusReport {
   clientImage?: string;
   helmRevision?: number;
   lock?: { jobId: string; requestedBy: string; since: string; state: JobState };
+  /** the agent token re-bot created that the agents use (never its value); `warning` within 14 days of its expiry */
+  agentToken?: { id: string; name: string; endAt?: string; expiry: string; warning?: string };
   /** what runs in the cluster: the last job of the deployment that succeeded (may be older than `job`) */
   live?: { jobId: string; helmRevision?: number; chart: string; finishedAt?: string; approvedBy: string[] };
 }

@@ -25,7 +25,7 @@ export interface StatusQueries {
   latestJobId(deployment: string): string | undefined;
   /** the deployment's active job (at most one: the lock), only what the status answer shows */
   lockHolder(deployment: string): LockHolder | undefined;
-  /** the deployment's most recently finished succeeded job */
+  /** the deployment's most recently finished succeeded setup job (other kinds, such as rotate-token, change no release) */
   lastSucceededJobId(deployment: string): string | undefined;
   deploymentExists(name: string): boolean;
 }
@@ -58,7 +58,7 @@ function prepare(db: Database.Database) {
     votes: db.prepare(`SELECT "user", decision, at FROM approval_votes WHERE approval_id = ? ORDER BY at ASC`),
     latest: db.prepare(`SELECT id FROM jobs WHERE deployment = ? ORDER BY created_at DESC, id DESC LIMIT 1`).pluck(),
     lock: db.prepare(`SELECT id, requested_by, state, created_at, started_at FROM jobs WHERE deployment = ? AND state IN ${ACTIVE_SQL} LIMIT 1`),
-    lastGood: db.prepare(`SELECT id FROM jobs WHERE deployment = ? AND state = 'succeeded' ORDER BY finished_at DESC, id DESC LIMIT 1`).pluck(),
+    lastGood: db.prepare(`SELECT id FROM jobs WHERE deployment = ? AND state = 'succeeded' AND json_extract(plan, '$.kind') IS NULL ORDER BY finished_at DESC, id DESC LIMIT 1`).pluck(),
     deployment: db.prepare(`SELECT 1 FROM deployments WHERE name = ?`).pluck(),
   };
 }

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, like } from 'drizzle-orm';
+import { and, asc, desc, eq, like, sql } from 'drizzle-orm';
+import { expiryText, liveAgentToken } from '../store/agent-tokens.ts';
 import type { Store } from '../store/db.ts';
 import { deployments, jobs } from '../store/schema.ts';
 import type { JobState, JobView } from './types.ts';
@@ -17,10 +18,14 @@ export function statusReport(store: Store, deploymentName: string): StatusReport
   const v = id ? q.jobView(id) : undefined;
   const holder = q.lockHolder(deploymentName);
   const lock = holder && { jobId: holder.id, requestedBy: holder.requestedBy, since: holder.startedAt ?? holder.createdAt, state: holder.state as JobState };
-  const lastGood = v?.state === 'succeeded' ? v.id : q.lastSucceededJobId(deploymentName);
+  // a rotate-token job changes no release: the live release is the last setup's (lastSucceededJobId skips other kinds)
+  const lastGood = q.lastSucceededJobId(deploymentName);
   const lg = lastGood ? (lastGood === v?.id ? v : q.jobView(lastGood)) : undefined;
   const live = lg && liveFromJob(lg);
-  return v ? { ...reportFromJob(v), lock, ...(live ? { live } : {}) } : { deployment: deploymentName, steps: [], approvals: [], lock };
+  const t = liveAgentToken(store, deploymentName);
+  const agentToken = t && { id: t.id, name: t.name, ...(t.endAt ? { endAt: t.endAt } : {}), ...(() => { const e = expiryText(t.endAt); return { expiry: e.text, ...(e.warning ? { warning: e.warning } : {}) }; })() };
+  const extra = { lock, ...(live ? { live } : {}), ...(agentToken ? { agentToken } : {}) };
+  return v ? { ...reportFromJob(v), ...extra } : { deployment: deploymentName, steps: [], approvals: [], ...extra };
 }
 
 function editDistance(a: string, b: string): number {

@@ -21,6 +21,7 @@ export function statusMessage(r: StatusReport, threadUrl?: string): Message {
     `Requested by ${mention(j.requestedBy)} ${when(j.createdAt)}${approvedBy.length ? ` · approved by ${approvedBy.map(mention).join(', ')}` : ''}`,
     ...r.approvals.filter((a) => a.state === 'rejected').map((a) => `Rejected by ${mention(a.rejectedBy ?? '?')}: ${esc(a.title)}`),
     j.error ? `Error: ${mentionIds(esc(clip(redact(j.error), 600)))}` : '',
+    r.agentToken?.warning ? `:warning: ${esc(r.agentToken.warning)}` : '',
     threadUrl ? `<${threadUrl}|Open the job's thread>` : '',
   ].filter(Boolean).join('\n');
   const live = r.live
@@ -33,6 +34,7 @@ export function statusMessage(r: StatusReport, threadUrl?: string): Message {
     ['Client image', r.clientImage ?? '— (agent image)'],
     ['Values hash', r.valuesHash ? `\`${r.valuesHash}\`` : '—'],
     ['Helm revision', r.helmRevision !== undefined ? String(r.helmRevision) : '—'],
+    ...(r.agentToken ? [['Agent token', `${r.agentToken.name}: ${r.agentToken.expiry}`]] : []),
     ['Lock', r.lock ? `held by job \`${r.lock.jobId}\` (${mention(r.lock.requestedBy)}, ${r.lock.state.replace(/_/g, ' ')} since ${when(r.lock.since)})` : 'free'],
   ];
   const blocks: Block[] = [

@@ -35,3 +35,16 @@ export function agentTokenRows(store: Store, deployment: string): AgentTokenRow[
   return store.db.select().from(agentTokens).where(eq(agentTokens.deployment, deployment)).orderBy(desc(agentTokens.createdAt)).all()
     .map((r) => ({ id: r.id, deployment: r.deployment, name: r.name, createdAt: r.createdAt, ...(r.endAt ? { endAt: r.endAt } : {}), ...(r.jobId ? { jobId: r.jobId } : {}), ...(r.deletedAt ? { deletedAt: r.deletedAt } : {}) }));
 }
+
+/** `/re status` warns this long before the token expires */
+export const EXPIRY_WARNING_DAYS = 14;
+
+/** "expires … (in N days)", with a warning from EXPIRY_WARNING_DAYS before the end (and after it). */
+export function expiryText(endAt: string | undefined, now = Date.now()): { text: string; warning?: string } {
+  if (!endAt) return { text: 'never expires' };
+  const ms = Date.parse(endAt) - now;
+  const days = Math.floor(ms / 86_400_000);
+  if (ms <= 0) return { text: `expired ${endAt}`, warning: `the agent token expired on ${endAt.slice(0, 10)}: the agents cannot connect; rotate it with /re rotate-token` };
+  const text = `expires ${endAt} (in ${days} day${days === 1 ? '' : 's'})`;
+  return ms <= EXPIRY_WARNING_DAYS * 86_400_000 ? { text, warning: `the agent token expires in ${days} day${days === 1 ? '' : 's'} (${endAt.slice(0, 10)}); rotate it with /re rotate-token` } : { text };
+}
