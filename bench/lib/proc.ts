@@ -68,6 +68,35 @@ export function rssTree(pid: number): [number, number] {
   return [total, own];
 }
 
+/** RSS of a process tree by what runs: the process itself (`self`), then each descendant's command name (`helm`, `node` = the job worker …), summed */
+export function rssBreakdown(pid: number): Record<string, number> {
+  const out: Record<string, number> = { self: rssOf(pid) };
+  const walk = (p: number) => {
+    let kids: number[] = [];
+    try {
+      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return;
+    }
+    for (const k of kids) {
+      try {
+        const name = readFileSync(`/proc/${k}/comm`, 'utf8').trim();
+        out[name] = (out[name] ?? 0) + rssOf(k);
+        walk(k);
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** CPU time of a process's main thread (its event loop) in ms, from /proc/<pid>/schedstat (ns on CPU) */
+export function loopCpuMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+}
+
 export { freePort } from '../../src/devkit/registry.ts';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,6 +8,7 @@ import { registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
 import { BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
 import { Directory } from './directory.ts';
+import { keepAliveFetch } from './fetch.ts';
 import { registerJobActions } from './job-actions.ts';
 import { Outbox } from './outbox.ts';
 import { attachProgress } from './progress.ts';
@@ -85,12 +86,14 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
   registerSecret(config.appToken);
   registerSecret(config.signingSecret);
   // the outbox owns retries (429 Retry-After, 5xx backoff); the client must not retry on its own
+  const httpFetch = keepAliveFetch();
   const clientOptions = {
     ...(config.apiUrl ? { slackApiUrl: config.apiUrl } : {}),
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
     timeout: 10_000,
-    ...(deps.metrics ? { fetch: countingFetch(deps.metrics, config.apiUrl) } : {}),
+    // Web API calls and respond() posts to response_url: kept-alive connections
+    fetch: deps.metrics ? countingFetch(deps.metrics, config.apiUrl, httpFetch) : httpFetch,
   };
   const boltLog = boltLogger(logger);
   const app =
@@ -148,6 +151,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       detach();
       await app.stop();
       await outbox.stop();
+      await httpFetch.close().catch(() => undefined);
     },
   };
 }

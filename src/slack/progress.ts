@@ -27,6 +27,23 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
   const approvers = opts.approvers;
   // latest progress line per job; shown in the parent only (it would blow the post budget as replies)
   const activity = new Map<string, string>();
+  // The parent's update is rendered once per job per event-loop turn, from the newest event's job view and
+  // progress line: a batch of events (the worker's relayed ones come 20 at a time) costs one Block Kit
+  // rendering and one outbox write per job instead of one per event. What the parent ends up showing is the
+  // same: the last event's state. Its first post is not deferred (replies are threaded under it).
+  const dirty = new Map<string, { job: JobView; channel: string; line?: string }>();
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    for (const [id, d] of dirty) {
+      dirty.delete(id);
+      try {
+        outbox.update(parentKey(id), d.channel, checklistMessage(d.job, d.line, approvers));
+      } catch (err) {
+        logger?.error({ err: errorMessage(err), jobId: id }, 'progress: could not enqueue the checklist update');
+      }
+    }
+  };
 
   function handle(e: JobEvent): void {
     const job = e.job;
@@ -35,9 +52,17 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
     const pk = parentKey(job.id);
     if (e.type === 'step.started' || e.type === 'step.finished' || e.type === 'step.failed' || e.type === 'step.skipped') activity.delete(job.id);
     if (e.type === 'step.progress') activity.set(job.id, e.message);
-    const parent = checklistMessage(job, activity.get(job.id), approvers);
-    if (!outbox.has(pk)) outbox.post(pk, channel, parent);
-    else outbox.update(pk, channel, parent);
+    if (!outbox.has(pk)) {
+      dirty.delete(job.id);
+      outbox.post(pk, channel, checklistMessage(job, activity.get(job.id), approvers));
+    } else {
+      dirty.delete(job.id); // re-inserted: flushed in the order the jobs last changed
+      dirty.set(job.id, { job, channel, line: activity.get(job.id) });
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    }
     const reply = (key: string, msg: Record<string, unknown>, priority = 0) => outbox.post(key, channel, msg, pk, priority);
 
     switch (e.type) {
@@ -88,7 +113,7 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
     }
   }
 
-  return engine.on((e) => {
+  const off = engine.on((e) => {
     try {
       handle(e);
     } catch (err) {
@@ -96,4 +121,8 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
       logger?.error({ err: errorMessage(err), event: e.type, jobId: e.job.id }, 'progress: could not enqueue Slack writes');
     }
   });
+  return () => {
+    off();
+    flush(); // nothing rendered-but-unwritten is lost at stop
+  };
 }
