@@ -80,22 +80,27 @@ describeWithTools(['postgresql'], 'PostgreSQL store', () => {
     expect((await stores[1].pool.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n).toBe(journal.entries.length);
   });
 
-  it('has the tables and columns of the SQLite store, plus the outbox sender lease', async () => {
+  it('has the tables and columns of the SQLite store, nullable where SQLite is, plus the outbox sender lease', async () => {
     const pgStore = await open(await cluster.createDatabase('parity'));
     const sqlite = openStore({ path: ':memory:' });
     try {
       const sqliteTables = (sqlite.sqlite.prepare(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name != '__drizzle_migrations'`).all() as Array<{ name: string }>).map((r) => r.name);
       const fromSqlite: Record<string, string[]> = {};
-      for (const t of sqliteTables) fromSqlite[t] = (sqlite.sqlite.pragma(`table_info(${t})`) as Array<{ name: string }>).map((c) => c.name).sort();
-      const { rows } = await pgStore.pool.query<{ table_name: string; column_name: string }>(
-        `select table_name, column_name from information_schema.columns where table_schema = 'public' order by table_name, column_name`);
+      for (const t of sqliteTables) {
+        fromSqlite[t] = (sqlite.sqlite.pragma(`table_info(${t})`) as Array<{ name: string; notnull: number }>)
+          .map((c) => `${c.name}${c.notnull ? ' not null' : ''}`).sort();
+      }
+      const { rows } = await pgStore.pool.query<{ table_name: string; column_name: string; is_nullable: 'YES' | 'NO' }>(
+        `select table_name, column_name, is_nullable from information_schema.columns where table_schema = 'public'`);
       const fromPg: Record<string, string[]> = {};
-      for (const r of rows) (fromPg[r.table_name] ??= []).push(r.column_name);
+      for (const r of rows) (fromPg[r.table_name] ??= []).push(`${r.column_name}${r.is_nullable === 'NO' ? ' not null' : ''}`);
       for (const cols of Object.values(fromPg)) cols.sort();
       expect(sqliteTables.length).toBeGreaterThanOrEqual(8);
+      expect(fromSqlite.jobs).toContain('lease_owner');
+      expect(fromSqlite.jobs).toContain('deployment not null');
       const { slack_channel_leases: leases, ...shared } = fromPg;
       expect(shared).toEqual(fromSqlite);
-      expect(leases).toEqual(['channel', 'expires_at', 'owner']);
+      expect(leases).toEqual(['channel not null', 'expires_at not null', 'owner not null']);
     } finally {
       sqlite.close();
     }

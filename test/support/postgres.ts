@@ -5,10 +5,11 @@
  *
  * PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user (Debian's package
  * creates it), the temp dir is chown'ed to it, and initdb/pg_ctl run through `runuser -u postgres --` (argv, no
- * shell). Binaries: initdb/pg_ctl/postgres from one directory, PATH first, else the newest /usr/lib/postgresql/N/bin.
+ * shell). Binaries: initdb/pg_ctl/postgres from one directory: RE_BOT_PG_BIN, else PATH, else the newest
+ * /usr/lib/postgresql/N/bin.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -26,8 +27,9 @@ function executable(path: string): boolean {
 
 const hasAll = (dir: string) => BINARIES.every((b) => executable(join(dir, b)));
 
-/** The directory holding initdb, pg_ctl and postgres, or null. */
+/** The directory holding initdb, pg_ctl and postgres, or null. RE_BOT_PG_BIN, when set, is the only place looked. */
 export function postgresBinDir(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.RE_BOT_PG_BIN) return hasAll(env.RE_BOT_PG_BIN) ? env.RE_BOT_PG_BIN : null;
   for (const d of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
     const initdb = join(d, 'initdb');
     if (!executable(initdb)) continue;
@@ -57,7 +59,7 @@ function userIds(name: string): { uid: number; gid: number } | null {
 
 /** Why a cluster cannot be started here (for test/support/tools.ts), or null when it can. */
 export function postgresMissing(): string | null {
-  if (!postgresBinDir()) return 'no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin';
+  if (!postgresBinDir()) return process.env.RE_BOT_PG_BIN ? `no initdb/pg_ctl/postgres in RE_BOT_PG_BIN=${process.env.RE_BOT_PG_BIN}` : 'no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin (or set RE_BOT_PG_BIN)';
   if (isRoot() && !userIds('postgres')) return 'running as root and there is no postgres user to run the server';
   if (isRoot() && !executable('/usr/sbin/runuser') && !executable('/sbin/runuser')) return 'running as root without runuser';
   return null;
@@ -73,6 +75,16 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** As root, the postgres user must reach the temp dir: a TMPDIR under /root (0700) falls back to /tmp. */
+function clusterTempBase(): string {
+  const base = tmpdir();
+  if (!isRoot()) return base;
+  for (let d = base; ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return '/tmp';
+    if (dirname(d) === d) return base;
+  }
 }
 
 export interface PgCluster {
@@ -91,7 +103,7 @@ export async function startPostgres(): Promise<PgCluster> {
   const missing = postgresMissing();
   if (missing) throw new Error(`cannot start PostgreSQL: ${missing}`);
   const bin = postgresBinDir()!;
-  const dir = mkdtempSync(join(tmpdir(), 're-bot-pg-'));
+  const dir = mkdtempSync(join(clusterTempBase(), 're-bot-pg-'));
   const data = join(dir, 'data');
   const asPostgres = isRoot();
   if (asPostgres) {
