@@ -1,6 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core';
+import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
+import { generateDrizzleJson, generateMigration } from 'drizzle-kit/api';
+import * as sqliteSchema from '../../src/store/schema.ts';
+import * as pgSchema from '../../src/store/pg/schema.ts';
 import { ConfigError } from '../../src/config-error.ts';
 import { redact } from '../../src/redact.ts';
 import { openStore } from '../../src/store/db.ts';
@@ -49,7 +58,27 @@ describe('RE_BOT_DATABASE_URL', () => {
   });
 });
 
-const journal = JSON.parse(readFileSync(join(MIGRATIONS_PG, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> };
+const journal = JSON.parse(readFileSync(join(MIGRATIONS_PG, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ idx: number; tag: string }> };
+
+describe('PostgreSQL schema (no server needed)', () => {
+  it('declares every table and column of the SQLite schema, with the same names and nullability', () => {
+    const shape = (cols: Array<{ name: string; notNull: boolean }>) => cols.map((c) => `${c.name}${c.notNull ? ' not null' : ''}`).sort();
+    const fromSqlite = Object.fromEntries(Object.values(sqliteSchema).filter((t) => t instanceof SQLiteTable)
+      .map((t) => { const c = sqliteTableConfig(t as SQLiteTable); return [c.name, shape(c.columns)]; }));
+    const fromPg = Object.fromEntries(Object.values(pgSchema).filter((t) => t instanceof PgTable)
+      .map((t) => { const c = pgTableConfig(t as PgTable); return [c.name, shape(c.columns)]; }));
+    const { slack_channel_leases: _lease, ...shared } = fromPg;
+    expect(Object.keys(fromSqlite).length).toBeGreaterThanOrEqual(8);
+    expect(shared).toEqual(fromSqlite);
+  });
+
+  it('has migrations up to date with src/store/pg/schema.ts (else: npm run db:generate:pg)', async () => {
+    const last = journal.entries.at(-1)!;
+    const snapshot = JSON.parse(readFileSync(join(MIGRATIONS_PG, 'meta', `${String(last.idx).padStart(4, '0')}_snapshot.json`), 'utf8'));
+    const pending = await generateMigration(snapshot, generateDrizzleJson(pgSchema as Record<string, unknown>, snapshot.id));
+    expect(pending).toEqual([]);
+  });
+});
 
 describeWithTools(['postgresql'], 'PostgreSQL store', () => {
   let cluster: PgCluster;
@@ -157,5 +186,19 @@ describeWithTools(['postgresql'], 'PostgreSQL store', () => {
     const err = await openPgStore(url, { connectionTimeoutMs: 2_000 }).then(() => undefined, (e: Error) => e);
     expect(err?.message).toMatch(/^PostgreSQL at postgres:\/\/postgres:REDACTED@127\.0\.0\.1:\d+\/does_not_exist: database "does_not_exist" does not exist$/);
     expect(err?.message).not.toContain('Pg-s3cret-value');
+  });
+
+  it('a test process that exits without stopping its cluster leaves no server or files behind', async () => {
+    const support = fileURLToPath(new URL('../support/postgres.ts', import.meta.url));
+    const child = `const { startPostgres } = await import(${JSON.stringify(support)});
+      const c = await startPostgres(); console.log(JSON.stringify({ port: c.port, dir: c.dir })); process.exit(0);`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], { timeout: 120_000 });
+    const { port, dir } = JSON.parse(stdout) as { port: number; dir: string };
+    expect(existsSync(dir)).toBe(false);
+    const refused = await new Promise<boolean>((done) => {
+      const sock = connect({ host: '127.0.0.1', port }, () => { sock.destroy(); done(false); });
+      sock.on('error', () => done(true));
+    });
+    expect(refused).toBe(true);
   });
 });

@@ -91,6 +91,8 @@ export interface PgCluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   url: string;
   port: number;
+  /** the temp dir holding the data directory, socket and server log; removed by stop() */
+  dir: string;
   /** URL of database `name` on this cluster */
   urlFor(name: string): string;
   /** creates an empty database and returns its URL */
@@ -143,6 +145,7 @@ export async function startPostgres(): Promise<PgCluster> {
   return {
     url: urlFor('postgres'),
     port,
+    dir,
     urlFor,
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`test database name must be a plain identifier: ${name}`);
