@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core';
 import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
@@ -13,7 +14,7 @@ import * as pgSchema from '../../src/store/pg/schema.ts';
 import { ConfigError } from '../../src/config-error.ts';
 import { redact } from '../../src/redact.ts';
 import { openStore } from '../../src/store/db.ts';
-import { MIGRATIONS_PG, openPgStore, parseDatabaseUrl, type PgStore } from '../../src/store/pg/open.ts';
+import { MIGRATION_LOCK, MIGRATIONS_PG, openPgStore, parseDatabaseUrl, type PgStore } from '../../src/store/pg/open.ts';
 import { startPostgres, type PgCluster } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
 
@@ -107,6 +108,26 @@ describeWithTools(['postgresql'], 'PostgreSQL store', () => {
     // a fourth start later finds nothing to apply and changes nothing
     await open(url);
     expect((await stores[1].pool.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n).toBe(journal.entries.length);
+  });
+
+  it('a replica waits for another replica\'s migration longer than an ordinary statement may run, within the migration timeout', async () => {
+    const url = await cluster.createDatabase('slow_migration');
+    // another replica is migrating: it holds the migration lock for 1.5 s
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    try {
+      await other.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      const waiting = open(url, { statementTimeoutMs: 300 });
+      const givingUp = openPgStore(url, { migrationTimeoutMs: 500 }).then(() => 'opened', (e: Error) => e.message);
+      await new Promise((r) => setTimeout(r, 1_500));
+      await other.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      const s = await waiting;
+      expect(await s.ping()).toBe(true);
+      expect((await s.pool.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n).toBe(journal.entries.length);
+      expect(await givingUp).toMatch(/^PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/slow_migration: .*(statement timeout|timeout)/);
+    } finally {
+      await other.end();
+    }
   });
 
   it('has the tables and columns of the SQLite store, nullable where SQLite is, plus the outbox sender lease', async () => {

@@ -2,8 +2,8 @@
  * Opens re-bot's PostgreSQL store (RE_BOT_DATABASE_URL=postgres://…): a pg.Pool with connection, statement
  * and idle timeouts, drizzle's node-postgres dialect, and the migrations of ./migrations-pg applied at start.
  *
- * N replicas starting together migrate once: each takes the session-level advisory lock MIGRATION_LOCK on one
- * connection before running drizzle's migrator, so the second one waits, then finds nothing left to apply.
+ * N replicas starting together migrate once: each takes the session-level advisory lock MIGRATION_LOCK on a
+ * connection of its own before running drizzle's migrator, so the others wait, then find nothing left to apply.
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,21 +98,29 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Applies ./migrations-pg under the migration advisory lock on one dedicated connection. */
-async function migrateOnce(pool: pg.Pool, folder: string, timeoutMs: number): Promise<void> {
-  const client = await pool.connect();
+/**
+ * Applies ./migrations-pg under the migration advisory lock, on a connection of its own (not the pool's): its
+ * statement and query timeouts are the migration's, since waiting behind another replica's migration can take
+ * longer than any ordinary statement may. Ending the connection also frees the lock if unlocking failed.
+ */
+async function migrateOnce(url: string, folder: string, o: { timeoutMs: number; connectionTimeoutMs: number }): Promise<void> {
+  const timeout = Math.max(1, Math.floor(o.timeoutMs));
+  const client = new pg.Client({
+    connectionString: url, connectionTimeoutMillis: o.connectionTimeoutMs, statement_timeout: timeout, query_timeout: timeout + 5_000,
+    application_name: 're-bot migrate',
+  });
+  // a connection lost mid-migration is reported by the failing query; this keeps it from being an uncaught error
+  client.on('error', () => {});
+  await client.connect();
   try {
-    // waiting behind another replica's migration counts against this statement timeout, not the pool's default
-    await client.query(`set statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       await migrate(drizzle({ client, schema }), { migrationsFolder: folder });
     } finally {
-      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     }
   } finally {
-    // never hand this session (its statement_timeout, possibly its lock on an error path) back to the pool
-    client.release(true);
+    await client.end().catch(() => {});
   }
 }
 
@@ -120,10 +128,11 @@ async function migrateOnce(pool: pg.Pool, folder: string, timeoutMs: number): Pr
 export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
   const { redacted } = parseDatabaseUrl(url);
   const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
+  const connectionTimeoutMs = opts.connectionTimeoutMs ?? 5_000;
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
-    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5_000,
+    connectionTimeoutMillis: connectionTimeoutMs,
     idleTimeoutMillis: opts.idleTimeoutMs ?? 30_000,
     statement_timeout: statementTimeoutMs,
     // client side: a statement stuck on a dead connection is abandoned too
@@ -135,7 +144,7 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
   // an idle connection that breaks (server restart, network) must not crash the process: the pool replaces it
   pool.on('error', (err) => opts.onPoolError?.(redact(errorMessage(err))));
   try {
-    await migrateOnce(pool, opts.migrationsFolder ?? MIGRATIONS_PG, opts.migrationTimeoutMs ?? 300_000);
+    await migrateOnce(url, opts.migrationsFolder ?? MIGRATIONS_PG, { timeoutMs: opts.migrationTimeoutMs ?? 300_000, connectionTimeoutMs });
   } catch (err) {
     await pool.end().catch(() => {});
     throw new Error(`PostgreSQL at ${redacted}: ${errorMessage(err)}`);
