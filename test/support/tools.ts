@@ -1,5 +1,5 @@
 /**
- * Tests that need an optional system tool (Debian packages buildah, skopeo, docker-registry).
+ * Tests that need an optional system tool (Debian packages buildah, skopeo, docker-registry, postgresql).
  * Tool present → the test runs. Tool missing → the test is skipped under a name that says what is missing and
  * how to install it, so vitest's summary names the gap. With RE_BOT_REQUIRE_TOOLS=1 (CI) a missing tool is a
  * failure instead: `required tool missing: buildah (RE_BOT_REQUIRE_TOOLS=1)`.
@@ -7,8 +7,9 @@
 import { describe, it, type TestFunction } from 'vitest';
 import { REGISTRY_BIN, registryAvailable } from '../../src/devkit/registry.ts';
 import { findTool } from '../../src/infra/tools.ts';
+import { postgresMissing } from './postgres.ts';
 
-export type SystemTool = 'buildah' | 'skopeo' | 'docker-registry';
+export type SystemTool = 'buildah' | 'skopeo' | 'docker-registry' | 'postgresql';
 
 export interface ToolCheck {
   ok: boolean;
@@ -21,6 +22,8 @@ const where: Record<SystemTool, () => string | null> = {
   buildah: () => (findTool('buildah') ? null : 'not on PATH'),
   skopeo: () => (findTool('skopeo') ? null : 'not on PATH'),
   'docker-registry': () => (registryAvailable() ? null : `no ${REGISTRY_BIN} (or set RE_BOT_REGISTRY_BIN)`),
+  // a throwaway cluster (test/support/postgres.ts): initdb, pg_ctl, and as root the postgres user
+  postgresql: postgresMissing,
 };
 
 export const toolsRequired = (): boolean => process.env.RE_BOT_REQUIRE_TOOLS === '1';

@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { eq, sql } from 'drizzle-orm';
+import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
+import { acquireChannelLease, channelLeaseHolder, claimNextJob, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
+import { DEPLOYMENT_LOCK_CONSTRAINT, isUniqueViolation, recordVote } from '../../src/store/pg/votes.ts';
+import { approvals, approvalVotes, jobs } from '../../src/store/pg/schema.ts';
+import { startPostgres, type PgCluster } from '../support/postgres.ts';
+import { describeWithTools } from '../support/tools.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
+  let cluster: PgCluster;
+  /** two replicas: each its own pool, as two processes would have */
+  let a: PgStore;
+  let b: PgStore;
+  let n = 0;
+
+  beforeAll(async () => {
+    cluster = await startPostgres();
+    const url = await cluster.createDatabase('claims');
+    [a, b] = await Promise.all([openPgStore(url), openPgStore(url)]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    cluster?.stop();
+  });
+
+  /** a queued job of its own deployment; created_at orders the queue */
+  async function queueJob(deployment = `dep-${++n}`, createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString()) {
+    const id = `job-${++n}`;
+    await a.db.insert(jobs).values({
+      id, deployment, state: 'queued', requestedBy: 'U1', origin: { kind: 'cli' }, spec: {}, plan: { steps: [] },
+      valuesHash: 'h', chart: 'c', createdAt, updatedAt: createdAt,
+    });
+    return id;
+  }
+
+  const stateOf = async (id: string) => (await a.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
+
+  it('two replicas claiming over 20 queued jobs never get the same one, and together get all 20', async () => {
+    await a.db.delete(jobs);
+    const queued = new Set<string>();
+    for (let i = 0; i < 20; i++) queued.add(await queueJob());
+    // each replica runs three claim loops at once, as a worker with concurrency 3 would
+    const claimer = async (s: PgStore, owner: string) => {
+      const got: string[] = [];
+      for (;;) {
+        const j = await claimNextJob(s.db, { owner, leaseMs: 60_000 });
+        if (!j) return got;
+        got.push(j.id);
+      }
+    };
+    const results = await Promise.all([a, a, a, b, b, b].map((s, i) => claimer(s, i < 3 ? 'replica-a' : 'replica-b')));
+    const all = results.flat();
+    expect(all).toHaveLength(20);
+    expect(new Set(all)).toEqual(queued);
+    const byA = results.slice(0, 3).flat();
+    const byB = results.slice(3).flat();
+    expect(byA.filter((id) => byB.includes(id))).toEqual([]);
+    for (const id of byA) expect((await stateOf(id)).leaseOwner).toBe('replica-a');
+    for (const id of byB) expect((await stateOf(id)).leaseOwner).toBe('replica-b');
+  });
+
+  it('claims the oldest queued job first and skips the excluded ones', async () => {
+    await a.db.delete(jobs);
+    const newer = await queueJob(undefined, '2026-02-01T00:00:00.000Z');
+    const older = await queueJob(undefined, '2026-01-01T00:00:00.000Z');
+    expect((await claimNextJob(a.db, { owner: 'a', leaseMs: 60_000, exclude: [older] }))?.id).toBe(newer);
+    await a.db.update(jobs).set({ state: 'queued', leaseOwner: null, leaseExpiresAt: null }).where(eq(jobs.id, newer));
+    const first = await claimNextJob(a.db, { owner: 'a', leaseMs: 60_000 });
+    expect(first?.id).toBe(older);
+    const row = await stateOf(older);
+    expect(row.state).toBe('running');
+    expect(row.startedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('a live lease is not taken; an expired one is reclaimed by another replica, whose renewals then win', async () => {
+    await a.db.delete(jobs);
+    const id = await queueJob();
+    expect((await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 }))?.id).toBe(id);
+    expect(await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 })).toBeUndefined();
+    expect(await renewJobLease(a.db, { jobId: id, owner: 'replica-a', leaseMs: 800 })).toBe(true);
+    // replica-a dies: no more heartbeats; its lease runs out by the database clock
+    await sleep(1_000);
+    const taken = await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 });
+    expect(taken).toEqual({ id, attempt: 1, previousOwner: 'replica-a' });
+    expect(await renewJobLease(a.db, { jobId: id, owner: 'replica-a', leaseMs: 60_000 })).toBe(false);
+    expect(await renewJobLease(b.db, { jobId: id, owner: 'replica-b', leaseMs: 60_000 })).toBe(true);
+    const row = await stateOf(id);
+    expect(row.leaseOwner).toBe('replica-b');
+    expect(row.state).toBe('running');
+  });
+
+  it('renewal fails once the job is cancelled, and a clean stop hands the job over at once', async () => {
+    await a.db.delete(jobs);
+    const cancelled = await queueJob();
+    await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 });
+    await a.db.update(jobs).set({ cancelRequested: true }).where(eq(jobs.id, cancelled));
+    expect(await renewJobLease(a.db, { jobId: cancelled, owner: 'replica-a', leaseMs: 60_000 })).toBe(false);
+    await a.db.update(jobs).set({ state: 'cancelled' }).where(eq(jobs.id, cancelled));
+
+    const handed = await queueJob();
+    expect((await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 }))?.id).toBe(handed);
+    expect(await releaseJobLeases(a.db, 'replica-a')).toBe(1);
+    expect((await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 }))?.id).toBe(handed);
+  });
+
+  it('the per-deployment lock holds across replicas: of two concurrent submissions one is queued', async () => {
+    await a.db.delete(jobs);
+    const at = new Date().toISOString();
+    const submit = (s: PgStore, id: string) => s.db.insert(jobs).values({
+      id, deployment: 'shared-dep', state: 'queued', requestedBy: 'U1', origin: {}, spec: {}, plan: {}, valuesHash: 'h', chart: 'c', createdAt: at, updatedAt: at,
+    }).then(() => 'ok', (e: unknown) => e);
+    const results = await Promise.all([submit(a, 'lock-1'), submit(b, 'lock-2')]);
+    expect(results.filter((r) => r === 'ok')).toHaveLength(1);
+    expect(isUniqueViolation(results.find((r) => r !== 'ok'), DEPLOYMENT_LOCK_CONSTRAINT)).toBe(true);
+    expect((await a.db.select().from(jobs).where(eq(jobs.deployment, 'shared-dep')))).toHaveLength(1);
+  });
+
+  it('two replicas recording the same approval click record one vote', async () => {
+    await a.db.delete(approvalVotes);
+    await a.db.delete(approvals);
+    await a.db.delete(jobs);
+    const jobId = await queueJob();
+    const at = new Date().toISOString();
+    await a.db.insert(approvals).values({
+      id: 'appr-1', jobId, stepId: 's7', hash: 'x', title: 'helm upgrade', facts: [], changedKeys: [], diffText: '', state: 'pending',
+      required: 2, policy: {}, requestedAt: at, expiresAt: at,
+    });
+    const vote = { approvalId: 'appr-1', user: 'U-ALICE', decision: 'approve', at };
+    const recorded = await Promise.all([recordVote(a.db, vote), recordVote(b.db, vote), recordVote(a.db, { ...vote, decision: 'reject' })]);
+    expect(recorded.filter(Boolean)).toHaveLength(1);
+    expect(await recordVote(b.db, { ...vote, user: 'U-BOB' })).toBe(true);
+    const votes = await a.db.select().from(approvalVotes).where(eq(approvalVotes.approvalId, 'appr-1'));
+    expect(votes.map((v) => v.user).sort()).toEqual(['U-ALICE', 'U-BOB']);
+    // a plain insert of the same vote is refused by the constraint itself, not by the caller's care
+    const dup = await a.db.insert(approvalVotes).values(vote).then(() => undefined, (e: unknown) => e);
+    expect(isUniqueViolation(dup, 'approval_votes_unique')).toBe(true);
+  });
+
+  it('one sender per channel: the holder renews, others are refused until it releases', async () => {
+    expect(await acquireChannelLease(a.db, { channel: 'C1', owner: 'replica-a', leaseMs: 60_000 })).toBe(true);
+    expect(await acquireChannelLease(b.db, { channel: 'C1', owner: 'replica-b', leaseMs: 60_000 })).toBe(false);
+    expect(await renewChannelLease(b.db, { channel: 'C1', owner: 'replica-b', leaseMs: 60_000 })).toBe(false);
+    expect(await renewChannelLease(a.db, { channel: 'C1', owner: 'replica-a', leaseMs: 60_000 })).toBe(true);
+    // another channel is free for the other replica
+    expect(await acquireChannelLease(b.db, { channel: 'C2', owner: 'replica-b', leaseMs: 60_000 })).toBe(true);
+    expect(await channelLeaseHolder(b.db, 'C1')).toBe('replica-a');
+    expect(await releaseChannelLease(b.db, { channel: 'C1', owner: 'replica-b' })).toBe(false);
+    expect(await releaseChannelLease(a.db, { channel: 'C1', owner: 'replica-a' })).toBe(true);
+    expect(await acquireChannelLease(b.db, { channel: 'C1', owner: 'replica-b', leaseMs: 60_000 })).toBe(true);
+    expect(await channelLeaseHolder(a.db, 'C1')).toBe('replica-b');
+  });
+
+  it('of ten senders racing for a free channel one wins; a dead holder loses it when its lease runs out', async () => {
+    const racers = Array.from({ length: 10 }, (_, i) => acquireChannelLease(i % 2 ? a.db : b.db, { channel: 'C-race', owner: `sender-${i}`, leaseMs: 800 }));
+    const won = (await Promise.all(racers)).map((ok, i) => (ok ? `sender-${i}` : undefined)).filter(Boolean);
+    expect(won).toHaveLength(1);
+    const holder = won[0]!;
+    const other = holder === 'sender-0' ? 'sender-1' : 'sender-0';
+    expect(await channelLeaseHolder(a.db, 'C-race')).toBe(holder);
+    await sleep(1_000);
+    expect(await channelLeaseHolder(a.db, 'C-race')).toBeUndefined();
+    expect(await acquireChannelLease(a.db, { channel: 'C-race', owner: other, leaseMs: 60_000 })).toBe(true);
+    // the old holder wakes up: it must not post
+    expect(await renewChannelLease(b.db, { channel: 'C-race', owner: holder, leaseMs: 60_000 })).toBe(false);
+    const rows = await a.db.execute(sql`select owner from slack_channel_leases where channel = 'C-race'`);
+    expect(rows.rows).toEqual([{ owner: other }]);
+  });
+});
