@@ -4,6 +4,7 @@ import { createHelmAdapter } from '../infra/helm.ts';
 import { createImageAdapter } from '../infra/images.ts';
 import { createAirflowClient } from '../infra/airflow.ts';
 import { createAstroClient } from '../infra/astro.ts';
+import { createAstroDeploysClient } from '../infra/astro-deploys.ts';
 import { probeUrl } from '../infra/probe.ts';
 import { secretEnvNames } from '../infra/child-env.ts';
 
@@ -32,6 +33,7 @@ export async function createInfra(spec: SetupSpec, opts: InfraOptions = {}): Pro
   };
   if (token && spec.deployment.astroApiUrl !== undefined) {
     infra.astro = createAstroClient({ baseUrl: spec.deployment.astroApiUrl, token });
+    infra.astroDeploys = createAstroDeploysClient({ baseUrl: spec.deployment.astroApiUrl, token });
   }
   if (token && spec.deployment.airflowApiUrl) {
     infra.airflow = createAirflowClient({ baseUrl: spec.deployment.airflowApiUrl, token });

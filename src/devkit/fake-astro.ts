@@ -1,5 +1,5 @@
 /**
- * A local stand-in for the Astro Platform API v1 (only `GET /v1/organizations/{org}/deployments/{id}`),
+ * A local stand-in for the Astro Platform API v1 (`GET /v1/organizations/{org}/deployments/{id}`, and the deploys of fake-astro-deploys.ts),
  * for `npm run demo` and e2e tests. Real HTTP on 127.0.0.1, ephemeral port. Bodies follow the v1
  * `Deployment` schema; fields the caller does not give get plausible defaults.
  */
@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AstroDeployment } from '../infra/types.ts';
+import { createFakeDeploys, type FakeDeploys, type FakeDeploysOptions } from './fake-astro-deploys.ts';
 
 /** The adapter's view of a deployment, plus its organization and anything else to put in the body verbatim. */
 export interface FakeAstroDeployment extends AstroDeployment {
@@ -17,6 +18,7 @@ export interface FakeAstroDeployment extends AstroDeployment {
 export interface FakeAstroOptions {
   token: string;
   deployments: FakeAstroDeployment[];
+  deploys?: FakeDeploysOptions;
 }
 
 export interface FakeAstro {
@@ -24,6 +26,8 @@ export interface FakeAstro {
   url: string;
   port: number;
   requests: Array<{ method: string; path: string; authorization?: string }>;
+  /** deploys, deployment-options and their log (create → push → finalize → HEALTHY) */
+  deploys: FakeDeploys;
   stop(): Promise<void>;
 }
 
@@ -51,6 +55,7 @@ function body(d: FakeAstroDeployment): Record<string, unknown> {
 
 export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAstro> {
   const requests: FakeAstro['requests'] = [];
+  const deploys = createFakeDeploys(options.deploys);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     requests.push({ method: req.method ?? 'GET', path: url.pathname, authorization: req.headers.authorization });
@@ -62,6 +67,13 @@ export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAst
     const error = (status: number, message: string) => send(status, { message, requestId: randomUUID(), statusCode: status });
     req.resume();
     if (req.headers.authorization !== `Bearer ${options.token}`) return error(401, 'Unauthorized: the API token is invalid or expired');
+    const deployment = (org: string, id: string) => {
+      const d = options.deployments.find((x) => x.id === id);
+      if (!d) return void error(404, `Deployment ${id} not found`);
+      if (d.organizationId !== org) return void error(403, 'You do not have permission to access this resource');
+      return d;
+    };
+    if (deploys.handle(req, url.pathname, send, error, deployment)) return;
     const m = /^\/v1\/organizations\/([^/]+)\/deployments\/([^/]+)$/.exec(url.pathname);
     if (!m) return error(404, 'Not Found');
     if (req.method !== 'GET') return error(405, 'Method Not Allowed');
@@ -69,7 +81,7 @@ export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAst
     const found = options.deployments.find((d) => d.id === id);
     if (!found) return error(404, `Deployment ${id} not found`);
     if (found.organizationId !== org) return error(403, 'You do not have permission to access this resource');
-    return send(200, body(found));
+    return send(200, { ...body(found), ...deploys.deploymentFields(found) });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -80,6 +92,7 @@ export async function startFakeAstro(options: FakeAstroOptions): Promise<FakeAst
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    deploys,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
