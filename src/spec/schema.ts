@@ -381,15 +381,15 @@ const imagesSchema = z.strictObject({
   /** the Astro project's server image, deployed to the Deployment through the Astro Deploys API (what `astro deploy` does) */
   server: z
     .strictObject({
-      deploy: z.boolean({ error: 'expected true or false: whether step 7 deploys the server image to the Astro Deployment' }).default(false),
+      deploy: z.boolean().default(false),
       contextDir: nonEmpty('the Astro project directory').default('.'),
       dockerfile: nonEmpty('the Dockerfile name').default('Dockerfile'),
-      builder: z.enum(['buildah', 'docker', 'podman'], { error: 'expected buildah, docker or podman' }).default('buildah'),
+      builder: z.enum(['buildah', 'docker', 'podman']).default('buildah'),
       /** how long to wait for the Deployment to be HEALTHY after the deploy is finalized */
-      waitTimeoutSeconds: z.number({ error: 'expected seconds (a whole number)' }).int().min(10, { error: 'expected at least 10 seconds' }).max(7200, { error: 'expected at most 7200 seconds' }).default(900),
+      waitTimeoutSeconds: z.number().int().min(10).max(7200).default(900),
       /** the Deployment's registry uses plain HTTP / self-signed TLS (only the local stand-in registry) */
       insecureRegistry: z.boolean().default(false),
-    }, { error: 'expected images.server to be a mapping like { deploy: true, contextDir: . }' })
+    })
     .optional(),
 });
 
