@@ -39,7 +39,7 @@ const TITLES: Record<StepId, string> = {
   'xcom-backend': 'XCom backend',
   'dag-sources': 'DAG sources',
   logging: 'Logging, OpenLineage and Sentinel',
-  deploy: 'Deploy client image',
+  deploy: 'Deploy images',
   verify: 'Verify',
 };
 
