@@ -5,6 +5,7 @@ import { createImageAdapter } from '../infra/images.ts';
 import { createAirflowClient } from '../infra/airflow.ts';
 import { createAstroClient } from '../infra/astro.ts';
 import { createAstroTokensClient } from '../infra/astro-tokens.ts';
+import { createAstroDeploysClient } from '../infra/astro-deploys.ts';
 import { probeUrl } from '../infra/probe.ts';
 import { secretEnvNames } from '../infra/child-env.ts';
 
@@ -34,6 +35,7 @@ export async function createInfra(spec: SetupSpec, opts: InfraOptions = {}): Pro
   if (token && spec.deployment.astroApiUrl !== undefined) {
     infra.astro = createAstroClient({ baseUrl: spec.deployment.astroApiUrl, token });
     infra.astroTokens = createAstroTokensClient({ baseUrl: spec.deployment.astroApiUrl, token });
+    infra.astroDeploys = createAstroDeploysClient({ baseUrl: spec.deployment.astroApiUrl, token });
   }
   if (token && spec.deployment.airflowApiUrl) {
     infra.airflow = createAirflowClient({ baseUrl: spec.deployment.airflowApiUrl, token });

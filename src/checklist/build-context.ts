@@ -14,10 +14,10 @@ export interface ContextDigest {
   dockerfileDigest: string;
 }
 
-function ignoreMatcher(dir: string): (rel: string) => boolean {
+function ignoreMatcher(dir: string, extra: string[] = []): (rel: string) => boolean {
   const file = join(dir, '.dockerignore');
-  if (!existsSync(file)) return () => false;
-  const patterns = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const patterns = [...text.split('\n'), ...extra].map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
   const res = patterns.map((p) => {
     const body = p.replace(/^\/+/, '').replace(/\/+$/, '');
     const re = body.split('').map((ch) => (ch === '*' ? '[^/]*' : ch === '?' ? '[^/]' : /[.+^${}()|[\]\\]/.test(ch) ? `\\${ch}` : ch)).join('');
@@ -27,9 +27,10 @@ function ignoreMatcher(dir: string): (rel: string) => boolean {
   return (rel) => res.some((r) => r.test(rel));
 }
 
-export function contextDigest(contextDir: string, dockerfile: string): ContextDigest {
+/** `exclude`: extra ignore patterns on top of the .dockerignore, e.g. `/dags/` for the server image */
+export function contextDigest(contextDir: string, dockerfile: string, exclude: string[] = []): ContextDigest {
   if (!existsSync(contextDir) || !lstatSync(contextDir).isDirectory()) throw new Error(`build context ${contextDir} is not a directory`);
-  const ignored = ignoreMatcher(contextDir);
+  const ignored = ignoreMatcher(contextDir, exclude);
   const h = createHash('sha256');
   let files = 0;
   const walk = (d: string) => {

@@ -7,6 +7,7 @@ import { applyRelease, approvalHash, chartRefOf, expectedComponents, planRelease
 import { contextDigest } from './build-context.ts';
 import { reviewOf, valuesDiff } from './review.ts';
 import { errorMessage } from '../redact.ts';
+import { deployServerImage, planServerImage } from './server-image.ts';
 
 /** What the step 7 approval covered: the build (context digest, Dockerfile, destination) and the roll. */
 interface ApprovedBuild {
@@ -43,50 +44,84 @@ export function withClientImage(values: Values, ref: string): Values {
   return out;
 }
 
-/** Step 7: build and push the client image, then a separately approved helm upgrade that rolls the agents onto it. */
+/** Step 7: deploy the server image (server-image.ts), build and push the client image, then roll the agents onto it; one approval covers all of it. */
 export const deploy: StepHandler = {
   id: 'deploy',
   async run(ctx): Promise<StepOutcome> {
     const { spec } = ctx;
     const c = spec.images.client;
     const warnings: string[] = [];
-    if (spec.images.server?.deploy) warnings.push(serverImageWarning(ctx));
-    if (!c) return { status: 'skipped', summary: `images.client is not set: the agents keep running ${spec.agent.image}`, warnings };
-    if (!c.push) {
+    const serverOn = !!spec.images.server?.deploy;
+    // plan for the server image (reads only), unless an earlier run of this step already had it approved
+    const serverPlan = serverOn && !ctx.checkpoint.get('server.approved') ? await planServerImage(ctx) : undefined;
+
+    let clientSkip: string | undefined;
+    let tag = '';
+    if (!c) clientSkip = `images.client is not set: the agents keep running ${spec.agent.image}`;
+    else if (!c.push) {
       // the image adapter builds and pushes in one call; building without pushing would leave nothing the agents can use
       warnings.push('images.client.push is false: the agents can only run an image pushed to a registry the cluster pulls from, so nothing was built or rolled');
-      return { status: 'skipped', summary: `images.client.push is false: ${c.repository} not built, the agents keep running ${spec.agent.image}`, warnings };
+      clientSkip = `images.client.push is false: ${c.repository} not built, the agents keep running ${spec.agent.image}`;
+    } else {
+      tag = await ctx.checkpoint.once('tag', () => c.tag ?? deployTag(new Date()));
+      if (!ctx.checkpoint.get('roll.approved')) {
+        const builder = await ctx.infra.images.available(c.builder);
+        if (!builder.ok) clientSkip = `${c.builder} is not available on the re-bot host (${builder.reason ?? 'not found'}): ${c.repository}:${tag} not built, the agents keep running ${spec.agent.image}`;
+      }
     }
 
-    const tag = await ctx.checkpoint.once('tag', () => c.tag ?? deployTag(new Date()));
+    if (clientSkip || !c) {
+      if (!serverOn) return { status: 'skipped', summary: clientSkip ?? '', warnings };
+      if (serverPlan) {
+        // the server image alone: its own approval
+        const hash = approvalHash('server-image', { path: spec.deployment.id }, '', [...serverPlan.lines, serverPlan.contextDigest]);
+        const grant = await ctx.requireApproval({
+          title: `deploy the server image to Astro Deployment ${spec.deployment.id}`,
+          hash,
+          diffText: serverPlan.lines.join('\n'),
+          changedKeys: [],
+          facts: serverPlan.facts,
+        });
+        ctx.checkpoint.set('server.approved', { hash: grant.hash, approvedBy: grant.approvedBy, context: serverPlan.contextDigest });
+      }
+      const server = await deployServerImage(ctx, ctx.checkpoint.get<{ context: string }>('server.approved')!.context);
+      if (clientSkip && c) warnings.push(clientSkip);
+      return {
+        status: warnings.length ? 'warned' : 'succeeded',
+        summary: `deployed the server image ${server.image} (deploy ${server.deployId}, Runtime ${server.runtime}); ${clientSkip ?? ''}`.replace(/; $/, ''),
+        warnings,
+        output: { server },
+      };
+    }
+
     let approved = ctx.checkpoint.get<ApprovedBuild>('roll.approved');
     if (!approved) {
       // plan: nothing is built, pushed or looked up in the registry before the approval
-      const builder = await ctx.infra.images.available(c.builder);
-      if (!builder.ok) {
-        return { status: 'skipped', summary: `${c.builder} is not available on the re-bot host (${builder.reason ?? 'not found'}): ${c.repository}:${tag} not built, the agents keep running ${spec.agent.image}`, warnings };
-      }
       const context = readContext(c);
       const placeholder = `${c.repository}:${tag}`;
       const planValues = withClientImage(renderValues(spec, { clientImage: placeholder }), placeholder);
       const rel = await planRelease(ctx, { key: 'roll', values: planValues, valuesHash: valuesHash(planValues, spec.cluster.chart) });
       const lines = [
+        ...(serverPlan?.lines ?? []),
         `build ${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''} (context sha256:${context.digest.slice(0, 16)}, ${context.files} files; Dockerfile sha256:${context.dockerfileDigest.slice(0, 16)})`,
         `push ${c.repository}:${tag}${c.insecureRegistry ? ' (TLS verification off)' : ''}`,
         ...rel.lines,
         `the agents run ${c.repository}@<digest of the pushed image> (pinned by digest)`,
       ];
-      const hash = approvalHash(valuesHash(planValues, spec.cluster.chart), chartRefOf(spec.cluster.chart), rel.diffText, [...lines, context.digest]);
+      const hash = approvalHash(valuesHash(planValues, spec.cluster.chart), chartRefOf(spec.cluster.chart), rel.diffText, [...lines, context.digest, ...(serverPlan ? [serverPlan.contextDigest] : [])]);
+      const review = reviewOf(spec, rel, false, [], valuesDiff(await ctx.infra.helm.getValues(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => undefined), planValues), []);
       const grant = await ctx.requireApproval({
-        title: `build and push ${c.repository}:${tag}, then helm upgrade ${spec.cluster.release}: roll the agents onto it`,
+        title: `${serverPlan ? `deploy the server image to Astro Deployment ${spec.deployment.id}, ` : ''}build and push ${c.repository}:${tag}, then helm upgrade ${spec.cluster.release}: roll the agents onto it`,
         hash,
         diffText: [...lines, '', `helm diff (${rel.chartLabel}; the image is pinned to the pushed digest):`, rel.diffText].join('\n'),
         changedKeys: rel.changedKeys,
         review: {
-          ...reviewOf(spec, rel, false, [], valuesDiff(await ctx.infra.helm.getValues(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => undefined), planValues), []),
+          ...review,
           image: { build: `${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`, push: `${c.repository}:${tag}`, previous: spec.agent.image },
+          tokenUrls: [...review.tokenUrls, ...(serverPlan?.tokenUrls ?? [])],
         },
         facts: {
+          ...(serverPlan?.facts ?? {}),
           image: `${c.repository}:${tag}`,
           build: `${c.contextDir}/${c.dockerfile} (context sha256:${context.digest.slice(0, 12)})`,
           'previous image': spec.agent.image,
@@ -96,8 +131,12 @@ export const deploy: StepHandler = {
         },
       });
       approved = { hash: grant.hash, approvedBy: grant.approvedBy, context: context.digest, tag };
+      if (serverPlan) ctx.checkpoint.set('server.approved', { hash: grant.hash, approvedBy: grant.approvedBy, context: serverPlan.contextDigest });
       ctx.checkpoint.set('roll.approved', approved);
     }
+
+    // the server image first, as `astro deploy` comes before the client images: its runtime check fails before any push
+    const server = serverOn ? await deployServerImage(ctx, ctx.checkpoint.get<{ context: string }>('server.approved')!.context) : undefined;
 
     const image = await ensurePushed(ctx, c, tag, warnings, approved.context);
 
@@ -121,9 +160,10 @@ export const deploy: StepHandler = {
     const rolled = result.changed ? 'agents on the new image' : 'already running this image';
     return {
       status: warnings.length ? 'warned' : 'succeeded',
-      summary: `${what} ${image.repository}:${image.tag} (${short}); ${spec.cluster.release} revision ${result.revision}, ${rolled}`,
+      summary: `${server ? `deployed the server image ${server.image} (deploy ${server.deployId}); ` : ''}${what} ${image.repository}:${image.tag} (${short}); ${spec.cluster.release} revision ${result.revision}, ${rolled}`,
       warnings,
       output: {
+        ...(server ? { server } : {}),
         image: ref,
         repository: image.repository,
         tag: image.tag,
@@ -221,9 +261,4 @@ async function waitForNewPods(ctx: StepContext, before: Set<string>, ref: string
     if (Date.now() > deadline) throw new StepFailure(`after ${Math.round(timeoutMs / 1000)}s ${waiting.join(', ')} still run the previous image (no Ready pod of the new revision)`);
     await sleep(pollMs, ctx.signal);
   }
-}
-
-function serverImageWarning(ctx: StepContext): string {
-  const s = ctx.spec.images.server!;
-  return `images.server.deploy is true, but re-bot does not run the Astro CLI, so the server image was NOT deployed: from ${s.contextDir} run \`astro deploy ${ctx.spec.deployment.id}\` (or \`astro deploy ${ctx.spec.deployment.id} --image-name <server image>\` for a pre-built image); see reference section 7`;
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startLocalSetup } from '../devkit/local-setup.ts';
+import { startLocalSetup, type LocalSetup } from '../devkit/local-setup.ts';
 import { errorMessage, registerSecret } from '../redact.ts';
 import { loadSpecFile } from '../spec/load.ts';
 import { exportAudit, openStore, verifyAuditChain } from '../store/index.ts';
@@ -77,6 +77,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
     const logFile = join(workDir, 're-bot.log');
     const r = await runSetupJob({ spec: local.spec, yes: true, dbPath, outDir: join(workDir, 'out'), out, pollMs: 100, logFile });
     const show = (p: string) => displayPath(p);
+    await showServerDeploy(local, say);
 
     const store = openStore({ path: dbPath });
     const auditFile = join(workDir, 'audit.jsonl');
@@ -100,6 +101,20 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
     return 1;
   } finally {
     await local.stop();
+  }
+}
+
+/** What the Astro API stand-in saw of the server image deploy (create → push → finalize → HEALTHY), and what the registry holds. */
+async function showServerDeploy(local: LocalSetup, say: (l?: string) => void): Promise<void> {
+  const log = local.astro.deploys.log;
+  if (!log.length) return;
+  say('');
+  say('Astro API stand-in, server image deploy:');
+  for (const e of log) say(`  ${e.event.padEnd(8)} ${e.detail}`);
+  const done = [...local.astro.deploys.deploys.values()].filter((d) => d.status === 'DEPLOYED').pop();
+  if (done && local.astroRegistry) {
+    const digest = await local.astroRegistry.manifestDigest(done.imageRepository.slice(local.astroRegistry.host.length + 1), done.imageTag).catch(() => null);
+    say(`  registry ${digest ? `holds ${done.imageRepository}:${done.imageTag} (${digest})` : `does NOT hold ${done.imageRepository}:${done.imageTag}`}`);
   }
 }
 

@@ -117,13 +117,14 @@ export async function doctor(envOrOptions: NodeJS.ProcessEnv | DoctorOptions = p
   const status = (name: ToolName) => tools.find((t) => t.name === name)!;
   const found = (name: ToolName) => Boolean(status(name).version);
   const client = spec?.images.client;
+  const server = spec?.images.server?.deploy ? spec.images.server : undefined;
   const problems: string[] = [];
   const warnings: string[] = [];
 
   const width = Math.max(...ORDER.map((t) => t.length), 'docker-registry'.length);
   const toolLines: string[] = [];
   for (const t of tools) {
-    const required = t.name === 'helm' || (client !== undefined && t.name === client.builder);
+    const required = t.name === 'helm' || (client !== undefined && t.name === client.builder) || (server !== undefined && t.name === server.builder);
     if (t.version) {
       toolLines.push(`  ✓ ${t.name.padEnd(width)}  ${t.version}  ${t.path}`);
       continue;
@@ -147,7 +148,9 @@ export async function doctor(envOrOptions: NodeJS.ProcessEnv | DoctorOptions = p
       const alt = builders.length ? ` (found ${builders.join(', ')}: set images.client.builder to use it)` : '';
       problems.push(`images.client.builder is ${client.builder}, which step 7 needs to build the client image: ${INSTALL_HINT[client.builder]}${alt}`);
     }
-  } else if (!builders.length) {
+  }
+  if (server && !found(server.builder)) problems.push(`images.server.builder is ${server.builder}, which step 7 needs to build the server image: ${INSTALL_HINT[server.builder]}`);
+  if (!client && !server && !builders.length) {
     warnings.push(
       spec
         ? 'no image builder (buildah, docker or podman): step 7 will be skipped — this spec sets no images.client, so none is needed'

@@ -35,6 +35,8 @@ export interface LocalSetup {
   astro: FakeAstro;
   airflow: FakeAirflow;
   registry?: LocalRegistry;
+  /** stands in for the Astro registry of the Deployment's imageRepository (images.server) */
+  astroRegistry?: LocalRegistry;
   /** one line per stand-in, and why step 7 cannot build when it cannot */
   notes: string[];
   stop(): Promise<void>;
@@ -52,9 +54,31 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
     const notes = [`fake Kubernetes API   ${kube.url} (kubeconfig ${displayPath(kube.kubeconfigPath)})`];
 
     const remoteExecution = { enabled: true, remoteApiUrl: '' };
+    // the Astro registry stand-in: takes only user cli with the API token, as the real one does
+    const server = spec.images.server?.deploy ? spec.images.server : undefined;
+    let astroRegistry: LocalRegistry | undefined;
+    if (server) {
+      server.contextDir = resolve(o.root, server.contextDir);
+      if (o.registry !== false && findTool(server.builder) && registryAvailable()) {
+        astroRegistry = await startRegistry({ auth: { username: 'cli', password: o.apiToken } });
+        stops.push(() => astroRegistry!.stop());
+      } else {
+        server.deploy = false;
+        notes.push(`Astro registry        none (${findTool(server.builder) ? 'docker-registry' : server.builder} is not installed): the server image is not deployed`);
+      }
+    }
+    const imageRepository = astroRegistry ? `${astroRegistry.host}/${spec.deployment.organizationId}/${spec.deployment.id}` : undefined;
     const astro = await startFakeAstro({
       token: o.apiToken,
-      deployments: [{ organizationId: spec.deployment.organizationId, id: spec.deployment.id, name: spec.deployment.name, namespace: spec.deployment.namespace, remoteExecution }],
+      deployments: [{
+        organizationId: spec.deployment.organizationId, id: spec.deployment.id, name: spec.deployment.name, namespace: spec.deployment.namespace, remoteExecution,
+        // the Runtime of the demo's server image and agent image
+        runtimeVersion: '3.2-5', isDagDeployEnabled: true, ...(imageRepository ? { imageRepository } : {}),
+      }],
+      deploys: {
+        healthyAfterMs: 1000,
+        ...(astroRegistry ? { imageDigest: (repo: string, tag: string) => astroRegistry!.manifestDigest(repo.slice(astroRegistry!.host.length + 1), tag) } : {}),
+      },
     });
     stops.push(() => astro.stop());
     const dag: FakeDag = { tasks: ['hello_remote_agent'], outcome: 'success', durationMs: 1500, ...o.dag };
@@ -65,6 +89,7 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
     spec.deployment.apiUrl = remoteExecution.remoteApiUrl = `${astro.url}/d${spec.deployment.id.slice(-7)}`;
     spec.deployment.airflowApiUrl = airflow.apiUrl;
     notes.push(`Astro API stand-in    ${astro.url}`, `Airflow API stand-in  ${airflow.apiUrl}`);
+    if (astroRegistry) notes.push(`Astro registry        ${astroRegistry.url} (docker-registry, htpasswd: user cli + the API token; imageRepository ${imageRepository})`);
 
     spec.cluster.kubeconfig = kube.kubeconfigPath;
     if (spec.cluster.chart.path) spec.cluster.chart = { path: resolve(o.root, spec.cluster.chart.path) };
@@ -84,7 +109,7 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
         notes.push(`image registry        none (${client.builder} is not installed): step 7 reports it`);
       }
     }
-    return { spec, kube, astro, airflow, registry, notes, stop };
+    return { spec, kube, astro, airflow, registry, astroRegistry, notes, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -93,7 +118,7 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
 
 /**
  * examples/demo.yaml under another name: deployment, namespace and resource prefix all become `name`, so many
- * setups can share one fake cluster without touching each other (end-to-end tests, benchmarks).
+ * setups can share one fake cluster without touching each other (end-to-end tests, benchmarks). Without images.server.
  */
 export async function demoSpecNamed(root: string, name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
   const r = await loadSpecFile(join(root, 'examples', 'demo.yaml'));
@@ -102,6 +127,8 @@ export async function demoSpecNamed(root: string, name: string, patch: (s: Setup
   spec.deployment.name = name;
   spec.cluster.namespace = name;
   spec.cluster.resourceNamePrefix = name;
+  // the server image deploy is left to `npm run demo` and the tests that turn it on: the others skip step 7 by deleting images.client
+  delete (spec.images as { server?: unknown }).server;
   patch(spec);
   return spec;
 }

@@ -1,6 +1,6 @@
 /**
  * A real local image registry (tests and `npm run demo`): Debian's `docker-registry serve <config.yml>` on 127.0.0.1 with an
- * ephemeral port and a temp storage dir. `startRegistry()` waits until `/v2/` answers; `stop()` kills it
+ * ephemeral port and a temp storage dir; with `auth`, it takes only that user (htpasswd). `startRegistry()` waits until `/v2/` answers; `stop()` kills it
  * and removes the storage.
  */
 import { existsSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { bcryptHash } from './bcrypt.ts';
 
 export const REGISTRY_BIN = process.env.RE_BOT_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 
@@ -43,10 +44,19 @@ export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ');
 
-export async function startRegistry(timeoutMs = 15_000): Promise<LocalRegistry> {
+export interface RegistryOptions {
+  timeoutMs?: number;
+  /** the only user and password the registry accepts (htpasswd, bcrypt), as the Astro registry takes `cli` + an API token */
+  auth?: { username: string; password: string };
+}
+
+export async function startRegistry(opts: RegistryOptions | number = {}): Promise<LocalRegistry> {
+  const { timeoutMs = 15_000, auth } = typeof opts === 'number' ? { timeoutMs: opts } : opts;
   const dir = await mkdtemp(join(tmpdir(), 're-bot-registry-'));
   const port = await freePort();
   const config = join(dir, 'config.yml');
+  const htpasswd = join(dir, 'htpasswd');
+  if (auth) await writeFile(htpasswd, `${auth.username}:${bcryptHash(auth.password, 5)}\n`, { mode: 0o600 });
   await writeFile(
     config,
     [
@@ -60,6 +70,7 @@ export async function startRegistry(timeoutMs = 15_000): Promise<LocalRegistry> 
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(auth ? ['auth:', '  htpasswd:', '    realm: re-bot-local-registry', `    path: ${htpasswd}`] : []),
       '',
     ].join('\n'),
   );
@@ -83,7 +94,7 @@ export async function startRegistry(timeoutMs = 15_000): Promise<LocalRegistry> 
     }
     try {
       const r = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-      if (r.status === 200) break;
+      if (r.status === 200 || (auth && r.status === 401)) break;
     } catch {
       /* not up yet */
     }
@@ -98,7 +109,9 @@ export async function startRegistry(timeoutMs = 15_000): Promise<LocalRegistry> 
     host,
     url,
     async manifestDigest(name, tag) {
-      const r = await fetch(`${url}/v2/${name}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT }, signal: AbortSignal.timeout(5_000) });
+      const headers: Record<string, string> = { Accept: MANIFEST_ACCEPT };
+      if (auth) headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+      const r = await fetch(`${url}/v2/${name}/manifests/${tag}`, { method: 'HEAD', headers, signal: AbortSignal.timeout(5_000) });
       if (r.status === 404) return null;
       if (!r.ok) throw new Error(`registry HEAD manifest ${name}:${tag}: HTTP ${r.status}`);
       return r.headers.get('docker-content-digest');

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { RedactedError, redact, registerSecret } from '../redact.ts';
 import { findTool, probeTool } from './tools.ts';
 import { childEnv } from './child-env.ts';
-import type { CallOptions, ImageAdapter, ImageBuildInput } from './types.ts';
+import type { CallOptions, ImageAdapter, ImageBuildInput, ImageLocalBuildInput, ImagePushInput } from './types.ts';
 
 export interface RegistryAuth {
   /** registry host, e.g. images.example.com or 127.0.0.1:5000 */
@@ -90,15 +90,14 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
     return String(r.stdout ?? '');
   }
 
-  /** A temp dir with auth.json (0600) holding the configured credentials; removed after fn. */
-  async function withWorkDir<T>(fn: (dir: string, authFile: string | null) => Promise<T>): Promise<T> {
+  /** A temp dir with auth.json (0600) holding the configured credentials (plus `extra`); removed after fn. */
+  async function withWorkDir<T>(fn: (dir: string, authFile: string | null) => Promise<T>, extra: RegistryAuth[] = []): Promise<T> {
     const dir = await mkdtemp(join(tmpdir(), 're-bot-image-'));
     try {
       let authFile: string | null = null;
-      if (options.auth?.length) {
-        const auths = Object.fromEntries(
-          options.auth.map((a) => [a.registry, { auth: Buffer.from(`${a.username}:${a.password}`).toString('base64') }]),
-        );
+      const all = [...(options.auth ?? []), ...extra];
+      if (all.length) {
+        const auths = Object.fromEntries(all.map((a) => [a.registry, { auth: Buffer.from(`${a.username}:${a.password}`).toString('base64') }]));
         authFile = join(dir, 'config.json');
         await writeFile(authFile, JSON.stringify({ auths }), { mode: 0o600, flag: 'wx' });
       }
@@ -189,7 +188,83 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
     });
   }
 
+  /** The context's .dockerignore plus `exclude` (top-level directories), as an ignore file in `dir`. */
+  async function ignoreFileWith(contextDir: string, exclude: string[], file: string): Promise<void> {
+    const own = await readFile(join(contextDir, '.dockerignore'), 'utf8').catch(() => '');
+    await writeFile(file, `${own}${own && !own.endsWith('\n') ? '\n' : ''}${exclude.map((d) => `${d.replace(/\/+$/, '')}/\n`).join('')}`, { mode: 0o600 });
+  }
+
+  async function labelsOf(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<Record<string, string>> {
+    if (builder === 'buildah') {
+      // buildah's --format has no json function before 1.30: read the whole inspect document
+      const out = await run('buildah inspect', bin('buildah'), ['--storage-driver', 'vfs', 'inspect', '--type', 'image', image], INSPECT_TIMEOUT_MS, opts);
+      const doc = JSON.parse(out) as { OCIv1?: { config?: { Labels?: Record<string, string> | null } } };
+      return doc.OCIv1?.config?.Labels ?? {};
+    }
+    const [tool, args] = builder === 'podman'
+      ? [bin('podman'), ['image', 'inspect', '--format', '{{json .Labels}}', image]]
+      : [bin('docker'), ['image', 'inspect', '--format', '{{json .Config.Labels}}', image]];
+    const out = (await run(`${builder} inspect`, tool, args, INSPECT_TIMEOUT_MS, opts)).trim();
+    const parsed = out && out !== 'null' ? (JSON.parse(out) as Record<string, string> | null) : null;
+    return parsed ?? {};
+  }
+
+  async function build(input: ImageLocalBuildInput, opts?: CallOptions): Promise<{ image: string; labels: Record<string, string> }> {
+    const platform = input.platform ? ['--platform', input.platform] : [];
+    return withWorkDir(async (dir) => {
+      const exclude = input.exclude ?? [];
+      const ignore = join(dir, 'dockerignore');
+      if (exclude.length) await ignoreFileWith(input.contextDir, exclude, ignore);
+      const ignoreArgs = exclude.length ? ['--ignorefile', ignore] : [];
+      if (input.builder === 'buildah') {
+        await run('buildah bud', bin('buildah'), ['--storage-driver', 'vfs', 'bud', '--isolation', 'chroot', ...platform, ...ignoreArgs, '-f', join(input.contextDir, input.dockerfile), '-t', input.image, input.contextDir], BUILD_TIMEOUT_MS, opts);
+      } else if (input.builder === 'podman') {
+        await run('podman build', bin('podman'), ['build', ...platform, ...ignoreArgs, '-f', join(input.contextDir, input.dockerfile), '-t', input.image, input.contextDir], BUILD_TIMEOUT_MS, opts);
+      } else {
+        // BuildKit reads <Dockerfile>.dockerignore next to the Dockerfile it is given
+        let dockerfile = join(input.contextDir, input.dockerfile);
+        if (exclude.length) {
+          dockerfile = join(dir, 'Dockerfile');
+          await writeFile(dockerfile, await readFile(join(input.contextDir, input.dockerfile)));
+          await ignoreFileWith(input.contextDir, exclude, `${dockerfile}.dockerignore`);
+        }
+        await run('docker build', bin('docker'), ['build', ...platform, '-f', dockerfile, '-t', input.image, input.contextDir], BUILD_TIMEOUT_MS, opts, { DOCKER_BUILDKIT: '1' });
+      }
+      return { image: input.image, labels: await labelsOf(input.builder, input.image, opts) };
+    });
+  }
+
+  async function hasLocal(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<boolean> {
+    return labelsOf(builder, image, opts).then(() => true, () => false);
+  }
+
+  async function push(input: ImagePushInput, opts?: CallOptions): Promise<{ digest: string }> {
+    if (input.auth) registerSecret(input.auth.password, { variantsWith: [`${input.auth.username}:`] });
+    const tls = `--tls-verify=${input.tlsVerify ?? true}`;
+    return withWorkDir(async (dir, authFile) => {
+      const auth = authFile ? ['--authfile', authFile] : [];
+      const digestFile = join(dir, 'digest');
+      if (input.builder === 'buildah' || input.builder === 'podman') {
+        const storage = input.builder === 'buildah' ? ['--storage-driver', 'vfs'] : [];
+        await run(`${input.builder} push`, bin(input.builder), [...storage, 'push', tls, ...auth, '--digestfile', digestFile, input.image, `docker://${input.destination}`], PUSH_TIMEOUT_MS, opts);
+        return { digest: await readDigest(digestFile) };
+      }
+      const d = bin('docker');
+      const env: Record<string, string> = authFile ? { DOCKER_CONFIG: dir } : {};
+      await run('docker tag', d, ['tag', input.image, input.destination], INSPECT_TIMEOUT_MS, opts, env);
+      await run('docker push', d, ['push', input.destination], PUSH_TIMEOUT_MS, opts, env);
+      const repoDigests = await run('docker image inspect', d, ['image', 'inspect', '--format', '{{json .RepoDigests}}', input.destination], INSPECT_TIMEOUT_MS, opts, env);
+      const repo = input.destination.replace(/:[^:/]+$/, '');
+      const match = (JSON.parse(repoDigests || '[]') as string[]).find((r) => r.startsWith(`${repo}@`));
+      if (!match) throw new RedactedError(`docker push of ${input.destination} reported no digest`, 'image_failed');
+      return { digest: match.split('@')[1]! };
+    }, input.auth ? [input.auth] : []);
+  }
+
   return {
+    build,
+    hasLocal,
+    push,
     async available(builder) {
       const s = await probeTool(BUILDER_CHECK[builder] as 'buildah' | 'docker' | 'podman');
       return s.version ? { ok: true, version: s.version } : { ok: false, reason: s.reason };

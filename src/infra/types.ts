@@ -162,11 +162,39 @@ export interface ImageBuildInput {
   platform?: string;
 }
 
+/** A local build (no push): the server image, pushed later to a destination known only after a deploy is created. */
+export interface ImageLocalBuildInput {
+  builder: ImageBuildInput['builder'];
+  contextDir: string;
+  dockerfile: string;
+  /** local name, e.g. localhost/re-bot/server:<job> */
+  image: string;
+  platform?: string;
+  /** top-level directories left out of the context on top of its .dockerignore, e.g. ['dags'] */
+  exclude?: string[];
+}
+
+export interface ImagePushInput {
+  builder: ImageBuildInput['builder'];
+  /** a local image built by `build` */
+  image: string;
+  /** repository:tag to push to */
+  destination: string;
+  tlsVerify?: boolean;
+  /** credentials for the destination's registry: written to a 0600 auth file removed after the push, never argv */
+  auth?: { registry: string; username: string; password: string };
+}
+
 export interface ImageAdapter {
   available(builder: ImageBuildInput['builder']): Promise<{ ok: boolean; version?: string; reason?: string }>;
   buildAndPush(input: ImageBuildInput, opts?: CallOptions): Promise<{ image: string; tag: string; digest: string }>;
   /** digest of repository:tag in the registry, or null when the tag does not exist */
   remoteDigest(repository: string, tag: string, opts?: CallOptions & { tlsVerify?: boolean }): Promise<string | null>;
+  /** builds without pushing; returns the image's labels */
+  build(input: ImageLocalBuildInput, opts?: CallOptions): Promise<{ image: string; labels: Record<string, string> }>;
+  /** whether a local image exists (a resumed step rebuilds a lost one) */
+  hasLocal(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<boolean>;
+  push(input: ImagePushInput, opts?: CallOptions): Promise<{ digest: string }>;
 }
 
 // ---------- Airflow REST API v2 ----------
@@ -206,6 +234,8 @@ export interface Infra {
   helm: HelmAdapter;
   images: ImageAdapter;
   airflow?: AirflowClient;
+  /** Astro Deploys API (server image deploy), src/infra/astro-deploys.ts */
+  astroDeploys?: import('./astro-deploys.ts').AstroDeploysClient;
   astro?: AstroClient;
   /** agent tokens through the Astro API (src/infra/astro-tokens.ts); present when astro is */
   astroTokens?: import('./astro-tokens.ts').AstroTokensClient;

@@ -220,7 +220,7 @@ export const PAGES: Page[] = [
   {
     id: 'images',
     title: 'Images',
-    intro: '*6. Images* — the agent image and chart, and optionally a client image to build and deploy.',
+    intro: '*6. Images* — the agent image and chart, optionally a client image to build and deploy, and the server image (your Astro project).',
     sections: ['agent', 'cluster.chart', 'images'],
     items: [
       text('agent.image', 'Agent image (repository:tag)', { placeholder: 'images.astronomer.cloud/baseimages/astro-remote-execution-agent:<tag>' }),
@@ -229,6 +229,8 @@ export const PAGES: Page[] = [
       opt('images.client.tag', 'Client image tag', { hint: 'Empty: deploy-<UTC timestamp>.' }),
       select('images.client.builder', 'Builder', [['buildah', 'buildah'], ['docker', 'docker'], ['podman', 'podman']], { optional: true }),
       opt('images.client.dockerfile', 'Dockerfile', { placeholder: 'Dockerfile.client' }),
+      { path: 'serverImage', label: 'Server image', kind: 'flags', optional: true, options: [['images.server.deploy', 'Deploy the Astro project to the Deployment (what `astro deploy` does)']] },
+      opt('images.server.contextDir', 'Astro project directory', { placeholder: '.', hint: 'Under the bot’s build root; dags/ is left out of the server image.' }),
     ],
   },
 ];

@@ -42,7 +42,7 @@ const TITLES: Record<StepId, string> = {
   'xcom-backend': 'XCom backend',
   'dag-sources': 'DAG sources',
   logging: 'Logging, OpenLineage and Sentinel',
-  deploy: 'Deploy client image',
+  deploy: 'Deploy images',
   verify: 'Verify',
 };
 
@@ -176,18 +176,27 @@ export function buildPlan(spec: SetupSpec): Plan {
   );
 
   const c = spec.images.client;
+  const server = spec.images.server?.deploy ? spec.images.server : undefined;
+  const serverActions = server
+    ? [
+        `build the server image ${server.contextDir}/${server.dockerfile} with ${server.builder} for linux/amd64 (dags/ excluded); check its Astro Runtime against Deployment ${spec.deployment.id}'s and the releases Astro offers`,
+        `after approval: create a deploy (IMAGE_AND_DAG) on Astro Deployment ${spec.deployment.id}, push the image to the Deployment's imageRepository:<deploy tag> as user cli, finalize, wait for HEALTHY`,
+      ]
+    : [];
   steps.push(
     step('deploy', {
-      applies: c !== undefined,
-      ...(c ? {} : { skipReason: `images.client is not set: the agents keep running ${spec.agent.image}` }),
-      actions: c
-        ? [
-            `build ${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`,
-            c.push ? `push ${c.repository}:${c.tag ?? 'deploy-<UTC timestamp>'}` : `keep ${c.repository}:${c.tag ?? 'deploy-<UTC timestamp>'} local (push: false)`,
-            `after approval: helm upgrade ${release} with image set to the new tag`,
-            ...(spec.images.server?.deploy ? ['deploy the server image to the orchestration plane'] : []),
-          ]
-        : [],
+      applies: c !== undefined || server !== undefined,
+      ...(c || server ? {} : { skipReason: `images.client is not set: the agents keep running ${spec.agent.image}` }),
+      actions: [
+        ...serverActions,
+        ...(c
+          ? [
+              `build ${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`,
+              c.push ? `push ${c.repository}:${c.tag ?? 'deploy-<UTC timestamp>'}` : `keep ${c.repository}:${c.tag ?? 'deploy-<UTC timestamp>'} local (push: false)`,
+              `after approval: helm upgrade ${release} with image set to the new tag`,
+            ]
+          : []),
+      ],
       touches: c ? { release, images: [`${c.repository}:${c.tag ?? 'deploy-<UTC timestamp>'}`] } : {},
     }),
   );

@@ -115,38 +115,40 @@ function inside(root: string, target: string): boolean {
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
-function checkBuild(spec: unknown, policy: SpecPolicy): SpecError[] {
-  const client = get(spec, 'images.client');
+/** images.client (and images.server, the Astro project): a context inside the build root, a Dockerfile inside the context */
+function checkBuild(spec: unknown, policy: SpecPolicy, which: 'client' | 'server' = 'client'): SpecError[] {
+  const client = get(spec, `images.${which}`);
   if (!client || typeof client !== 'object') return [];
   const errors: SpecError[] = [];
   const c = client as Obj;
   const contextDir = typeof c.contextDir === 'string' && c.contextDir.trim() ? c.contextDir.trim() : '.';
-  const dockerfile = typeof c.dockerfile === 'string' && c.dockerfile.trim() ? c.dockerfile.trim() : 'Dockerfile.client';
+  const dockerfile = typeof c.dockerfile === 'string' && c.dockerfile.trim() ? c.dockerfile.trim() : which === 'client' ? 'Dockerfile.client' : 'Dockerfile';
   const realpath = policy.realpath ?? realpathSync;
   const rootGiven = policy.buildRoot ?? process.cwd();
   const root = realish(rootGiven, realpath);
 
+  if (which === 'server' && c.deploy !== true) return [];
   let contextOk = true;
   if (SCHEME.test(contextDir) || /^[^/\\]+@[^/\\]+:/.test(contextDir)) {
     contextOk = false;
-    errors.push({ path: 'images.client.contextDir', message: `\`images.client.contextDir\` must be a directory inside the build root ${rootGiven}, not a URL: check the project out there and give its path` });
+    errors.push({ path: `images.${which}.contextDir`, message: `\`images.${which}.contextDir\` must be a directory inside the build root ${rootGiven}, not a URL: check the project out there and give its path` });
   }
   const context = realish(resolve(policy.workDir ?? process.cwd(), contextDir), realpath);
   if (contextOk && !inside(root, context)) {
     contextOk = false;
-    errors.push({ path: 'images.client.contextDir', message: `\`images.client.contextDir\` must be inside the build root ${rootGiven} (it resolves to ${context}): give a directory under it (RE_BOT_BUILD_ROOT for the bot, the working directory for the CLI)` });
+    errors.push({ path: `images.${which}.contextDir`, message: `\`images.${which}.contextDir\` must be inside the build root ${rootGiven} (it resolves to ${context}): give a directory under it (RE_BOT_BUILD_ROOT for the bot, the working directory for the CLI)` });
   }
 
-  const fix = 'give the Dockerfile as a relative path inside images.client.contextDir, e.g. Dockerfile.client';
+  const fix = `give the Dockerfile as a relative path inside images.${which}.contextDir, e.g. ${which === 'client' ? 'Dockerfile.client' : 'Dockerfile'}`;
   if (SCHEME.test(dockerfile) || /^[^/\\]+@[^/\\]+:/.test(dockerfile)) {
-    errors.push({ path: 'images.client.dockerfile', message: `\`images.client.dockerfile\` must not be a URL: ${fix}` });
+    errors.push({ path: `images.${which}.dockerfile`, message: `\`images.${which}.dockerfile\` must not be a URL: ${fix}` });
   } else if (isAbsolute(dockerfile) || /^[a-z]:[\\/]/i.test(dockerfile) || dockerfile.startsWith('\\')) {
-    errors.push({ path: 'images.client.dockerfile', message: `\`images.client.dockerfile\` must not be an absolute path: ${fix}` });
+    errors.push({ path: `images.${which}.dockerfile`, message: `\`images.${which}.dockerfile\` must not be an absolute path: ${fix}` });
   } else if (dockerfile.split(/[\\/]/).includes('..')) {
-    errors.push({ path: 'images.client.dockerfile', message: `\`images.client.dockerfile\` must not contain a '..' segment: ${fix}` });
+    errors.push({ path: `images.${which}.dockerfile`, message: `\`images.${which}.dockerfile\` must not contain a '..' segment: ${fix}` });
   } else if (contextOk && !inside(context, realish(join(context, dockerfile), realpath))) {
     // a symlink out of the context
-    errors.push({ path: 'images.client.dockerfile', message: `\`images.client.dockerfile\` resolves outside images.client.contextDir (a symbolic link?): ${fix}` });
+    errors.push({ path: `images.${which}.dockerfile`, message: `\`images.${which}.dockerfile\` resolves outside images.${which}.contextDir (a symbolic link?): ${fix}` });
   }
 
   const repository = c.repository;
@@ -201,5 +203,6 @@ export function checkSpecSafety(spec: unknown, policy: SpecPolicy = {}): SpecErr
   }
   errors.push(...checkNamespace(spec, policy));
   errors.push(...checkBuild(spec, policy));
+  errors.push(...checkBuild(spec, policy, 'server'));
   return errors;
 }

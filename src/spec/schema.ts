@@ -405,7 +405,19 @@ const imagesSchema = z.strictObject({
       insecureRegistry: z.boolean().default(false),
     })
     .optional(),
-  server: z.strictObject({ deploy: z.boolean().default(false), contextDir: nonEmpty('the project directory').default('.') }).optional(),
+  /** the Astro project's server image, deployed to the Deployment through the Astro Deploys API (what `astro deploy` does) */
+  server: z
+    .strictObject({
+      deploy: z.boolean().default(false),
+      contextDir: nonEmpty('the Astro project directory').default('.'),
+      dockerfile: nonEmpty('the Dockerfile name').default('Dockerfile'),
+      builder: z.enum(['buildah', 'docker', 'podman']).default('buildah'),
+      /** how long to wait for the Deployment to be HEALTHY after the deploy is finalized */
+      waitTimeoutSeconds: z.number().int().min(10).max(7200).default(900),
+      /** the Deployment's registry uses plain HTTP / self-signed TLS (only the local stand-in registry) */
+      insecureRegistry: z.boolean().default(false),
+    })
+    .optional(),
 });
 
 const verifySchema = z.strictObject({

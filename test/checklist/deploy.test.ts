@@ -125,13 +125,6 @@ describe('step 7: deploy client image', () => {
     expect(err.details.hint).toContain('registry.acme.io');
   });
 
-  it('server image deploy is not pretended: a warning tells the user to run astro deploy', async () => {
-    const spec = testSpec({ images: { server: { deploy: true } } });
-    const out = await deploy.run(makeCtx(spec, createFakeInfra()).ctx);
-    expect(out.status).toBe('skipped');
-    expect(out.warnings).toEqual([expect.stringContaining('the server image was NOT deployed: from . run `astro deploy cldep0000000001`')]);
-  });
-
   it('images.client unset: skipped, agents keep their image', async () => {
     const out = await deploy.run(makeCtx(testSpec(), createFakeInfra()).ctx);
     expect(out).toMatchObject({ status: 'skipped', summary: expect.stringContaining('images.client is not set') });

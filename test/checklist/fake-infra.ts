@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { RedactedError } from '../../src/redact.ts';
 import { canonicalJson } from '../../src/spec/values.ts';
 import { ownerOf, secretContentHash } from '../../src/infra/ownership.ts';
-import type { HelmReleaseInfo, HelmUpgradeInput, ImageBuildInput, Infra, PodState } from '../../src/infra/types.ts';
+import type { HelmReleaseInfo, HelmUpgradeInput, ImageBuildInput, ImageLocalBuildInput, ImagePushInput, Infra, PodState } from '../../src/infra/types.ts';
 
 export interface FakeSecret {
   namespace: string;
@@ -37,6 +37,13 @@ export type FakeInfra = Infra & {
     deployedValues: Map<string, unknown>;
     upgrades: HelmUpgradeInput[];
     builds: ImageBuildInput[];
+    /** local builds (the server image) and the labels each gets */
+    localBuilds: ImageLocalBuildInput[];
+    localImages: Set<string>;
+    imageLabels: Record<string, string>;
+    pushes: ImagePushInput[];
+    /** one-shot: the server image push happens, then the call throws */
+    crashAfterServerPush: boolean;
     registry: Map<string, string>;
     remoteLookups: Array<{ ref: string; tlsVerify?: boolean }>;
     /** one-shot crashes: the action happens, then the call throws (process killed before the checkpoint) */
@@ -82,6 +89,11 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
     deployedValues: new Map(),
     upgrades: [],
     builds: [],
+    localBuilds: [],
+    localImages: new Set(),
+    imageLabels: { 'io.astronomer.docker.runtime.version': '3.1-2' },
+    pushes: [],
+    crashAfterServerPush: false,
     registry: new Map(),
     remoteLookups: [],
     crashAfterUpgrade: false,
@@ -210,6 +222,25 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
           throw new Error('re-bot process killed after push');
         }
         return { image: `${input.repository}:${input.tag}`, tag: input.tag, digest };
+      },
+      async build(input) {
+        state.localBuilds.push({ ...input });
+        state.localImages.add(input.image);
+        return { image: input.image, labels: { ...state.imageLabels } };
+      },
+      async hasLocal(_builder, image) {
+        return state.localImages.has(image);
+      },
+      async push(input) {
+        if (!state.localImages.has(input.image)) throw new RedactedError(`push: ${input.image}: image not known`, 'image_failed');
+        state.pushes.push(structuredClone(input));
+        const digest = `sha256:${createHash('sha256').update(`${input.destination}#${state.pushes.length}`).digest('hex')}`;
+        state.registry.set(input.destination, digest);
+        if (state.crashAfterServerPush) {
+          state.crashAfterServerPush = false;
+          throw new Error('re-bot process killed after the server image push');
+        }
+        return { digest };
       },
       async remoteDigest(repository, tag, o) {
         state.remoteLookups.push({ ref: `${repository}:${tag}`, tlsVerify: o?.tlsVerify });

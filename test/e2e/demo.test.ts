@@ -28,7 +28,12 @@ describe('npm run demo', () => {
         expect(final, `round ${round} step ${n}`).toMatch(new RegExp(`${n}\\. ${title}.*(succeeded|warned)`));
       }
       expect(final).toMatch(/6\. Logging, OpenLineage and Sentinel.*(succeeded|warned)/);
-      expect(final).toMatch(buildable ? /7\. Deploy client image\s+succeeded.*pushed 127\.0\.0\.1:\d+\/re-bot\/demo-client:deploy-/ : /7\. Deploy client image\s+skipped/);
+      expect(final).toMatch(buildable ? /7\. Deploy images\s+succeeded.*pushed 127\.0\.0\.1:\d+\/re-bot\/demo-client:deploy-/ : /7\. Deploy images\s+skipped/);
+      if (buildable) {
+        // the server image went through the Astro Deploys API stand-in, and its registry holds <imageRepository>:<imageTag>
+        expect(text).toMatch(/7\. Deploy images\s+succeeded\s+\([^)]*\)\s+deployed the server image 127\.0\.0\.1:\d+\/clorgdemo000001\/cldemo0000000001:deploy-/);
+        expect(text).toMatch(/Astro API stand-in, server image deploy:\n {2}create .*\n {2}push .*\n {2}finalize .*\n {2}HEALTHY .*\n {2}registry holds 127\.0\.0\.1:\d+\/clorgdemo000001\/cldemo0000000001:deploy-\S+ \(sha256:/);
+      }
       expect(text).toMatch(/auto-approving as cli:\S+ \(--yes/);
       expect(text).toMatch(/test DAG re_bot_smoke run .* succeeded/);
       expect(text).toContain(`Rendered values   ${join(workDir, 'out', 'values.yaml')}`);

@@ -80,6 +80,8 @@ describe('kill -9 at random moments', () => {
       const local = await localSetup(await demoSpec(name, (s) => {
         s.verify.podsTimeoutSeconds = 30;
         if (trial % 2 === 0) delete (s.images as { client?: unknown }).client;
+        // … and deploys the server image through the Astro Deploys API stand-in (same approval as the client image)
+        else s.images.server = { deploy: true, contextDir: 'examples/demo-project', dockerfile: 'Dockerfile', builder: 'buildah', waitTimeoutSeconds: 60, insecureRegistry: true };
       }), { sharedKube: kube, dag: { durationMs: 300 } });
       const dir = scratchDir(name);
       const db = join(dir, 're-bot.db');
@@ -121,6 +123,12 @@ describe('kill -9 at random moments', () => {
           for (const h of ours) perChange.set(h.description!, (perChange.get(h.description!) ?? 0) + 1);
           expect([...perChange.values()], JSON.stringify(history)).toEqual(Array(rollouts).fill(1));
           expect(history.at(-1)!.status).toBe('deployed');
+          if (local.spec.images.server?.deploy) {
+            // one deploy for the job, however often it was killed: a resumed run reuses the deploy id
+            const deploys = [...local.astro.deploys.deploys.values()];
+            expect(deploys.map((d) => d.status), JSON.stringify(local.astro.deploys.log)).toEqual(['DEPLOYED']);
+            expect(local.astro.deploys.log.filter((e) => e.event === 'create')).toHaveLength(1);
+          }
         } finally {
           await rt.close();
         }

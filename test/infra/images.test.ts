@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageAdapter, imageArgvLog, splitRepository } from '../../src/infra/images.ts';
 import { findTool } from '../../src/infra/tools.ts';
-import { freePort, startRegistry, type LocalRegistry } from '../support/registry.ts';
+import { freePort, MANIFEST_ACCEPT, startRegistry, type LocalRegistry } from '../support/registry.ts';
 import { describeWithTools } from '../support/tools.ts';
 
 describeWithTools(['buildah', 'docker-registry'], 'images adapter: buildah build + push to a real local docker-registry', () => {
@@ -71,4 +72,55 @@ describe('images adapter input checks', () => {
     else expect(r).toMatchObject({ ok: false, reason: expect.stringContaining('buildah not found') });
     if (!findTool('podman')) expect(await images.available('podman')).toMatchObject({ ok: false, reason: expect.stringContaining('podman not found') });
   });
+});
+
+describeWithTools(['buildah', 'docker-registry'], 'images adapter: server image build (dags/ left out) and push to a registry that takes only cli + the API token', () => {
+  const TOKEN = 'astro-api-token-for-registry-Zp8Kq2';
+  let registry: LocalRegistry;
+  const ctx = mkdtempSync(join(tmpdir(), 'img-server-'));
+  const local = `localhost/re-bot-test/server:${Date.now()}`;
+
+  beforeAll(async () => {
+    registry = await startRegistry({ auth: { username: 'cli', password: TOKEN } });
+    writeFileSync(join(ctx, 'requirements.txt'), 'apache-airflow-providers-http\n');
+    mkdirSync(join(ctx, 'dags'));
+    writeFileSync(join(ctx, 'dags', 'dag_not_in_the_image.py'), '# DAGs run on the agents\n');
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL io.astronomer.docker.runtime.version="3.1-2"\nCOPY . /usr/local/airflow/\n');
+  }, 30_000);
+  afterAll(async () => {
+    await registry?.stop();
+    rmSync(ctx, { recursive: true, force: true });
+  });
+
+  it('builds for linux/amd64 without dags/, reads the Runtime label, and pushes only with cli + the token, never in argv', async () => {
+    const images = createImageAdapter();
+    const built = await images.build({ builder: 'buildah', contextDir: ctx, dockerfile: 'Dockerfile', image: local, platform: 'linux/amd64', exclude: ['dags'] });
+    expect(built.labels['io.astronomer.docker.runtime.version']).toBe('3.1-2');
+    expect(await images.hasLocal('buildah', local)).toBe(true);
+    expect(await images.hasLocal('buildah', `${local}-missing`)).toBe(false);
+
+    const destination = `${registry.host}/clorg1/cldep1:deploy-1`;
+    const base = { builder: 'buildah' as const, image: local, destination, tlsVerify: false };
+    await expect(images.push(base)).rejects.toThrow(/buildah push failed: .*(authentication required|unauthorized|401)/i);
+    await expect(images.push({ ...base, auth: { registry: registry.host, username: 'cli', password: 'wrong-token-123456' } })).rejects.toThrow(/buildah push failed/);
+    const argvFrom = imageArgvLog.length;
+    const { digest } = await images.push({ ...base, auth: { registry: registry.host, username: 'cli', password: TOKEN } });
+    expect(digest).toBe(await registry.manifestDigest('clorg1/cldep1', 'deploy-1'));
+
+    const argv = imageArgvLog.slice(argvFrom).flat();
+    expect(argv.join(' ')).not.toContain(TOKEN);
+    expect(argv.join(' ')).not.toContain(Buffer.from(`cli:${TOKEN}`).toString('base64'));
+    const authFile = argv[argv.indexOf('--authfile') + 1]!;
+    expect(existsSync(authFile), 'the auth file is removed after the push').toBe(false);
+
+    // the image's only layer holds the project without dags/
+    const auth = { Authorization: `Basic ${Buffer.from(`cli:${TOKEN}`).toString('base64')}`, Accept: MANIFEST_ACCEPT };
+    const manifest = (await (await fetch(`${registry.url}/v2/clorg1/cldep1/manifests/deploy-1`, { headers: auth })).json()) as { layers: Array<{ digest: string }> };
+    const files = (await Promise.all(manifest.layers.map(async (l) => {
+      const blob = Buffer.from(await (await fetch(`${registry.url}/v2/clorg1/cldep1/blobs/${l.digest}`, { headers: auth })).arrayBuffer());
+      return gunzipSync(blob).toString('latin1');
+    }))).join('');
+    expect(files).toContain('usr/local/airflow/requirements.txt');
+    expect(files).not.toContain('dag_not_in_the_image.py');
+  }, 180_000);
 });

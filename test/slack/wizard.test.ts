@@ -87,7 +87,7 @@ describe('setup wizard (modals)', () => {
     const text = JSON.stringify(review.blocks);
     const spec = engine.submitted[0] ?? undefined;
     expect(spec).toBeUndefined(); // nothing runs before Start setup
-    for (const t of ['1. Prerequisites', '2. Agents', '3. Secrets backend', '4. XCom backend', '5. DAG sources', '6. Logging', '7. Deploy client image', '8. Verify', 'skipped', 'What it touches', 'Git token/password: set']) expect(text).toContain(t);
+    for (const t of ['1. Prerequisites', '2. Agents', '3. Secrets backend', '4. XCom backend', '5. DAG sources', '6. Logging', '7. Deploy images', '8. Verify', 'skipped', 'What it touches', 'Git token/password: set']) expect(text).toContain(t);
     expect(review.blocks.length).toBeLessThanOrEqual(100);
 
     expect(await h.page(REQUESTER, {})).toEqual({});

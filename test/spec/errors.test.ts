@@ -38,6 +38,10 @@ const CASES: Case[] = [
   ['unknown key', (i) => (i.cluster.namepsace = 'x'), 'cluster', /^unknown key "namepsace": remove it or check the spelling; allowed keys: .*namespace/],
   ['custom type message says what it got', (i) => (i.deployment.id = 5), 'deployment.id', /^expected the Astro deployment id, got the number 5$/],
   ['empty list', (i) => (i.agent.workers = []), 'agent.workers', /expected at least one worker queue/],
+  ['images.server.deploy as a word', (i) => (i.images = { server: { deploy: 'yes' } }), 'images.server.deploy', /^must be true or false, got the string "yes"$/],
+  ['images.server.builder unknown', (i) => (i.images = { server: { deploy: true, builder: 'kaniko' } }), 'images.server.builder', /^must be one of 'buildah', 'docker', 'podman', got the string "kaniko"$/],
+  ['images.server.waitTimeoutSeconds too short', (i) => (i.images = { server: { deploy: true, waitTimeoutSeconds: 3 } }), 'images.server.waitTimeoutSeconds', /^must be at least 10, got the number 3$/],
+  ['images.server not a mapping', (i) => (i.images = { server: true }), 'images.server', /must be a mapping, got the boolean true/],
 ];
 
 describe('spec error messages', () => {
