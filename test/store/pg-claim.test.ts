@@ -4,6 +4,7 @@ import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
 import { acquireChannelLease, channelLeaseHolder, claimNextJob, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
 import { DEPLOYMENT_LOCK_CONSTRAINT, isUniqueViolation, recordVote } from '../../src/store/pg/votes.ts';
 import { approvals, approvalVotes, jobs } from '../../src/store/pg/schema.ts';
+import { appendAuditPg, verifyAuditChainPg } from '../../src/store/pg/audit.ts';
 import { startPostgres, type PgCluster } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
 
@@ -167,5 +168,15 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
     expect(await renewChannelLease(b.db, { channel: 'C-race', owner: holder, leaseMs: 60_000 })).toBe(false);
     const rows = await a.db.execute(sql`select owner from slack_channel_leases where channel = 'C-race'`);
     expect(rows.rows).toEqual([{ owner: other }]);
+  });
+
+  it('two replicas appending audit events at once keep one unbroken hash chain, details read back as written', async () => {
+    const appends = Array.from({ length: 40 }, (_, i) => appendAuditPg(i % 2 ? a.db : b.db, {
+      actor: `U${i}`, action: 'approval.vote', jobId: `job-${i}`, details: { zeta: i, alpha: 'first key written last', nested: { z: 1, a: 2 } },
+    }));
+    await Promise.all(appends);
+    expect(await verifyAuditChainPg(a.db)).toEqual({ ok: true, count: 40 });
+    const [row] = await b.db.execute(sql`select details::text as details from audit_events order by seq limit 1`).then((r) => r.rows as Array<{ details: string }>);
+    expect(Object.keys(JSON.parse(row!.details))).toEqual(['zeta', 'alpha', 'nested']);
   });
 });
