@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
@@ -9,6 +11,22 @@ import { startPostgres, type PgCluster } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A replica in its own process: claims one job, heartbeats its lease, and sits inside an open transaction that
+ * holds the job's row lock (a write in flight), printing `claimed <id>` once it is there.
+ */
+const replicaProcess = (url: string) => `
+  const { openPgStore } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/store/pg/open.ts', import.meta.url)))});
+  const { claimNextJob, renewJobLease } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/store/pg/claim.ts', import.meta.url)))});
+  const s = await openPgStore(${JSON.stringify(url)});
+  const job = await claimNextJob(s.db, { owner: 'replica-killed', leaseMs: 1000 });
+  setInterval(() => void renewJobLease(s.db, { jobId: job.id, owner: 'replica-killed', leaseMs: 1000 }), 200);
+  const c = await s.pool.connect();
+  await c.query('begin');
+  await c.query('select id from jobs where id = $1 for update', [job.id]);
+  console.log('claimed ' + job.id);
+`;
 
 describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   let cluster: PgCluster;
@@ -37,10 +55,16 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
     return id;
   }
 
+  async function clearJobs() {
+    await a.db.delete(approvalVotes);
+    await a.db.delete(approvals);
+    await a.db.delete(jobs);
+  }
+
   const stateOf = async (id: string) => (await a.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
 
   it('two replicas claiming over 20 queued jobs never get the same one, and together get all 20', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const queued = new Set<string>();
     for (let i = 0; i < 20; i++) queued.add(await queueJob());
     // each replica runs three claim loops at once, as a worker with concurrency 3 would
@@ -64,7 +88,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('claims the oldest queued job first and skips the excluded ones', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const newer = await queueJob(undefined, '2026-02-01T00:00:00.000Z');
     const older = await queueJob(undefined, '2026-01-01T00:00:00.000Z');
     expect((await claimNextJob(a.db, { owner: 'a', leaseMs: 60_000, exclude: [older] }))?.id).toBe(newer);
@@ -77,7 +101,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('a live lease is not taken; an expired one is reclaimed by another replica, whose renewals then win', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const id = await queueJob();
     expect((await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 }))?.id).toBe(id);
     expect(await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 })).toBeUndefined();
@@ -94,7 +118,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('renewal fails once the job is cancelled, and a clean stop hands the job over at once', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const cancelled = await queueJob();
     await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 });
     await a.db.update(jobs).set({ cancelRequested: true }).where(eq(jobs.id, cancelled));
@@ -108,7 +132,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('the per-deployment lock holds across replicas: of two concurrent submissions one is queued', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const at = new Date().toISOString();
     const submit = (s: PgStore, id: string) => s.db.insert(jobs).values({
       id, deployment: 'shared-dep', state: 'queued', requestedBy: 'U1', origin: {}, spec: {}, plan: {}, valuesHash: 'h', chart: 'c', createdAt: at, updatedAt: at,
@@ -120,9 +144,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('two replicas recording the same approval click record one vote', async () => {
-    await a.db.delete(approvalVotes);
-    await a.db.delete(approvals);
-    await a.db.delete(jobs);
+    await clearJobs();
     const jobId = await queueJob();
     const at = new Date().toISOString();
     await a.db.insert(approvals).values({
@@ -179,4 +201,32 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
     const [row] = await b.db.execute(sql`select details::text as details from audit_events order by seq limit 1`).then((r) => r.rows as Array<{ details: string }>);
     expect(Object.keys(JSON.parse(row!.details))).toEqual(['zeta', 'alpha', 'nested']);
   });
+
+  it('a replica killed with -9 mid-write, heartbeat running, loses its job to another replica once its lease runs out', async () => {
+    await clearJobs();
+    const id = await queueJob();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', replicaProcess(cluster.urlFor('claims'))], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const claimed = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => { out += d; const m = /claimed (\S+)/.exec(out); if (m) resolve(m[1]!); });
+        child.on('exit', (code) => reject(new Error(`replica exited early (${code})`)));
+      });
+      expect(claimed).toBe(id);
+      // alive: its heartbeat keeps the lease, and the row is locked by its open transaction
+      await sleep(1_500);
+      expect(await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 })).toBeUndefined();
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      // its transaction dies with its connections; its lease runs out ≤ 1 s after the last heartbeat
+      let taken: Awaited<ReturnType<typeof claimNextJob>>;
+      for (let i = 0; i < 50 && !taken; i++) {
+        taken = await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 });
+        if (!taken) await sleep(100);
+      }
+      expect(taken).toEqual({ id, attempt: 1, previousOwner: 'replica-killed' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
