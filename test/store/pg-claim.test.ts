@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
-import { acquireChannelLease, channelLeaseHolder, claimNextJob, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
+import { acquireChannelLease, channelLeaseHolder, claimNextJob, takeDueChannels, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
 import { DEPLOYMENT_LOCK_CONSTRAINT, isUniqueViolation, recordVote } from '../../src/store/pg/votes.ts';
-import { approvals, approvalVotes, jobs } from '../../src/store/pg/schema.ts';
+import { approvals, approvalVotes, jobs, slackChannelLeases, slackOutbox } from '../../src/store/pg/schema.ts';
 import { appendAuditPg, verifyAuditChainPg } from '../../src/store/pg/audit.ts';
 import { startPostgres, type PgCluster } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
@@ -229,4 +229,30 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
       child.kill('SIGKILL');
     }
   }, 60_000);
+
+  it('senders polling for due outbox rows split the channels between them, never sharing one', async () => {
+    await a.db.delete(slackChannelLeases);
+    await a.db.delete(slackOutbox);
+    const row = (key: string, channel: string, extra: Partial<typeof slackOutbox.$inferInsert> = {}) =>
+      ({ key, kind: 'post', channel, args: '{}', ...extra });
+    await a.db.insert(slackOutbox).values([
+      ...['D1', 'D2', 'D3', 'D4', 'D5', 'D6'].flatMap((c) => [row(`${c}-1`, c), row(`${c}-2`, c)]),
+      row('later', 'D-LATER', { notBefore: Date.now() + 3_600_000 }),
+      row('done', 'D-SENT', { state: 'sent', ts: '1.2' }),
+    ]);
+    const [fromA, fromB] = await Promise.all([
+      takeDueChannels(a.db, { owner: 'replica-a', leaseMs: 60_000, max: 3 }),
+      takeDueChannels(b.db, { owner: 'replica-b', leaseMs: 60_000, max: 3 }),
+    ]);
+    expect(fromA.filter((c) => fromB.includes(c))).toEqual([]);
+    // the second poller may have found the first one's channels taken and its own limit already used on them
+    const third = await takeDueChannels(b.db, { owner: 'replica-b', leaseMs: 60_000, max: 6 });
+    const held = new Set([...fromA, ...third]);
+    expect([...held].sort()).toEqual(['D1', 'D2', 'D3', 'D4', 'D5', 'D6']);
+    expect(third.filter((c) => fromA.includes(c))).toEqual([]);
+    // a poll renews what the poller holds; nobody takes a channel with nothing due
+    expect(await takeDueChannels(a.db, { owner: 'replica-a', leaseMs: 60_000, max: 6 })).toEqual(fromA);
+    expect(await channelLeaseHolder(a.db, 'D-LATER')).toBeUndefined();
+    expect(await channelLeaseHolder(a.db, 'D-SENT')).toBeUndefined();
+  });
 });
