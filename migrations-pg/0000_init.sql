@@ -11,18 +11,18 @@ CREATE TABLE "approvals" (
 	"step_id" text NOT NULL,
 	"hash" text NOT NULL,
 	"title" text NOT NULL,
-	"facts" jsonb NOT NULL,
-	"changed_keys" jsonb NOT NULL,
+	"facts" json NOT NULL,
+	"changed_keys" json NOT NULL,
 	"diff_text" text NOT NULL,
 	"state" text NOT NULL,
 	"required" integer NOT NULL,
-	"policy" jsonb NOT NULL,
+	"policy" json NOT NULL,
 	"requested_at" text NOT NULL,
 	"expires_at" text NOT NULL,
 	"decided_at" text,
 	"rejected_by" text,
 	"reject_reason" text,
-	"review" jsonb
+	"review" json
 );
 --> statement-breakpoint
 CREATE TABLE "audit_events" (
@@ -35,7 +35,7 @@ CREATE TABLE "audit_events" (
 	"values_hash" text,
 	"decision" text,
 	"result" text,
-	"details" jsonb,
+	"details" json,
 	"prev_hash" text NOT NULL,
 	"hash" text NOT NULL
 );
@@ -43,7 +43,7 @@ CREATE TABLE "audit_events" (
 CREATE TABLE "deployments" (
 	"name" text PRIMARY KEY NOT NULL,
 	"astro_id" text,
-	"last_spec" jsonb,
+	"last_spec" json,
 	"updated_at" text NOT NULL
 );
 --> statement-breakpoint
@@ -59,9 +59,9 @@ CREATE TABLE "job_steps" (
 	"finished_at" text,
 	"duration_ms" bigint,
 	"summary" text,
-	"warnings" jsonb,
-	"output" jsonb,
-	"checkpoint" jsonb,
+	"warnings" json,
+	"output" json,
+	"checkpoint" json,
 	"error" text
 );
 --> statement-breakpoint
@@ -71,9 +71,9 @@ CREATE TABLE "jobs" (
 	"state" text NOT NULL,
 	"attempt" integer DEFAULT 1 NOT NULL,
 	"requested_by" text NOT NULL,
-	"origin" jsonb NOT NULL,
-	"spec" jsonb NOT NULL,
-	"plan" jsonb NOT NULL,
+	"origin" json NOT NULL,
+	"spec" json NOT NULL,
+	"plan" json NOT NULL,
 	"values_hash" text NOT NULL,
 	"chart" text NOT NULL,
 	"lease_owner" text,

@@ -15,9 +15,9 @@ export interface AuditInput {
 }
 type Row = typeof auditEvents.$inferSelect;
 
-const GENESIS = '0'.repeat(64);
+export const GENESIS = '0'.repeat(64);
 
-function rowHash(prevHash: string, r: Omit<Row, 'seq' | 'prevHash' | 'hash'>): string {
+export function rowHash(prevHash: string, r: Omit<Row, 'seq' | 'prevHash' | 'hash'>): string {
   const body = JSON.stringify([prevHash, r.at, r.actor, r.action, r.jobId ?? null, r.deployment ?? null,
     r.valuesHash ?? null, r.decision ?? null, r.result ?? null, r.details ?? null]);
   return createHash('sha256').update(body).digest('hex');

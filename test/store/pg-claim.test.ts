@@ -1,13 +1,32 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
-import { acquireChannelLease, channelLeaseHolder, claimNextJob, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
+import { acquireChannelLease, channelLeaseHolder, claimNextJob, takeDueChannels, releaseChannelLease, releaseJobLeases, renewChannelLease, renewJobLease } from '../../src/store/pg/claim.ts';
 import { DEPLOYMENT_LOCK_CONSTRAINT, isUniqueViolation, recordVote } from '../../src/store/pg/votes.ts';
-import { approvals, approvalVotes, jobs } from '../../src/store/pg/schema.ts';
+import { approvals, approvalVotes, jobs, slackChannelLeases, slackOutbox } from '../../src/store/pg/schema.ts';
+import { appendAuditPg, verifyAuditChainPg } from '../../src/store/pg/audit.ts';
 import { startPostgres, type PgCluster } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A replica in its own process: claims one job, heartbeats its lease, and sits inside an open transaction that
+ * holds the job's row lock (a write in flight), printing `claimed <id>` once it is there.
+ */
+const replicaProcess = (url: string) => `
+  const { openPgStore } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/store/pg/open.ts', import.meta.url)))});
+  const { claimNextJob, renewJobLease } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/store/pg/claim.ts', import.meta.url)))});
+  const s = await openPgStore(${JSON.stringify(url)});
+  const job = await claimNextJob(s.db, { owner: 'replica-killed', leaseMs: 1000 });
+  setInterval(() => void renewJobLease(s.db, { jobId: job.id, owner: 'replica-killed', leaseMs: 1000 }), 200);
+  const c = await s.pool.connect();
+  await c.query('begin');
+  await c.query('select id from jobs where id = $1 for update', [job.id]);
+  console.log('claimed ' + job.id);
+`;
 
 describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   let cluster: PgCluster;
@@ -36,10 +55,16 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
     return id;
   }
 
+  async function clearJobs() {
+    await a.db.delete(approvalVotes);
+    await a.db.delete(approvals);
+    await a.db.delete(jobs);
+  }
+
   const stateOf = async (id: string) => (await a.db.select().from(jobs).where(eq(jobs.id, id)))[0]!;
 
   it('two replicas claiming over 20 queued jobs never get the same one, and together get all 20', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const queued = new Set<string>();
     for (let i = 0; i < 20; i++) queued.add(await queueJob());
     // each replica runs three claim loops at once, as a worker with concurrency 3 would
@@ -63,7 +88,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('claims the oldest queued job first and skips the excluded ones', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const newer = await queueJob(undefined, '2026-02-01T00:00:00.000Z');
     const older = await queueJob(undefined, '2026-01-01T00:00:00.000Z');
     expect((await claimNextJob(a.db, { owner: 'a', leaseMs: 60_000, exclude: [older] }))?.id).toBe(newer);
@@ -76,7 +101,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('a live lease is not taken; an expired one is reclaimed by another replica, whose renewals then win', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const id = await queueJob();
     expect((await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 }))?.id).toBe(id);
     expect(await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 })).toBeUndefined();
@@ -93,7 +118,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('renewal fails once the job is cancelled, and a clean stop hands the job over at once', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const cancelled = await queueJob();
     await claimNextJob(a.db, { owner: 'replica-a', leaseMs: 60_000 });
     await a.db.update(jobs).set({ cancelRequested: true }).where(eq(jobs.id, cancelled));
@@ -107,7 +132,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('the per-deployment lock holds across replicas: of two concurrent submissions one is queued', async () => {
-    await a.db.delete(jobs);
+    await clearJobs();
     const at = new Date().toISOString();
     const submit = (s: PgStore, id: string) => s.db.insert(jobs).values({
       id, deployment: 'shared-dep', state: 'queued', requestedBy: 'U1', origin: {}, spec: {}, plan: {}, valuesHash: 'h', chart: 'c', createdAt: at, updatedAt: at,
@@ -119,9 +144,7 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
   });
 
   it('two replicas recording the same approval click record one vote', async () => {
-    await a.db.delete(approvalVotes);
-    await a.db.delete(approvals);
-    await a.db.delete(jobs);
+    await clearJobs();
     const jobId = await queueJob();
     const at = new Date().toISOString();
     await a.db.insert(approvals).values({
@@ -167,5 +190,69 @@ describeWithTools(['postgresql'], 'PostgreSQL leases across replicas', () => {
     expect(await renewChannelLease(b.db, { channel: 'C-race', owner: holder, leaseMs: 60_000 })).toBe(false);
     const rows = await a.db.execute(sql`select owner from slack_channel_leases where channel = 'C-race'`);
     expect(rows.rows).toEqual([{ owner: other }]);
+  });
+
+  it('two replicas appending audit events at once keep one unbroken hash chain, details read back as written', async () => {
+    const appends = Array.from({ length: 40 }, (_, i) => appendAuditPg(i % 2 ? a.db : b.db, {
+      actor: `U${i}`, action: 'approval.vote', jobId: `job-${i}`, details: { zeta: i, alpha: 'first key written last', nested: { z: 1, a: 2 } },
+    }));
+    await Promise.all(appends);
+    expect(await verifyAuditChainPg(a.db)).toEqual({ ok: true, count: 40 });
+    const [row] = await b.db.execute(sql`select details::text as details from audit_events order by seq limit 1`).then((r) => r.rows as Array<{ details: string }>);
+    expect(Object.keys(JSON.parse(row!.details))).toEqual(['zeta', 'alpha', 'nested']);
+  });
+
+  it('a replica killed with -9 mid-write, heartbeat running, loses its job to another replica once its lease runs out', async () => {
+    await clearJobs();
+    const id = await queueJob();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', replicaProcess(cluster.urlFor('claims'))], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const claimed = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => { out += d; const m = /claimed (\S+)/.exec(out); if (m) resolve(m[1]!); });
+        child.on('exit', (code) => reject(new Error(`replica exited early (${code})`)));
+      });
+      expect(claimed).toBe(id);
+      // alive: its heartbeat keeps the lease, and the row is locked by its open transaction
+      await sleep(1_500);
+      expect(await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 })).toBeUndefined();
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      // its transaction dies with its connections; its lease runs out ≤ 1 s after the last heartbeat
+      let taken: Awaited<ReturnType<typeof claimNextJob>>;
+      for (let i = 0; i < 50 && !taken; i++) {
+        taken = await claimNextJob(b.db, { owner: 'replica-b', leaseMs: 60_000 });
+        if (!taken) await sleep(100);
+      }
+      expect(taken).toEqual({ id, attempt: 1, previousOwner: 'replica-killed' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('senders polling for due outbox rows split the channels between them, never sharing one', async () => {
+    await a.db.delete(slackChannelLeases);
+    await a.db.delete(slackOutbox);
+    const row = (key: string, channel: string, extra: Partial<typeof slackOutbox.$inferInsert> = {}) =>
+      ({ key, kind: 'post', channel, args: '{}', ...extra });
+    await a.db.insert(slackOutbox).values([
+      ...['D1', 'D2', 'D3', 'D4', 'D5', 'D6'].flatMap((c) => [row(`${c}-1`, c), row(`${c}-2`, c)]),
+      row('later', 'D-LATER', { notBefore: Date.now() + 3_600_000 }),
+      row('done', 'D-SENT', { state: 'sent', ts: '1.2' }),
+    ]);
+    const [fromA, fromB] = await Promise.all([
+      takeDueChannels(a.db, { owner: 'replica-a', leaseMs: 60_000, max: 3 }),
+      takeDueChannels(b.db, { owner: 'replica-b', leaseMs: 60_000, max: 3 }),
+    ]);
+    expect(fromA.filter((c) => fromB.includes(c))).toEqual([]);
+    // the second poller may have found the first one's channels taken and its own limit already used on them
+    const third = await takeDueChannels(b.db, { owner: 'replica-b', leaseMs: 60_000, max: 6 });
+    const held = new Set([...fromA, ...third]);
+    expect([...held].sort()).toEqual(['D1', 'D2', 'D3', 'D4', 'D5', 'D6']);
+    expect(third.filter((c) => fromA.includes(c))).toEqual([]);
+    // a poll renews what the poller holds; nobody takes a channel with nothing due
+    expect(await takeDueChannels(a.db, { owner: 'replica-a', leaseMs: 60_000, max: 6 })).toEqual(fromA);
+    expect(await channelLeaseHolder(a.db, 'D-LATER')).toBeUndefined();
+    expect(await channelLeaseHolder(a.db, 'D-SENT')).toBeUndefined();
   });
 });

@@ -54,6 +54,11 @@ describe('RE_BOT_DATABASE_URL', () => {
     expect(redact('password authentication failed: Zq8@pass-word')).not.toContain('Zq8@pass-word');
   });
 
+  it('asks for a percent-encoded password when it is not one, without echoing it', () => {
+    expect(() => parseDatabaseUrl('postgres://bot:50%off-Secret@db/rebot')).toThrow(
+      'RE_BOT_DATABASE_URL: the password in postgres://bot:REDACTED@db/rebot is not URL-encoded (write "%" as %25)');
+  });
+
   it('accepts a Unix socket directory given as ?host=', () => {
     expect(parseDatabaseUrl('postgres:///rebot?host=/var/run/postgresql&user=bot').redacted).toBe('postgres:///rebot?host=/var/run/postgresql&user=bot');
   });

@@ -122,3 +122,28 @@ export async function channelLeaseHolder(db: PgDb, channel: string): Promise<str
     select owner from slack_channel_leases where channel = ${channel} and expires_at > ${NOW_MS}`);
   return r?.owner;
 }
+
+/**
+ * The sender loop's poll: takes (or renews) the leases of up to `max` channels that have due pending outbox rows
+ * and no other live sender, and returns the channels `owner` now holds among them. `max` spreads channels over
+ * replicas instead of letting the first poller take them all. Channels are locked in name order, so two
+ * replicas polling at once cannot deadlock.
+ */
+export async function takeDueChannels(db: PgDb, o: { owner: string; leaseMs: number; max: number }): Promise<string[]> {
+  const r = await rows<{ channel: string }>(db, sql`
+    insert into slack_channel_leases (channel, owner, expires_at)
+    select due.channel, ${o.owner}, ${NOW_MS} + ${Math.max(0, Math.floor(o.leaseMs))}
+    from (
+      select distinct m.channel from slack_outbox m
+      left join slack_channel_leases l on l.channel = m.channel
+      where m.state = 'pending' and m.not_before <= ${NOW_MS}
+        and (l.channel is null or l.owner = ${o.owner} or l.expires_at <= ${NOW_MS})
+      order by m.channel
+      limit ${Math.max(0, Math.floor(o.max))}
+    ) due
+    order by due.channel
+    on conflict (channel) do update set owner = excluded.owner, expires_at = excluded.expires_at
+    where slack_channel_leases.owner = excluded.owner or slack_channel_leases.expires_at <= ${NOW_MS}
+    returning channel`);
+  return r.map((x) => x.channel).sort();
+}

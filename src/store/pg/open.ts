@@ -69,10 +69,17 @@ export function parseDatabaseUrl(raw: string): { redacted: string } {
     // the value may hold a password that no pattern recognises in a malformed URL: it is not echoed
     throw new ConfigError([{ variable: DATABASE_URL_VARIABLE, message: `not a URL; ${EXPECTED}` }]);
   }
-  const password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password');
-  registerSecret(password);
   if (u.password) registerSecret(u.password);
+  registerSecret(u.searchParams.get('password'));
   const redactedUrl = redactUrl(u);
+  let decodedPassword: string;
+  try {
+    decodedPassword = decodeURIComponent(u.password);
+  } catch {
+    throw new ConfigError([{ variable: DATABASE_URL_VARIABLE, message: `the password in ${redactedUrl} is not URL-encoded (write "%" as %25); ${EXPECTED}` }]);
+  }
+  // the driver sends the decoded form: that is what an error message could quote
+  registerSecret(decodedPassword);
   // another scheme: `user:pass word@host` parses as scheme "user", so nothing of it is echoed
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new ConfigError([{ variable: DATABASE_URL_VARIABLE, message: `not a PostgreSQL URL; ${EXPECTED}` }]);
   const problem = (message: string) => new ConfigError([{ variable: DATABASE_URL_VARIABLE, message: `${message} in ${redactedUrl}; ${EXPECTED}` }]);

@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL twin of src/store/schema.ts: the same tables, columns, indexes and unique constraints, so one
  * repository layer can sit above both dialects. Types map as follows:
- *  - SQLite `text({ mode: 'json' })` → `jsonb` (both read back as parsed values);
+ *  - SQLite `text({ mode: 'json' })` → `json`, not `jsonb`: `json` keeps the text as written, key order included,
+ *    as SQLite does; jsonb reorders keys, and the audit chain hashes `JSON.stringify(details)` of rows read back;
  *  - ms-since-epoch integers (leases, outbox pacing) → `bigint` in number mode (they overflow int4);
  *  - ISO-8601 timestamps stay `text`, written in the same `…T…Z` form, so rows compare equal across dialects;
  *  - SQLite autoincrement keys → identity columns.
@@ -11,14 +12,14 @@
  * A single SQLite process is the only sender there, so it needs no lease.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, index, integer, jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, json, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const ms = (name: string) => bigint(name, { mode: 'number' });
 
 export const deployments = pgTable('deployments', {
   name: text('name').primaryKey(),
   astroId: text('astro_id'),
-  lastSpec: jsonb('last_spec'),
+  lastSpec: json('last_spec'),
   updatedAt: text('updated_at').notNull(),
 });
 
@@ -28,9 +29,9 @@ export const jobs = pgTable('jobs', {
   state: text('state').notNull(),
   attempt: integer('attempt').notNull().default(1),
   requestedBy: text('requested_by').notNull(),
-  origin: jsonb('origin').notNull(),
-  spec: jsonb('spec').notNull(),
-  plan: jsonb('plan').notNull(),
+  origin: json('origin').notNull(),
+  spec: json('spec').notNull(),
+  plan: json('plan').notNull(),
   valuesHash: text('values_hash').notNull(),
   chart: text('chart').notNull(),
   leaseOwner: text('lease_owner'),
@@ -60,9 +61,9 @@ export const jobSteps = pgTable('job_steps', {
   finishedAt: text('finished_at'),
   durationMs: ms('duration_ms'),
   summary: text('summary'),
-  warnings: jsonb('warnings'),
-  output: jsonb('output'),
-  checkpoint: jsonb('checkpoint'),
+  warnings: json('warnings'),
+  output: json('output'),
+  checkpoint: json('checkpoint'),
   error: text('error'),
 }, (t) => [uniqueIndex('job_steps_job_step').on(t.jobId, t.stepId), index('job_steps_job').on(t.jobId)]);
 
@@ -72,18 +73,18 @@ export const approvals = pgTable('approvals', {
   stepId: text('step_id').notNull(),
   hash: text('hash').notNull(),
   title: text('title').notNull(),
-  facts: jsonb('facts').notNull(),
-  changedKeys: jsonb('changed_keys').notNull(),
+  facts: json('facts').notNull(),
+  changedKeys: json('changed_keys').notNull(),
   diffText: text('diff_text').notNull(),
   state: text('state').notNull(),
   required: integer('required').notNull(),
-  policy: jsonb('policy').notNull(),
+  policy: json('policy').notNull(),
   requestedAt: text('requested_at').notNull(),
   expiresAt: text('expires_at').notNull(),
   decidedAt: text('decided_at'),
   rejectedBy: text('rejected_by'),
   rejectReason: text('reject_reason'),
-  review: jsonb('review'),
+  review: json('review'),
 }, (t) => [index('approvals_job_step').on(t.jobId, t.stepId), index('approvals_state').on(t.state)]);
 
 /** One vote per user per approval: two replicas receiving the same click insert one row (the other conflicts). */
@@ -122,7 +123,7 @@ export const auditEvents = pgTable('audit_events', {
   valuesHash: text('values_hash'),
   decision: text('decision'),
   result: text('result'),
-  details: jsonb('details'),
+  details: json('details'),
   prevHash: text('prev_hash').notNull(),
   hash: text('hash').notNull(),
 }, (t) => [index('audit_job').on(t.jobId)]);
