@@ -1,3 +1,4 @@
+import { ConfigError } from '../config-error.ts';
 /** `re-bot status <deployment>`: the stored state of the deployment's latest job — the facts `/re status` shows. */
 import { statusReport, unknownDeploymentMessage, type StatusReport } from '../jobs/status.ts';
 import { errorMessage } from '../redact.ts';
@@ -41,7 +42,7 @@ export async function withExistingDb(cmd: string, mode: 'read' | 'write', fn: (s
     store = mode === 'read' ? openStoreReadOnly() : openExistingStore();
   } catch (err) {
     process.stderr.write(`re-bot ${cmd}: ${errorMessage(err)}\n`);
-    return err instanceof DbOpenError ? EXIT.usage : EXIT.failed;
+    return err instanceof DbOpenError || err instanceof ConfigError ? EXIT.usage : EXIT.failed;
   }
   try {
     return await fn(store);

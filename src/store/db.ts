@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import * as schema from './schema.ts';
+import { ConfigError } from '../config-error.ts';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -18,6 +19,16 @@ export interface Store {
 const MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
 export const DEFAULT_DB_PATH = './data/re-bot.db';
+
+/**
+ * RE_BOT_DATABASE_URL names a PostgreSQL store (src/store/pg, docs/ha.md) that the engine, outbox and Slack
+ * do not use yet. Ignoring it would let N replicas each run every job on a SQLite file of their own: refuse.
+ */
+export function refuseDatabaseUrl(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.RE_BOT_DATABASE_URL?.trim()) {
+    throw new ConfigError([{ variable: 'RE_BOT_DATABASE_URL', message: 'is set, but this re-bot runs on SQLite only (RE_BOT_DB, one replica); PostgreSQL is not wired into the job engine yet (docs/ha.md). Unset it and run one replica' }]);
+  }
+}
 
 export function defaultDbPath(): string {
   return process.env.RE_BOT_DB ?? DEFAULT_DB_PATH;
@@ -34,6 +45,7 @@ function ownerOnly(file: string): void {
 
 /** Opens (creating if needed) the SQLite DB, applies pending migrations. */
 export function openStore(opts: { path?: string } = {}): Store {
+  refuseDatabaseUrl();
   const path = opts.path ?? defaultDbPath();
   const onDisk = path !== ':memory:' && path !== '';
   if (onDisk) {
@@ -139,6 +151,7 @@ function openReadOnlyHandle(abs: string, src: string): Database.Database {
  * For `re-bot status`, `history`, `doctor`. Throws DbOpenError (with a message naming the path and RE_BOT_DB).
  */
 export function openStoreReadOnly(path?: string): Store {
+  refuseDatabaseUrl();
   const abs = checkPath(path);
   const sqlite = openReadOnlyHandle(abs, sourceOf(path));
   const db = drizzle(sqlite, { schema });
