@@ -3,6 +3,7 @@
  *
  * - RE_BOT_OPERATORS / RE_BOT_APPROVERS are required (fail closed): Slack user (U…) or user-group (S…) ids, or
  *   `*` for anyone. Unset, empty or only commas counts as not set.
+ * - RE_BOT_ALLOWED_API_HOSTS (host globs that may receive the Deployment API token; default Astronomer's),
  * - RE_BOT_ALLOWED_NAMESPACES (globs), RE_BOT_ALLOWED_REGISTRIES (host[:port] globs), RE_BOT_BUILD_ROOT
  *   (directory the client image context must be inside; default the working directory) → SpecPolicy.
  */
@@ -39,6 +40,7 @@ export function accessListProblems(env: Env): EnvProblem[] {
 }
 
 const NAMESPACE_GLOB = /^[a-z0-9*]([-a-z0-9*]*[a-z0-9*])?$/;
+const API_HOST_GLOB = /^[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9*])?$/;
 const REGISTRY_GLOB = /^[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9*])?(:\d{1,5})?$/;
 
 /** The spec safety policy from the environment; problems name the variable (start: exit 2, plan/run: exit 2). */
@@ -55,6 +57,11 @@ export function specPolicyFromEnv(env: Env, cwd = process.cwd()): { policy: Spec
   const badReg = registries.filter((r) => !REGISTRY_GLOB.test(r));
   if (badReg.length) problems.push({ variable: 'RE_BOT_ALLOWED_REGISTRIES', message: `expected comma-separated registry hosts[:port], \`*\` allowed, like 123456789012.dkr.ecr.*.amazonaws.com,registry.acme.internal:5000; not valid: ${badReg.join(', ')}` });
   if (registries.length) policy.allowedRegistries = registries;
+
+  const apiHosts = list(env.RE_BOT_ALLOWED_API_HOSTS);
+  const badApi = apiHosts.filter((h) => h !== '*' && !API_HOST_GLOB.test(h));
+  if (badApi.length) problems.push({ variable: 'RE_BOT_ALLOWED_API_HOSTS', message: `expected comma-separated host names or globs (no scheme, port or path), \`*\` for any, like api.astronomer.io,*.astronomer.run; not valid: ${badApi.join(', ')}` });
+  if (apiHosts.length) policy.allowedApiHosts = apiHosts;
 
   const root = env.RE_BOT_BUILD_ROOT?.trim();
   if (root) {

@@ -17,10 +17,49 @@ export interface SpecPolicy {
   allowedNamespaces?: string[];
   /** RE_BOT_ALLOWED_REGISTRIES: host[:port] globs; unset = any registry */
   allowedRegistries?: string[];
+  /**
+   * RE_BOT_ALLOWED_API_HOSTS: host globs the Deployment API token may be sent to (astroApiUrl, airflowApiUrl,
+   * and openLineage.url when it uses that token); unset = DEFAULT_API_HOSTS. Loopback hosts are always allowed.
+   */
+  allowedApiHosts?: string[];
   /** where a relative contextDir is resolved, as the builder does (default: the working directory) */
   workDir?: string;
   /** tests; default fs.realpathSync */
   realpath?: (p: string) => string;
+}
+
+/**
+ * Where Astronomer serves the Astro API and the Deployments' Airflow APIs. Step 1 reads the Deployment with
+ * the token before any approval, so the hosts that may receive it are the admin's standing approval.
+ */
+export const DEFAULT_API_HOSTS = ['api.astronomer.io', '*.astronomer.run', '*.astronomer.io'];
+
+/** the spec fields whose URL receives the Deployment API token */
+const TOKEN_URL_FIELDS = ['deployment.astroApiUrl', 'deployment.airflowApiUrl'] as const;
+
+function checkApiHosts(spec: unknown, policy: SpecPolicy): SpecError[] {
+  const allowed = policy.allowedApiHosts?.length ? policy.allowedApiHosts : DEFAULT_API_HOSTS;
+  if (allowed.includes('*')) return [];
+  const fields: string[] = [...TOKEN_URL_FIELDS];
+  // OpenLineage sends the Deployment API token unless the spec gives a key of its own
+  if (get(spec, 'openLineage.enabled') === true && get(spec, 'openLineage.apiKey') == null) fields.push('openLineage.url');
+  const errors: SpecError[] = [];
+  for (const path of fields) {
+    const v = get(spec, path);
+    if (typeof v !== 'string' || !v.trim()) continue;
+    let host: string;
+    try {
+      host = new URL(v.trim()).hostname.toLowerCase();
+    } catch {
+      continue; // not a URL: the schema and checkUrl report it
+    }
+    if (isLoopbackHost(host) || allowed.some((p) => globMatch(p, host))) continue;
+    errors.push({
+      path,
+      message: `\`${path}\` would receive the Deployment API token at ${host}, which is not in ${policy.allowedApiHosts?.length ? `RE_BOT_ALLOWED_API_HOSTS (${allowed.join(', ')})` : `the default API hosts (${allowed.join(', ')}); the bot's admin can widen them with RE_BOT_ALLOWED_API_HOSTS`}: use Astronomer's API URL, or ask the bot's admin to allow the host`,
+    });
+  }
+  return errors;
 }
 
 /** Never the agents' home, whatever RE_BOT_ALLOWED_NAMESPACES says. */
@@ -201,6 +240,7 @@ export function checkSpecSafety(spec: unknown, policy: SpecPolicy = {}): SpecErr
     const v = get(spec, path);
     if (typeof v === 'string' && v.trim()) errors.push(...checkUrl(path, v.trim(), false));
   }
+  errors.push(...checkApiHosts(spec, policy));
   errors.push(...checkNamespace(spec, policy));
   errors.push(...checkBuild(spec, policy));
   errors.push(...checkBuild(spec, policy, 'server'));

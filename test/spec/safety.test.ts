@@ -16,7 +16,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const work = mkdtempSync(join(tmpdir(), 're-bot-safety-'));
 const DEMO = parse(readFileSync(join(ROOT, 'examples', 'demo.yaml'), 'utf8'));
 const CRED = 'tok3n-S3CRET';
-const POLICY_VARS = ['RE_BOT_ALLOWED_NAMESPACES', 'RE_BOT_ALLOWED_REGISTRIES', 'RE_BOT_BUILD_ROOT'];
+const POLICY_VARS = ['RE_BOT_ALLOWED_API_HOSTS', 'RE_BOT_ALLOWED_NAMESPACES', 'RE_BOT_ALLOWED_REGISTRIES', 'RE_BOT_BUILD_ROOT'];
 
 type Raw = Record<string, any>;
 let n = 0;
@@ -81,6 +81,11 @@ const CASES: Case[] = [
   { name: 'userinfo in a loopback http URL', field: 'deployment.airflowApiUrl', expect: /userinfo/, patch: (s) => (s.deployment.airflowApiUrl = userinfo(s.deployment.airflowApiUrl)) },
   { name: 'http to a non-loopback host', field: 'deployment.airflowApiUrl', expect: /must use https \(got http to airflow\.example\.com\); only loopback hosts/, patch: (s) => (s.deployment.airflowApiUrl = 'http://airflow.example.com/api/v2') },
   { name: 'http to 128.0.0.1 (not 127/8)', field: 'openLineage.url', expect: /must use https/, patch: (s) => (s.openLineage.url = 'http://128.0.0.1:8080') },
+  // the Deployment API token goes only to Astronomer's hosts (or the admin's RE_BOT_ALLOWED_API_HOSTS): step 1 uses it before any approval
+  { name: 'airflowApiUrl on a host that is not Astronomer\'s', field: 'deployment.airflowApiUrl', expect: /would receive the Deployment API token at collector\.evil\.example, which is not in the default API hosts \(api\.astronomer\.io, \*\.astronomer\.run, \*\.astronomer\.io\); the bot's admin can widen them with RE_BOT_ALLOWED_API_HOSTS/, patch: (s) => (s.deployment.airflowApiUrl = 'https://collector.evil.example/api/v2') },
+  { name: 'astroApiUrl on a look-alike host', field: 'deployment.astroApiUrl', expect: /token at api\.astronomer\.io\.evil\.example, which is not in the default API hosts/, patch: (s) => (s.deployment.astroApiUrl = 'https://api.astronomer.io.evil.example') },
+  { name: 'OpenLineage sending the API token to another host', field: 'openLineage.url', expect: /token at lineage\.example\.com, which is not in the default API hosts/, patch: (s) => (s.openLineage.url = 'https://lineage.example.com') },
+  { name: 'a host outside RE_BOT_ALLOWED_API_HOSTS', field: 'deployment.astroApiUrl', expect: /token at api\.astronomer\.io, which is not in RE_BOT_ALLOWED_API_HOSTS \(astro-proxy\.acme\.internal\)/, patch: (s) => (s.deployment.astroApiUrl = 'https://api.astronomer.io'), env: { RE_BOT_ALLOWED_API_HOSTS: 'astro-proxy.acme.internal' } },
   { name: 'namespace kube-system', field: 'cluster.namespace', expect: /must not be kube-system \(reserved.*choose a namespace of its own/, patch: (s) => (s.cluster.namespace = 'kube-system') },
   { name: 'namespace default', field: 'cluster.namespace', expect: /must not be default/, patch: (s) => (s.cluster.namespace = 'default') },
   { name: 'namespace outside RE_BOT_ALLOWED_NAMESPACES', field: 'cluster.namespace', expect: /astro-agents is not allowed by RE_BOT_ALLOWED_NAMESPACES \(team-\*-agents, re-bot\)/, patch: () => {}, env: { RE_BOT_ALLOWED_NAMESPACES: 'team-*-agents,re-bot' } },
@@ -123,8 +128,20 @@ describe('what the policy lets through', () => {
     expect(r.code).toBe(0);
   });
 
+  it('API hosts: an admin-allowed proxy host, `*`, and OpenLineage with a key of its own on any host', async () => {
+    const proxied = specFile((s) => (s.deployment.airflowApiUrl = 'https://airflow-proxy.acme.internal/api/v2'));
+    expect(await plan(proxied)).toMatchObject({ code: 2 });
+    expect(await plan(proxied, { RE_BOT_ALLOWED_API_HOSTS: '*.acme.internal, *.astronomer.run, *.astronomer.io' })).toEqual({ code: 0, stderr: '' });
+    expect(await plan(proxied, { RE_BOT_ALLOWED_API_HOSTS: '*' })).toEqual({ code: 0, stderr: '' });
+    const ownKey = specFile((s) => {
+      s.openLineage = { enabled: true, url: 'https://lineage.example.com', apiKey: { env: 'OL_KEY' } };
+    });
+    expect(await plan(ownKey, {})).toMatchObject({ stderr: expect.not.stringContaining('openLineage.url') });
+  });
+
   it('a malformed policy variable is refused, naming it', async () => {
-    const r = await plan(join(ROOT, 'examples', 'aws-minimal.yaml'), { RE_BOT_ALLOWED_NAMESPACES: 'Astro_*', RE_BOT_BUILD_ROOT: join(work, 'missing') });
+    const r = await plan(join(ROOT, 'examples', 'aws-minimal.yaml'), { RE_BOT_ALLOWED_NAMESPACES: 'Astro_*', RE_BOT_BUILD_ROOT: join(work, 'missing'), RE_BOT_ALLOWED_API_HOSTS: 'https://api.astronomer.io' });
+    expect(r.stderr).toMatch(/^ {2}RE_BOT_ALLOWED_API_HOSTS: expected comma-separated host names or globs \(no scheme, port or path\).*not valid: https:\/\/api\.astronomer\.io/m);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^ {2}RE_BOT_ALLOWED_NAMESPACES: .*not valid: Astro_\*/m);
     expect(r.stderr).toMatch(/^ {2}RE_BOT_BUILD_ROOT: .*is not a directory/m);
