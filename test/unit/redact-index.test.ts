@@ -4,7 +4,7 @@
  * must not depend on how many secrets the process holds, or on the order jobs end in.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { forgetAllSecrets, forgetScope, MASK, redact, registerSecret } from '../../src/redact.ts';
+import { forgetAllSecrets, forgetScope, MASK, redact, registerSecret, registeredSecretCount } from '../../src/redact.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 /** 20 values of 8 forms or more each: well past the 64 forms where the index takes over */
@@ -96,4 +96,100 @@ describe('redact: a value held by several owners', () => {
       expect(redact('robot-password-1234')).toBe('robot-password-1234');
     });
   }
+});
+
+describe('redact: boundaries of the encoded forms (found by mutation testing)', () => {
+  beforeEach(() => forgetAllSecrets());
+  const toUrl = (s: string) => s.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+  it('a 6-character secret followed by more text is masked, also with many secrets registered', () => {
+    registerSecret('zz9ZZ9');
+    expect(redact('id=zz9ZZ9! ok')).toBe(`id=${MASK}! ok`);
+    manySecrets();
+    expect(redact('id=zz9ZZ9! ok')).toBe(`id=${MASK}! ok`);
+  });
+
+  it('forgetting the longer of two secrets with the same first characters keeps the shorter one masked', () => {
+    manySecrets();
+    registerSecret('shared-head');
+    registerSecret('shared-head-and-a-longer-tail', { scope: 'job-1' });
+    forgetScope('job-1');
+    expect(redact('shared-head-and-a-longer-tail')).toBe(`${MASK}-and-a-longer-tail`);
+    registerSecret('shared-head-and-a-longer-tail', { scope: 'job-2' });
+    forgetAllSecrets();
+    registerSecret('shared-head', { scope: 'job-3' });
+    registerSecret('shared-head-and-a-longer-tail');
+    manySecrets();
+    forgetScope('job-3');
+    expect(redact('shared-head and shared-head-and-a-longer-tail')).toBe(`shared-head and ${MASK}`);
+  });
+
+  it('two registry passwords registered with their usernames are both masked, also in their dockerconfigjson auth form', () => {
+    registerSecret('first-registry-pass', { variantsWith: ['alice:'] });
+    registerSecret('second-registry-pass', { variantsWith: ['bob:'] });
+    expect(redact('first-registry-pass second-registry-pass')).toBe(`${MASK} ${MASK}`);
+    expect(redact(b64('alice:first-registry-pass'))).toBe(MASK);
+    expect(redact(b64('bob:second-registry-pass'))).toBe(MASK);
+  });
+
+  it('the same password registered for a second username masks that username’s auth form too', () => {
+    registerSecret('shared-registry-pass', { variantsWith: ['alice:'] });
+    registerSecret('shared-registry-pass', { variantsWith: ['bob:'] });
+    expect(redact(b64('alice:shared-registry-pass'))).toBe(MASK);
+    expect(redact(b64('bob:shared-registry-pass'))).toBe(MASK);
+  });
+
+  it('base64url without padding of a value whose base64 ends in "==" is masked whole', () => {
+    const v = 'secret-value1'; // 13 bytes: base64 ends in "=="
+    expect(b64(v).endsWith('==')).toBe(true);
+    registerSecret(v);
+    expect(redact(`u=${toUrl(b64(v))}`)).toBe(`u=${MASK}`);
+  });
+
+  it('inside base64 at an offset ≡ 0 (mod 3) the mask starts right after the preceding bytes', () => {
+    registerSecret('token-at-offset-3'); // 17 bytes: its own base64 is padded, so only the core can match here
+    const out = redact(b64(`abc${'token-at-offset-3'}xyz`));
+    expect(out.startsWith(`${b64('abc')}${MASK}`)).toBe(true);
+  });
+
+  it('a 7-character secret inside a larger base64 blob is masked (its 8-character core)', () => {
+    registerSecret('s3cr3t7');
+    const out = redact(b64('abcs3cr3t7xyz'));
+    expect(out).toContain(MASK);
+    expect(out).not.toContain(b64('s3cr3t7').slice(0, 8));
+  });
+
+  it('base64 wrapped over exactly two lines is masked on both, and a line before the secret stays', () => {
+    const v = 'a-secret-long-enough-for-two-lines';
+    registerSecret(v);
+    const enc = b64(v);
+    const two = `${enc.slice(0, 24)}\n${enc.slice(24)}`;
+    expect(redact(`data:\n${two}\n-- end --`)).toBe(`data:\n${MASK}\n${MASK}\n-- end --`);
+    // 48 bytes of other data first: its first 64 base64 characters (2 lines of 32) do not touch the secret
+    const blob = b64(`${'x'.repeat(48)}${v}`);
+    const lines = blob.match(/.{1,32}/g)!;
+    const out = redact(lines.join('\n')).split('\n');
+    expect(out.slice(0, 2)).toEqual(lines.slice(0, 2));
+    expect(out.slice(2).every((l) => l === MASK)).toBe(true);
+  });
+
+  it('two secrets wrapped in one base64 block are both masked', () => {
+    registerSecret('first-wrapped-secret-AAAA');
+    registerSecret('second-wrapped-secret-BBBB');
+    const blob = b64(`first-wrapped-secret-AAAA${'.'.repeat(60)}second-wrapped-secret-BBBB`);
+    const lines = blob.match(/.{1,20}/g)!;
+    const out = redact(lines.join('\n'));
+    expect(out).not.toContain(lines[0]);
+    expect(out).not.toContain(lines.at(-1)!);
+    expect(out).toContain(lines[3]); // the dots in between
+  });
+
+  it('counts registered values (same value twice counts once; forgotten ones leave)', () => {
+    registerSecret('counted-secret-1');
+    registerSecret('counted-secret-1', { scope: 'job-1' });
+    registerSecret('counted-secret-2', { scope: 'job-1' });
+    expect(registeredSecretCount()).toBe(2);
+    forgetScope('job-1');
+    expect(registeredSecretCount()).toBe(1);
+  });
 });
