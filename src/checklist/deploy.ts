@@ -118,6 +118,7 @@ export const deploy: StepHandler = {
         review: {
           ...review,
           image: { build: `${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`, push: `${c.repository}:${tag}`, previous: spec.agent.image },
+          ...(serverPlan ? { server: serverPlan.review } : {}),
           tokenUrls: [...review.tokenUrls, ...(serverPlan?.tokenUrls ?? [])],
         },
         facts: {

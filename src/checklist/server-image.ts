@@ -23,6 +23,7 @@ type ServerSpec = NonNullable<StepContext['spec']['images']['server']>;
 
 export interface ServerPlan {
   lines: string[];
+  review: { deploymentId: string; build: string; push: string };
   /** what the approval hash covers besides the lines: the context digest */
   contextDigest: string;
   facts: Record<string, string>;
@@ -138,6 +139,7 @@ export async function planServerImage(ctx: StepContext): Promise<ServerPlan> {
   ];
   return {
     lines,
+    review: { deploymentId: id, build: `${s.contextDir}/${s.dockerfile} with ${s.builder} for ${SERVER_PLATFORM} (dags/ excluded, context sha256:${context.digest.slice(0, 12)})`, push: `${t.imageRepository}:<deploy tag>` },
     contextDigest: context.digest,
     target: t,
     facts: { 'server image': `${t.imageRepository}:<deploy tag> (Deployment ${id}, Runtime ${t.runtimeVersion ?? 'not set'})` },

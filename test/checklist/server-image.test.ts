@@ -64,6 +64,7 @@ describe('step 7: server image through the Astro Deploys API', () => {
     expect(req.diffText).toContain(`create a deploy (IMAGE_AND_DAG) on Astro Deployment ${DEP}, push ${REPOSITORY}:<the tag the deploy assigns> (registry ${REGISTRY}, user cli, deployment.apiToken)`);
     expect(req.diffText).toContain(`finalize the deploy ({"dagTarballVersion":""}) and wait up to 10s for Deployment ${DEP} to be HEALTHY`);
     expect(req.review?.tokenUrls.join('\n')).toContain(`${REGISTRY} (registry login as cli: deployment.apiToken)`);
+    expect(req.review?.server).toMatchObject({ deploymentId: DEP, push: `${REPOSITORY}:<deploy tag>` });
 
     const second = makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: new Set([req.hash]) });
     const out = await deploy.run(second.ctx);
