@@ -221,6 +221,11 @@ export async function deployServerImage(ctx: StepContext, approvedContext: strin
     });
     return r.digest;
   });
+  // the local copy is not needed once pushed (a Runtime image is large); a failure here only leaves it behind
+  if (!ctx.checkpoint.get('server.localRemoved')) {
+    await ctx.infra.images.removeLocal(s.builder, built.image, opts).catch((err: Error) => ctx.log.warn({ err: err.message }, 'could not remove the local server image'));
+    ctx.checkpoint.set('server.localRemoved', true);
+  }
 
   await ctx.checkpoint.once('server.finalized', async () => {
     const current = await api.getDeploy(org, id, deploy.id, opts);

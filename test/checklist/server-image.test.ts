@@ -74,6 +74,7 @@ describe('step 7: server image through the Astro Deploys API', () => {
     const ref = `${REPOSITORY}:${created!.imageTag}`;
     // logged in to the host of imageRepository as cli with the API token; the token went to the adapter's auth file, not argv
     expect(infra.state.pushes).toEqual([expect.objectContaining({ destination: ref, auth: { registry: REGISTRY, username: 'cli', password: FAKE.T_API } })]);
+    expect(infra.state.localImages.size, 'the local server image is removed once pushed').toBe(0);
     expect(astro!.deploys.log.map((e) => e.event)).toEqual(['create', 'push', 'finalize', 'HEALTHY']);
     expect(out.summary).toMatch(new RegExp(`^deployed the server image ${ref.replace(/\./g, '\\.')} \\(deploy ${created!.id}\\); pushed registry\\.acme\\.io/re/client`));
     expect(out.output?.server).toMatchObject({ deployId: created!.id, image: ref, runtime: '3.1-2' });
