@@ -243,7 +243,8 @@ export async function deployServerImage(ctx: StepContext, approvedContext: strin
   for (;;) {
     if (ctx.signal.aborted) throw new StepFailure('cancelled while waiting for the Deployment to be HEALTHY');
     const now = await api.getDeployTarget(org, id, opts);
-    if (now.status === 'HEALTHY') break;
+    // the CLI's --wait also stops at HIBERNATING: a hibernating Deployment runs the new image when it wakes
+    if (now.status === 'HEALTHY' || now.status === 'HIBERNATING') break;
     const d = await api.getDeploy(org, id, deploy.id, opts);
     if (d.status === 'FAILED') throw new StepFailure(`Astro reports deploy ${deploy.id} of ${ref} as FAILED`, { hint: 'see the Deployment in the Astro UI; fix the image and retry the job' });
     ctx.progress(`Deployment ${id} is ${now.status ?? 'in an unknown state'} after deploy ${deploy.id}; waiting for HEALTHY`);
