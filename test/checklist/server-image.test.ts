@@ -142,6 +142,25 @@ describe('step 7: server image through the Astro Deploys API', () => {
     expect(out.output?.server).toMatchObject({ deployId: [...astro!.deploys.deploys.keys()][0] });
   });
 
+  it('a kill after the finalize but before its checkpoint does not finalize again', async () => {
+    const spec = serverSpec(false);
+    const infra = await world(spec);
+    const first = makeCtx(spec, infra, { granted: 'all' });
+    const real = infra.astroDeploys!.finalizeDeploy;
+    let finalizes = 0;
+    infra.astroDeploys!.finalizeDeploy = async (...a) => {
+      finalizes++;
+      await real(...a);
+      if (finalizes === 1) throw new Error('re-bot process killed after the finalize');
+      return real(...a);
+    };
+    await expect(deploy.run(first.ctx)).rejects.toThrow('killed after the finalize');
+    const out = await deploy.run(makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: 'all' }).ctx);
+    expect(finalizes).toBe(1);
+    expect(astro!.deploys.log.map((e) => e.event)).toEqual(['create', 'push', 'finalize', 'HEALTHY']);
+    expect(out.output?.server).toMatchObject({ deployId: [...astro!.deploys.deploys.keys()][0] });
+  });
+
   it('a Deployment without Remote Execution is refused in the plan, before any approval', async () => {
     const spec = serverSpec(false);
     const infra = await world(spec, { remoteExecution: { enabled: false } });
