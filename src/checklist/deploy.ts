@@ -85,7 +85,7 @@ export const deploy: StepHandler = {
         ctx.checkpoint.set('server.approved', { hash: grant.hash, approvedBy: grant.approvedBy, context: serverPlan.contextDigest });
       }
       const server = await deployServerImage(ctx, ctx.checkpoint.get<{ context: string }>('server.approved')!.context);
-      if (clientSkip && c) warnings.push(clientSkip);
+      if (clientSkip && c?.push) warnings.push(clientSkip); // the builder is missing: the client image was wanted
       return {
         status: warnings.length ? 'warned' : 'succeeded',
         summary: `deployed the server image ${server.image} (deploy ${server.deployId}, Runtime ${server.runtime}); ${clientSkip ?? ''}`.replace(/; $/, ''),

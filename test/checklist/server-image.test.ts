@@ -161,6 +161,20 @@ describe('step 7: server image through the Astro Deploys API', () => {
     expect(out.output?.server).toMatchObject({ deployId: [...astro!.deploys.deploys.keys()][0] });
   });
 
+  it('with images.client.push false the server image still deploys under its own approval, and the client skip is said once', async () => {
+    const spec = serverSpec();
+    spec.images.client!.push = false;
+    const infra = await world(spec);
+    const first = makeCtx(spec, infra);
+    await expect(deploy.run(first.ctx)).rejects.toBeInstanceOf(SuspendForApproval);
+    expect(first.approvals.map((a) => a.title)).toEqual([`deploy the server image to Astro Deployment ${DEP}`]);
+    const out = await deploy.run(makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: new Set([first.approvals[0]!.hash]) }).ctx);
+    expect(out.status).toBe('warned');
+    expect(out.warnings).toEqual([expect.stringContaining('images.client.push is false')]);
+    expect(out.summary).toMatch(/^deployed the server image .*; images\.client\.push is false/);
+    expect(infra.state.builds).toHaveLength(0);
+  });
+
   it('a Deployment without Remote Execution is refused in the plan, before any approval', async () => {
     const spec = serverSpec(false);
     const infra = await world(spec, { remoteExecution: { enabled: false } });
