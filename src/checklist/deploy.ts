@@ -85,7 +85,7 @@ export const deploy: StepHandler = {
         ctx.checkpoint.set('server.approved', { hash: grant.hash, approvedBy: grant.approvedBy, context: serverPlan.contextDigest });
       }
       const server = await deployServerImage(ctx, ctx.checkpoint.get<{ context: string }>('server.approved')!.context);
-      if (clientSkip && c) warnings.push(clientSkip);
+      if (clientSkip && c?.push) warnings.push(clientSkip); // the builder is missing: the client image was wanted
       return {
         status: warnings.length ? 'warned' : 'succeeded',
         summary: `deployed the server image ${server.image} (deploy ${server.deployId}, Runtime ${server.runtime}); ${clientSkip ?? ''}`.replace(/; $/, ''),
@@ -118,6 +118,7 @@ export const deploy: StepHandler = {
         review: {
           ...review,
           image: { build: `${c.contextDir}/${c.dockerfile} with ${c.builder}${c.platform ? ` for ${c.platform}` : ''}`, push: `${c.repository}:${tag}`, previous: spec.agent.image },
+          ...(serverPlan ? { server: serverPlan.review } : {}),
           tokenUrls: [...review.tokenUrls, ...(serverPlan?.tokenUrls ?? [])],
         },
         facts: {

@@ -23,6 +23,7 @@ type ServerSpec = NonNullable<StepContext['spec']['images']['server']>;
 
 export interface ServerPlan {
   lines: string[];
+  review: { deploymentId: string; build: string; push: string };
   /** what the approval hash covers besides the lines: the context digest */
   contextDigest: string;
   facts: Record<string, string>;
@@ -138,6 +139,7 @@ export async function planServerImage(ctx: StepContext): Promise<ServerPlan> {
   ];
   return {
     lines,
+    review: { deploymentId: id, build: `${s.contextDir}/${s.dockerfile} with ${s.builder} for ${SERVER_PLATFORM} (dags/ excluded, context sha256:${context.digest.slice(0, 12)})`, push: `${t.imageRepository}:<deploy tag>` },
     contextDigest: context.digest,
     target: t,
     facts: { 'server image': `${t.imageRepository}:<deploy tag> (Deployment ${id}, Runtime ${t.runtimeVersion ?? 'not set'})` },
@@ -219,6 +221,11 @@ export async function deployServerImage(ctx: StepContext, approvedContext: strin
     });
     return r.digest;
   });
+  // the local copy is not needed once pushed (a Runtime image is large); a failure here only leaves it behind
+  if (!ctx.checkpoint.get('server.localRemoved')) {
+    await ctx.infra.images.removeLocal(s.builder, built.image, opts).catch((err: Error) => ctx.log.warn({ err: err.message }, 'could not remove the local server image'));
+    ctx.checkpoint.set('server.localRemoved', true);
+  }
 
   await ctx.checkpoint.once('server.finalized', async () => {
     const current = await api.getDeploy(org, id, deploy.id, opts);
@@ -236,7 +243,8 @@ export async function deployServerImage(ctx: StepContext, approvedContext: strin
   for (;;) {
     if (ctx.signal.aborted) throw new StepFailure('cancelled while waiting for the Deployment to be HEALTHY');
     const now = await api.getDeployTarget(org, id, opts);
-    if (now.status === 'HEALTHY') break;
+    // the CLI's --wait also stops at HIBERNATING: a hibernating Deployment runs the new image when it wakes
+    if (now.status === 'HEALTHY' || now.status === 'HIBERNATING') break;
     const d = await api.getDeploy(org, id, deploy.id, opts);
     if (d.status === 'FAILED') throw new StepFailure(`Astro reports deploy ${deploy.id} of ${ref} as FAILED`, { hint: 'see the Deployment in the Astro UI; fix the image and retry the job' });
     ctx.progress(`Deployment ${id} is ${now.status ?? 'in an unknown state'} after deploy ${deploy.id}; waiting for HEALTHY`);

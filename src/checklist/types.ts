@@ -47,6 +47,8 @@ export interface ApprovalReview {
   secrets: Array<{ name: string; keys: string[]; action: 'create' | 'update' | 'unchanged'; hash?: string }>;
   /** step 7: the image built and where it is pushed */
   image?: { build: string; push: string; previous?: string };
+  /** step 7: the server image deployed through the Astro Deploys API (a deploy created, pushed to, finalized) */
+  server?: { deploymentId: string; build: string; push: string };
   /** URLs that receive tokens, with what they receive */
   tokenUrls: string[];
 }

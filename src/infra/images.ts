@@ -261,10 +261,16 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
     }, input.auth ? [input.auth] : []);
   }
 
+  async function removeLocal(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<void> {
+    const [tool, args] = builder === 'buildah' ? [bin('buildah'), ['--storage-driver', 'vfs', 'rmi', image]] : [bin(builder), ['image', 'rm', image]];
+    await run(`${builder} rmi`, tool, args, INSPECT_TIMEOUT_MS, opts);
+  }
+
   return {
     build,
     hasLocal,
     push,
+    removeLocal,
     async available(builder) {
       const s = await probeTool(BUILDER_CHECK[builder] as 'buildah' | 'docker' | 'podman');
       return s.version ? { ok: true, version: s.version } : { ok: false, reason: s.reason };

@@ -195,6 +195,8 @@ export interface ImageAdapter {
   /** whether a local image exists (a resumed step rebuilds a lost one) */
   hasLocal(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<boolean>;
   push(input: ImagePushInput, opts?: CallOptions): Promise<{ digest: string }>;
+  /** removes a local image built by `build` (a server image is large and pushed once) */
+  removeLocal(builder: ImageBuildInput['builder'], image: string, opts?: CallOptions): Promise<void>;
 }
 
 // ---------- Airflow REST API v2 ----------

@@ -131,6 +131,7 @@ function reviewBlocks(a: ApprovalView, r: ApprovalReview): Block[] {
     `*Namespace* \`${esc(r.namespace.name)}\` — ${r.namespace.state === 'new' ? '🆕 new (created by re-bot)' : 'existing'}`,
   ];
   if (r.image) facts.push(`*Image* builds ${esc(r.image.build)} → pushes \`${esc(r.image.push)}\`${r.image.previous ? ` (agents now run \`${esc(r.image.previous)}\`)` : ''}`);
+  if (r.server) facts.push(`*Server image* builds ${esc(r.server.build)} → creates a deploy on Astro Deployment \`${esc(r.server.deploymentId)}\`, pushes \`${esc(r.server.push)}\`, finalizes it and waits for HEALTHY`);
   const blocks: Block[] = [section('review_facts', facts.join('\n'))];
   const values = orderedValues(r.values).map(valueLine);
   blocks.push(...listSections('review_values', `*Values* — ${r.values.length} key${r.values.length === 1 ? '' : 's'} change${r.values.length === 1 ? 's' : ''}${r.values.length ? '' : ': _none_'}`, values, 3, 'keys: View full diff'));

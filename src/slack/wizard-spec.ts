@@ -129,7 +129,8 @@ export function buildRaw(values: Values, secrets: SecretState, base: Obj = {}): 
     }
   }
   if (!get(raw, 'images.client.repository')) unset(raw, 'images.client');
-  if (get(raw, 'images.server.deploy') !== true) unset(raw, 'images.server');
+  const server = get(raw, 'images.server') as Obj | undefined;
+  if (server && server.deploy !== true && Object.keys(server).every((k) => k === 'deploy')) unset(raw, 'images.server');
   const cred = get(raw, 'dagSource.credentials') as Obj | undefined;
   if (cred && Object.keys(cred).length === 0) unset(raw, 'dagSource.credentials');
   if (raw.images && Object.keys(raw.images).length === 0) delete raw.images;

@@ -228,6 +228,9 @@ export function createFakeInfra(opts: FakeInfraOptions = {}): FakeInfra {
         state.localImages.add(input.image);
         return { image: input.image, labels: { ...state.imageLabels } };
       },
+      async removeLocal(_builder, image) {
+        state.localImages.delete(image);
+      },
       async hasLocal(_builder, image) {
         return state.localImages.has(image);
       },

@@ -64,6 +64,7 @@ describe('step 7: server image through the Astro Deploys API', () => {
     expect(req.diffText).toContain(`create a deploy (IMAGE_AND_DAG) on Astro Deployment ${DEP}, push ${REPOSITORY}:<the tag the deploy assigns> (registry ${REGISTRY}, user cli, deployment.apiToken)`);
     expect(req.diffText).toContain(`finalize the deploy ({"dagTarballVersion":""}) and wait up to 10s for Deployment ${DEP} to be HEALTHY`);
     expect(req.review?.tokenUrls.join('\n')).toContain(`${REGISTRY} (registry login as cli: deployment.apiToken)`);
+    expect(req.review?.server).toMatchObject({ deploymentId: DEP, push: `${REPOSITORY}:<deploy tag>` });
 
     const second = makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: new Set([req.hash]) });
     const out = await deploy.run(second.ctx);
@@ -73,6 +74,7 @@ describe('step 7: server image through the Astro Deploys API', () => {
     const ref = `${REPOSITORY}:${created!.imageTag}`;
     // logged in to the host of imageRepository as cli with the API token; the token went to the adapter's auth file, not argv
     expect(infra.state.pushes).toEqual([expect.objectContaining({ destination: ref, auth: { registry: REGISTRY, username: 'cli', password: FAKE.T_API } })]);
+    expect(infra.state.localImages.size, 'the local server image is removed once pushed').toBe(0);
     expect(astro!.deploys.log.map((e) => e.event)).toEqual(['create', 'push', 'finalize', 'HEALTHY']);
     expect(out.summary).toMatch(new RegExp(`^deployed the server image ${ref.replace(/\./g, '\\.')} \\(deploy ${created!.id}\\); pushed registry\\.acme\\.io/re/client`));
     expect(out.output?.server).toMatchObject({ deployId: created!.id, image: ref, runtime: '3.1-2' });
@@ -138,6 +140,39 @@ describe('step 7: server image through the Astro Deploys API', () => {
     const out = await deploy.run(makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: 'all' }).ctx);
     expect(astro!.deploys.deploys.size).toBe(1);
     expect(out.output?.server).toMatchObject({ deployId: [...astro!.deploys.deploys.keys()][0] });
+  });
+
+  it('a kill after the finalize but before its checkpoint does not finalize again', async () => {
+    const spec = serverSpec(false);
+    const infra = await world(spec);
+    const first = makeCtx(spec, infra, { granted: 'all' });
+    const real = infra.astroDeploys!.finalizeDeploy;
+    let finalizes = 0;
+    infra.astroDeploys!.finalizeDeploy = async (...a) => {
+      finalizes++;
+      await real(...a);
+      if (finalizes === 1) throw new Error('re-bot process killed after the finalize');
+      return real(...a);
+    };
+    await expect(deploy.run(first.ctx)).rejects.toThrow('killed after the finalize');
+    const out = await deploy.run(makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: 'all' }).ctx);
+    expect(finalizes).toBe(1);
+    expect(astro!.deploys.log.map((e) => e.event)).toEqual(['create', 'push', 'finalize', 'HEALTHY']);
+    expect(out.output?.server).toMatchObject({ deployId: [...astro!.deploys.deploys.keys()][0] });
+  });
+
+  it('with images.client.push false the server image still deploys under its own approval, and the client skip is said once', async () => {
+    const spec = serverSpec();
+    spec.images.client!.push = false;
+    const infra = await world(spec);
+    const first = makeCtx(spec, infra);
+    await expect(deploy.run(first.ctx)).rejects.toBeInstanceOf(SuspendForApproval);
+    expect(first.approvals.map((a) => a.title)).toEqual([`deploy the server image to Astro Deployment ${DEP}`]);
+    const out = await deploy.run(makeCtx(spec, infra, { checkpoint: first.checkpoint, granted: new Set([first.approvals[0]!.hash]) }).ctx);
+    expect(out.status).toBe('warned');
+    expect(out.warnings).toEqual([expect.stringContaining('images.client.push is false')]);
+    expect(out.summary).toMatch(/^deployed the server image .*; images\.client\.push is false/);
+    expect(infra.state.builds).toHaveLength(0);
   });
 
   it('a Deployment without Remote Execution is refused in the plan, before any approval', async () => {

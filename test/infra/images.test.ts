@@ -110,6 +110,8 @@ describeWithTools(['buildah', 'docker-registry'], 'images adapter: server image 
     const argv = imageArgvLog.slice(argvFrom).flat();
     expect(argv.join(' ')).not.toContain(TOKEN);
     expect(argv.join(' ')).not.toContain(Buffer.from(`cli:${TOKEN}`).toString('base64'));
+    await images.removeLocal('buildah', local);
+    expect(await images.hasLocal('buildah', local)).toBe(false);
     const authFile = argv[argv.indexOf('--authfile') + 1]!;
     expect(existsSync(authFile), 'the auth file is removed after the push').toBe(false);
 

@@ -104,6 +104,21 @@ describe('messages stay within Block Kit limits whatever the input', () => {
     expect(PAGE_IDS).toHaveLength(7);
   });
 
+  it('the step 7 review names the server image deploy: Deployment, repository, a deploy created and finalized', () => {
+    const review: ApprovalReview = {
+      chart: { name: 'astro-remote-execution-agent', version: '2.3.3', state: 'existing' },
+      release: { name: 'astro-agent', namespace: 'ns', state: 'existing', revision: 1 },
+      namespace: { name: 'ns', state: 'existing' },
+      values: [],
+      secrets: [],
+      server: { deploymentId: 'cldep0000000001', build: './Dockerfile with buildah for linux/amd64 (dags/ excluded)', push: 'cl1.registry.astronomer.run/clorg/cldep0000000001:<deploy tag>' },
+      tokenUrls: ['cl1.registry.astronomer.run (registry login as cli: deployment.apiToken)'],
+    };
+    const m = approvalMessage(job(), approval({ stepId: 'deploy', review }));
+    expect(validateBlocks(m.blocks, 50)).toEqual([]);
+    expect(JSON.stringify(m.blocks)).toContain('*Server image* builds ./Dockerfile with buildah for linux/amd64 (dags/ excluded) → creates a deploy on Astro Deployment `cldep0000000001`, pushes `cl1.registry.astronomer.run/clorg/cldep0000000001:&lt;deploy tag&gt;`, finalizes it and waits for HEALTHY');
+  });
+
   it('a huge review, a long diff and hundreds of warnings still fit: "and N more", the modal pages every line', () => {
     const evil = '<!channel> & <https://evil.example|x>';
     const review: ApprovalReview = {

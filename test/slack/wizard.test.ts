@@ -48,6 +48,20 @@ describe('wizard values ↔ spec', () => {
     expect(again.ok && again.spec).toEqual(RICH);
   });
 
+  it('the Images page turns the server image deploy on and off; off leaves no images.server behind', () => {
+    const withServer = { ...RICH, images: { ...RICH.images, server: { deploy: true, contextDir: 'projects/sales', dockerfile: 'Dockerfile', builder: 'buildah', waitTimeoutSeconds: 900, insecureRegistry: false } } } as SetupSpec;
+    const p = prefillFromSpec(withServer);
+    expect(p.values.serverImage).toBe('images.server.deploy');
+    expect(p.values['images.server.contextDir']).toBe('projects/sales');
+    const on = parseSpec(buildRaw(p.values, { sealed: {}, keep: p.keep }, p.base));
+    expect(on.ok && on.spec.images.server).toEqual(withServer.images.server);
+    const fresh = prefillFromSpec(RICH);
+    const off = parseSpec(buildRaw({ ...fresh.values, serverImage: '' }, { sealed: {}, keep: fresh.keep }, fresh.base));
+    expect(off.ok && off.spec.images.server).toBeUndefined();
+    const turnedOn = parseSpec(buildRaw({ ...fresh.values, serverImage: 'images.server.deploy', 'images.server.contextDir': 'proj' }, { sealed: {}, keep: fresh.keep }, fresh.base));
+    expect(turnedOn.ok && turnedOn.spec.images.server).toMatchObject({ deploy: true, contextDir: 'proj', dockerfile: 'Dockerfile' });
+  });
+
   it('stored (wizard) secrets are never reused from a previous spec: the field must be typed again', () => {
     const previous = { ...RICH, agent: { ...RICH.agent, token: { stored: 'sec_old' } } } as SetupSpec;
     const p = prefillFromSpec(previous);
