@@ -31,6 +31,9 @@ describe('npm run demo', () => {
       expect(final).toMatch(buildable ? /7\. Deploy client image\s+succeeded.*pushed 127\.0\.0\.1:\d+\/re-bot\/demo-client:deploy-/ : /7\. Deploy client image\s+skipped/);
       expect(text).toMatch(/auto-approving as cli:\S+ \(--yes/);
       expect(text).toMatch(/test DAG re_bot_smoke run .* succeeded/);
+      // the agent token is created through the Astro API stand-in after the approval, and its expiry recorded
+      expect(text).toMatch(/create agent token re-bot-demo-\d{4}-\d{2}-\d{2} through the Astro API \(expires in 90 days\)/);
+      expect(text).toMatch(/agent token re-bot-demo-\d{4}-\d{2}-\d{2} \(\S+\): expires \S+ \(in 89 days\)/);
       expect(text).toContain(`Rendered values   ${join(workDir, 'out', 'values.yaml')}`);
       expect(text).toMatch(/Audit log .*audit\.jsonl .*hash chain intact/);
       expect(existsSync(join(workDir, 're-bot.db'))).toBe(true);
