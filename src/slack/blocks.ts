@@ -308,5 +308,6 @@ export const HELP = [
   '`/re history <deployment>` — recent jobs',
   '`/re cancel <deployment or job>` — cancel the running job',
   '`/re retry <deployment or job>` — retry a failed job from the failed step',
+  '`/re rotate-token <deployment>` — replace the agent token re-bot created (one approval; the old one is deleted last)',
   '`/re help` — this help',
 ].join('\n');

@@ -9,8 +9,9 @@ import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts
 import { parentKey } from './progress.ts';
 import { esc } from './text.ts';
 import { openWizard } from './wizard-handlers.ts';
+import { rotateTokenCommand } from './rotate.ts';
 
-export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'help'];
+export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'rotate-token', 'help'];
 
 /** a link to a job's thread from the stored parent message (no API call, no job read inside the ack window) */
 function threadUrl(ctx: SlackContext, jobId: string): string | undefined {
@@ -80,6 +81,8 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         await ack();
         if (!arg) return ctx.tell(channel, user, `Usage: \`/re ${sub} <deployment or job>\``);
         return jobAction(ctx, sub, arg, user, channel);
+      case 'rotate-token':
+        return rotateTokenCommand(ctx, { ack, respond, arg, user, channel, teamId: command.team_id });
       default: {
         const near = closest(sub, COMMANDS, 1)[0];
         return ack(ephemeral({ text: `Unknown command \`${esc(sub)}\`. Did you mean \`/re ${near}\`?\n\n${HELP}` }));

@@ -58,7 +58,13 @@ export const PAGES: Page[] = [
       opt('cluster.kubeContext', 'Kube context', { hint: 'Empty: the current context of the bot’s kubeconfig.' }),
       text('cluster.namespace', 'Agent namespace', { placeholder: 'astro-agent' }),
       opt('cluster.release', 'Helm release name', { placeholder: 'astro-agent' }),
-      secret('agent.token', 'Agent token'),
+      {
+        select: select('agent.token.source', 'Agent token', [['paste', 'Paste one (from the Astro UI)'], ['create', 'Create a token for me (Astro API)']], { initial: 'paste' }),
+        variants: {
+          paste: [secret('agent.token', 'Agent token')],
+          create: [opt('agent.token.create.expiresInDays', 'Token valid for (days)', { hint: 'Created after your approval with the Deployment API token and written straight into the agent-token Secret. Empty: never expires. `/re rotate-token` replaces it.', placeholder: '90' })],
+        },
+      },
     ],
   },
   {

@@ -55,8 +55,8 @@ export function prefillFromSpec(spec: SetupSpec): { values: Values; keep: Record
   const keep: Record<string, SecretRef> = {};
   for (const f of ALL_FIELDS) {
     if (f.kind === 'secret') {
-      const ref = get(spec, f.path) as SecretRef | undefined;
-      if (ref && !('stored' in ref)) keep[f.path] = ref;
+      const ref = get(spec, f.path) as SecretRef | { create: unknown } | undefined;
+      if (ref && !('stored' in ref) && !('create' in ref)) keep[f.path] = ref;
       continue;
     }
     if (f.kind === 'flags') {
@@ -70,6 +70,7 @@ export function prefillFromSpec(spec: SetupSpec): { values: Values; keep: Record
     const v = get(spec, f.path);
     if (typeof v === 'string' || typeof v === 'number') values[f.path] = String(v);
   }
+  if ('create' in spec.agent.token) values['agent.token.source'] = 'create';
   const base = withoutStoredRefs(structuredClone(spec)) as Obj;
   // defaulted from deployment.name by the schema: let it follow a renamed deployment
   if (base.cluster?.resourceNamePrefix === spec.deployment.name) delete base.cluster.resourceNamePrefix;
@@ -94,6 +95,19 @@ function secretRef(f: Field, s: SecretState): SecretRef | undefined {
   if (s.typed?.has(f.path)) return { stored: 'pending-seal' };
   if (s.sealed[f.path]) return { stored: s.sealed[f.path] };
   return s.keep[f.path];
+}
+
+/**
+ * The agent-token choice (`agent.token.source`, a wizard-only field) into the spec's `agent.token`: a pasted
+ * token's reference, or `{ create: { expiresInDays } }` (the days as a number when they are one; the schema names
+ * anything else).
+ */
+function agentTokenChoice(raw: Obj): void {
+  const tok = get(raw, 'agent.token') as Obj | undefined;
+  if (!tok || typeof tok !== 'object' || !('source' in tok)) return;
+  if (tok.source !== 'create') return unset(raw, 'agent.token'); // paste chosen, nothing typed: required
+  const days = (tok.create as Obj | undefined)?.expiresInDays;
+  set(raw, 'agent.token', { create: days === undefined ? {} : { expiresInDays: typeof days === 'string' && /^\d+$/.test(days) ? Number(days) : days } });
 }
 
 /** The raw spec input for the current values: the previous spec as base, the wizard's fields on top. */
@@ -128,6 +142,7 @@ export function buildRaw(values: Values, secrets: SecretState, base: Obj = {}): 
       else unset(raw, f.path);
     }
   }
+  agentTokenChoice(raw);
   if (!get(raw, 'images.client.repository')) unset(raw, 'images.client');
   const server = get(raw, 'images.server') as Obj | undefined;
   if (server && server.deploy !== true && Object.keys(server).every((k) => k === 'deploy')) unset(raw, 'images.server');

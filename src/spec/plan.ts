@@ -166,7 +166,9 @@ export function buildPlan(spec: SetupSpec): Plan {
       actions: [
         'runs after steps 3–6 so that the first helm upgrade carries the complete values (secrets/XCom backends, DAG source, logging) and the agents start once, correctly',
         spec.cluster.createNamespace ? `create namespace ${ns} if missing` : `use existing namespace ${ns} (cluster.createNamespace is false)`,
-        `create or update Secret ${names.agentToken} (key token) from agent.token`,
+        'create' in spec.agent.token
+          ? `after approval: create agent token re-bot-${spec.deployment.name}-<date> through the Astro API (${spec.agent.token.create.expiresInDays ? `expires in ${spec.agent.token.create.expiresInDays} days` : 'never expires'}) and write it into Secret ${names.agentToken} (key token); kept while the token it holds is live`
+          : `create or update Secret ${names.agentToken} (key token) from agent.token`,
         `create or update Secret ${names.pullSecret} (kubernetes.io/dockerconfigjson for ${spec.agent.imagePullRegistry}, user ${spec.agent.imagePullUsername}) from ${spec.agent.imagePullToken ? 'agent.imagePullToken' : 'deployment.apiToken'}`,
         `after approval: helm upgrade --install ${release} ${chart} in ${ns} with values hash ${hash.slice(0, 16)}`,
         `wait up to ${spec.agent.readyTimeoutSeconds}s for ${components.length} component(s) to have a Ready pod: ${components.join(', ')}`,

@@ -36,6 +36,9 @@ describe('npm run demo', () => {
       }
       expect(text).toMatch(/auto-approving as cli:\S+ \(--yes/);
       expect(text).toMatch(/test DAG re_bot_smoke run .* succeeded/);
+      // the agent token is created through the Astro API stand-in after the approval, and its expiry recorded
+      expect(text).toMatch(/create agent token re-bot-demo-\d{4}-\d{2}-\d{2} through the Astro API \(expires in 90 days\)/);
+      expect(text).toMatch(/agent token re-bot-demo-\d{4}-\d{2}-\d{2} \(\S+\): expires \S+ \(in 89 days\)/);
       expect(text).toContain(`Rendered values   ${join(workDir, 'out', 'values.yaml')}`);
       expect(text).toMatch(/Audit log .*audit\.jsonl .*hash chain intact/);
       expect(existsSync(join(workDir, 're-bot.db'))).toBe(true);

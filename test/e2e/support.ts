@@ -30,6 +30,8 @@ export function scratchDir(prefix: string): string {
 /** examples/demo.yaml renamed so several setups share one fake cluster, with test-sized timeouts. */
 export function demoSpec(name: string, patch: (s: SetupSpec) => void = () => {}): Promise<SetupSpec> {
   return demoSpecNamed(ROOT, name, (spec) => {
+    // these tests cover a pasted token (its value in the Secret, in no log); the demo's created one: agent-token.test.ts, demo.test.ts
+    spec.agent.token = { env: 'RE_BOT_DEMO_AGENT_TOKEN' };
     spec.verify.timeoutSeconds = 60;
     spec.agent.readyTimeoutSeconds = 30;
     patch(spec);

@@ -110,7 +110,7 @@ describe('re-bot plan', () => {
     const tokenFile = join(dir, 'agent-token.txt');
     writeFileSync(tokenFile, TOKEN);
     const specText = readFileSync(join(ROOT, 'examples', 'demo.yaml'), 'utf8')
-      .replace('token: { env: RE_BOT_DEMO_AGENT_TOKEN }', `token: { file: ${tokenFile} }`)
+      .replace('token: { create: { expiresInDays: 90 } }', `token: { file: ${tokenFile} }`)
       .replace('openLineage:\n  enabled: true', 'openLineage:\n  enabled: true\n  apiKey: { env: RE_BOT_DEMO_OL_KEY }');
     const specFile = join(dir, 'spec.yaml');
     writeFileSync(specFile, specText + '\n');
