@@ -96,10 +96,12 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
     fetch: deps.metrics ? countingFetch(deps.metrics, config.apiUrl, httpFetch) : httpFetch,
   };
   const boltLog = boltLogger(logger);
+  // convoStore false: Bolt's default conversation-state middleware (unused here) runs before every listener,
+  // and its in-memory store answers each unknown conversation with a thrown Error (a stack trace per request)
   const app =
     config.mode === 'http'
-      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true })
-      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, deferInitialization: true });
+      ? new App({ token: config.botToken, signingSecret: config.signingSecret!, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, port: config.port, customRoutes: deps.customRoutes, deferInitialization: true, convoStore: false })
+      : new App({ token: config.botToken, appToken: config.appToken!, socketMode: true, clientOptions, logger: boltLog, logLevel: LogLevel.ERROR, deferInitialization: true, convoStore: false });
   // an error escaping a listener: logged (redacted) here instead of by Bolt's default handler
   app.error(async (error) => {
     const original = (error as { original?: unknown }).original;
