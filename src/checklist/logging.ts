@@ -3,6 +3,7 @@ import type { StepContext, StepHandler, StepOutcome } from './types.ts';
 import { StepFailure } from './types.ts';
 import { connEnvName, OPENLINEAGE_KEY, secretNames } from '../spec/values.ts';
 import { errorMessage } from '../redact.ts';
+import type { AstroDeployment } from '../infra/types.ts';
 import { APPLIED_BY_STEP_2, APPLIED_WITH, commonEnv, identityGap, identitySummary, renderedValues, type Cloud } from './configured.ts';
 import { planSecret, PREPARED_SECRETS, type PreparedSecret } from './secrets.ts';
 
@@ -53,7 +54,10 @@ export const logging: StepHandler = {
       const action = secret.action;
       secrets.push(name);
       parts.push(`OpenLineage → ${values.openLineage.url} namespace ${values.openLineage.namespace}, Secret ${name} (key ${OPENLINEAGE_KEY} from ${source}, content sha256:${secret.hash}, ${action})`);
-      warnings.push('OpenLineage from the orchestration plane also needs the Deployment environment variable OPENLINEAGE_DISABLED=False (Astro UI or API); re-bot does not change the Deployment');
+      const olFlag = await deploymentOpenLineageFlag(ctx, warnings);
+      if (olFlag !== 'enabled') {
+        warnings.push(`OpenLineage from the orchestration plane also needs the Deployment environment variable OPENLINEAGE_DISABLED=False (Astro UI or API)${olFlag === 'missing' ? ' (the Deployment does not set it)' : olFlag === 'other' ? ' (the Deployment sets it to another value)' : ''}; re-bot does not change the Deployment`);
+      }
       output.openLineage = { enabled: true, url: values.openLineage.url, namespace: values.openLineage.namespace, secret: name, secretKey: OPENLINEAGE_KEY, secretAction: action };
     } else {
       parts.push('OpenLineage off');
@@ -151,14 +155,39 @@ function connectionType(ctx: StepContext, connId: string): string | undefined {
   return secretNames(ctx.spec).gitConnectionEnv === env ? 'git' : undefined;
 }
 
+/** one read of the Deployment per step run (the log settings and the OpenLineage flag both come from it) */
+const deploymentReads = new WeakMap<StepContext, Promise<AstroDeployment | Error | null>>();
+function readDeployment(ctx: StepContext): Promise<AstroDeployment | Error | null> {
+  let p = deploymentReads.get(ctx);
+  if (!p) {
+    const astro = ctx.infra.astro;
+    p = !astro ? Promise.resolve(null) : astro.getDeployment(ctx.spec.deployment.organizationId, ctx.spec.deployment.id, { signal: ctx.signal }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    deploymentReads.set(ctx, p);
+  }
+  return p;
+}
+
 /** The Deployment's remoteExecution block; null without an Astro API, undefined (plus a warning) when it cannot be read. */
 async function deploymentRemoteExecution(ctx: StepContext, warnings: string[]): Promise<{ taskLogBucket?: string; taskLogUrlPattern?: string } | null | undefined> {
-  if (!ctx.infra.astro) return null;
-  try {
-    const d = await ctx.infra.astro.getDeployment(ctx.spec.deployment.organizationId, ctx.spec.deployment.id, { signal: ctx.signal });
-    return d.remoteExecution ?? {};
-  } catch (err) {
-    warnings.push(`could not read the Astro Deployment's log settings: ${errorMessage(err)}`);
+  const d = await readDeployment(ctx);
+  if (d === null) return null;
+  if (d instanceof Error) {
+    warnings.push(`could not read the Astro Deployment's log settings: ${errorMessage(d)}`);
     return undefined;
   }
+  return d.remoteExecution ?? {};
+}
+
+/** Whether the Deployment sets OPENLINEAGE_DISABLED=False; 'unknown' without an Astro API or when it cannot be read */
+async function deploymentOpenLineageFlag(ctx: StepContext, warnings: string[]): Promise<'enabled' | 'missing' | 'other' | 'unknown'> {
+  const d = await readDeployment(ctx);
+  if (d === null) return 'unknown';
+  if (d instanceof Error) {
+    if (!warnings.some((w) => w.startsWith("could not read the Astro Deployment's"))) warnings.push(`could not read the Astro Deployment's environment variables: ${errorMessage(d)}`);
+    return 'unknown';
+  }
+  if (!d.environmentVariables) return 'unknown';
+  const flag = d.environmentVariables.find((v) => v.key === 'OPENLINEAGE_DISABLED');
+  if (!flag) return 'missing';
+  return /^(false|0)$/i.test(flag.value?.trim() ?? '') ? 'enabled' : 'other';
 }

@@ -62,8 +62,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<number> {
       dir: workDir,
       root: ROOT,
       apiToken,
-      // one node without singleProcessOOMKill, so step 1 shows the kubelet advice
-      kube: { nodes: [{ name: 'demo-node-1', singleProcessOOMKill: true }, { name: 'demo-node-2', singleProcessOOMKill: false }] },
+      // nodes set up as the checklist advises (singleProcessOOMKill: true); test/checklist/prerequisites.test.ts covers the advice
+      kube: { nodes: [{ name: 'demo-node-1', singleProcessOOMKill: true }, { name: 'demo-node-2', singleProcessOOMKill: true }] },
     });
   } catch (err) {
     say(`demo failed while starting the local stand-ins: ${errorMessage(err)}`);

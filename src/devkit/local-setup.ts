@@ -53,7 +53,11 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
     if (!o.sharedKube) stops.push(() => kube.close());
     const notes = [`fake Kubernetes API   ${kube.url} (kubeconfig ${displayPath(kube.kubeconfigPath)})`];
 
-    const remoteExecution = { enabled: true, remoteApiUrl: '' };
+    const remoteExecution: { enabled: boolean; remoteApiUrl: string; taskLogBucket?: string } = {
+      enabled: true,
+      remoteApiUrl: '',
+      ...(spec.logging.mode === 'object-storage' ? { taskLogBucket: spec.logging.remoteBaseLogFolder } : {}),
+    };
     // the Astro registry stand-in: takes only user cli with the API token, as the real one does
     const server = spec.images.server?.deploy ? spec.images.server : undefined;
     let astroRegistry: LocalRegistry | undefined;
@@ -74,6 +78,8 @@ export async function startLocalSetup(input: SetupSpec, o: LocalSetupOptions): P
         organizationId: spec.deployment.organizationId, id: spec.deployment.id, name: spec.deployment.name, namespace: spec.deployment.namespace, remoteExecution,
         // the Runtime of the demo's server image and agent image
         runtimeVersion: '3.2-5', isDagDeployEnabled: true, ...(imageRepository ? { imageRepository } : {}),
+        // what a platform engineer sets on the Deployment for the agents' logs and OpenLineage (steps 6 check both)
+        environmentVariables: spec.openLineage.enabled ? [{ key: 'OPENLINEAGE_DISABLED', value: 'False' }] : [],
       }],
       deploys: {
         healthyAfterMs: 1000,

@@ -36,6 +36,9 @@ const DeploymentBody = z.object({
       taskLogUrlPattern: optionalString,
     })
     .nullish(),
+  environmentVariables: z
+    .array(z.object({ key: z.string(), value: z.string().nullish(), isSecret: z.boolean().nullish() }))
+    .nullish(),
 });
 
 function normaliseBase(input: string): string {
@@ -118,6 +121,7 @@ export function createAstroClient(options: AstroClientOptions): AstroClient {
             taskLogUrlPattern: d.remoteExecution.taskLogUrlPattern,
           })
         : undefined,
+      environmentVariables: d.environmentVariables?.map((v) => (v.isSecret || v.value == null ? { key: v.key } : { key: v.key, value: v.value })),
     });
   }
 

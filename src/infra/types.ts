@@ -224,6 +224,8 @@ export interface AstroDeployment {
   runtimeVersion?: string;
   webServerAirflowApiUrl?: string;
   remoteExecution?: { enabled: boolean; remoteApiUrl?: string; allowedIpAddressRanges?: string[]; taskLogBucket?: string; taskLogUrlPattern?: string };
+  /** the Deployment's environment variables; a secret one's value is never kept */
+  environmentVariables?: Array<{ key: string; value?: string }>;
 }
 
 export interface AstroClient {

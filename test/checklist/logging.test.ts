@@ -34,6 +34,28 @@ describe('step 6: logging, OpenLineage, Sentinel', () => {
     expect(out.summary).toContain('from openLineage.apiKey');
   });
 
+  it('OpenLineage from the orchestration plane: no warning when the Deployment sets OPENLINEAGE_DISABLED=False, named when it is missing or another value, and one Deployment read', async () => {
+    const cases: Array<[Array<{ key: string; value?: string }> | undefined, RegExp | null]> = [
+      [[{ key: 'OPENLINEAGE_DISABLED', value: 'False' }], null],
+      [[{ key: 'OPENLINEAGE_DISABLED', value: 'false' }, { key: 'OTHER', value: 'x' }], null],
+      [[{ key: 'OTHER', value: 'x' }], /needs the Deployment environment variable OPENLINEAGE_DISABLED=False \(Astro UI or API\) \(the Deployment does not set it\); re-bot does not change the Deployment/],
+      [[{ key: 'OPENLINEAGE_DISABLED', value: 'True' }], /OPENLINEAGE_DISABLED=False \(Astro UI or API\) \(the Deployment sets it to another value\)/],
+      [[{ key: 'OPENLINEAGE_DISABLED' }], /the Deployment sets it to another value/], // a secret variable: its value is not known
+      [undefined, /OPENLINEAGE_DISABLED=False \(Astro UI or API\); re-bot/], // an API answer without the list: not checked, advised
+    ];
+    for (const [environmentVariables, warning] of cases) {
+      const infra = createFakeInfra();
+      let reads = 0;
+      infra.astro = { getDeployment: async (_o, id) => (reads++, { id, remoteExecution: { enabled: true, taskLogBucket: 's3://acme-logs/airflow' }, ...(environmentVariables ? { environmentVariables } : {}) }) };
+      const spec = testSpec({ identity: { provider: 'aws', roleArn: ROLE }, openLineage: { enabled: true }, sentinel: { enabled: false }, logging: { mode: 'object-storage', remoteBaseLogFolder: 's3://acme-logs/airflow', connId: 'AWS_DEFAULT', region: 'us-east-1' } });
+      const out = await logging.run(makeCtx(spec, infra).ctx);
+      const label = JSON.stringify(environmentVariables);
+      expect(reads, label).toBe(1);
+      if (warning) expect(out.warnings, label).toEqual([expect.stringMatching(warning)]);
+      else expect(out.warnings, label).toEqual([]);
+    }
+  });
+
   it('object storage whose connection is a different kind than the folder fails naming logging.connId', async () => {
     const spec = testSpec({
       xcomBackend: { type: 'azure-blob', storageAccount: 'acmexcom', container: 'xcom-data' },

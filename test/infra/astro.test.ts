@@ -61,6 +61,17 @@ describe('Astro client', () => {
     });
   });
 
+  it('environment variables: keys and plain values kept, a secret variable\'s value never kept', async () => {
+    nock(API).get(PATH).reply(200, { ...deployment, environmentVariables: [
+      { key: 'OPENLINEAGE_DISABLED', value: 'False', isSecret: false, updatedAt: '2026-11-01T00:00:00Z' },
+      { key: 'DB_PASSWORD', value: 'hunter2-S3cret', isSecret: true, updatedAt: '2026-11-01T00:00:00Z' },
+      { key: 'MASKED', isSecret: true },
+    ] });
+    const d = await client().getDeployment(ORG, DEP);
+    expect(d.environmentVariables).toEqual([{ key: 'OPENLINEAGE_DISABLED', value: 'False' }, { key: 'DB_PASSWORD' }, { key: 'MASKED' }]);
+    expect(JSON.stringify(d)).not.toContain('hunter2');
+  });
+
   it('uses a custom base URL (with or without /v1) and URL-encodes the ids', async () => {
     nock('http://127.0.0.1:9999').get('/v1/organizations/org%2F1/deployments/dep%201').twice().reply(200, { id: 'dep 1' });
     for (const baseUrl of ['http://127.0.0.1:9999', 'http://127.0.0.1:9999/v1/']) {
