@@ -7,6 +7,7 @@ import type { RespondFn } from '@slack/bolt';
 import { DeploymentLockedError } from '../jobs/types.ts';
 import { errorMessage } from '../redact.ts';
 import { ROTATE_TOKEN } from '../spec/rotate-plan.ts';
+import { secretRefsOf } from '../spec/schema.ts';
 import { afterAck, type SlackContext } from './context.ts';
 import { closest } from './policy.ts';
 import { esc, when } from './text.ts';
@@ -38,6 +39,11 @@ export async function rotateTokenCommand(
     }
     if (!('create' in spec.agent.token)) {
       return answer(`\`${esc(name)}\` uses a pasted agent token: re-bot rotates only tokens it creates. Run \`/re setup ${esc(name)}\` and choose “create a token for me” first.`);
+    }
+    // secrets typed into the wizard are erased once their setup is done: the rotation could not call the Astro API
+    const erased = secretRefsOf(spec).filter((r) => 'stored' in r.ref).map((r) => r.field);
+    if (erased.length) {
+      return answer(`\`${esc(name)}\` was set up with secrets typed into the wizard (${erased.map((f) => `\`${f}\``).join(', ')}); they were erased after that setup, and the rotation needs the Deployment API token. Run \`/re setup ${esc(name)}\` with “create a token for me” (it creates a new token), or give re-bot the token as an env/file reference.`);
     }
     const channel = a.channel.startsWith('D') ? ((await ctx.directory.dmWith(a.user)) ?? a.channel) : a.channel;
     const display = await ctx.directory.displayName(a.user);
