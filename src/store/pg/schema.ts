@@ -138,6 +138,17 @@ export const sealedSecrets = pgTable('sealed_secrets', {
   erasedAt: text('erased_at'),
 });
 
+/** Agent tokens re-bot created through the Astro API: ids, names, expiry, never values. */
+export const agentTokens = pgTable('agent_tokens', {
+  id: text('id').primaryKey(),
+  deployment: text('deployment').notNull(),
+  name: text('name').notNull(),
+  endAt: text('end_at'),
+  jobId: text('job_id'),
+  createdAt: text('created_at').notNull(),
+  deletedAt: text('deleted_at'),
+}, (t) => [index('agent_tokens_deployment').on(t.deployment)]);
+
 /**
  * Who sends a channel's outbox rows right now: one row per channel, taken when free or expired and renewed by
  * its holder (src/store/pg/claim.ts). Pacing (≤ 1 message/s/channel) holds across replicas because only the
