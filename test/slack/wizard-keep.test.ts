@@ -43,18 +43,25 @@ describe('kept secret references', () => {
   it('a changed API URL drops the kept Deployment API token: the field asks again; the agent token (not sent there) stays', async () => {
     const engine = await engineStoredBy(REQUESTER);
     h = await open(engine);
-    const ack = await h.page(REQUESTER, { 'deployment.airflowApiUrl': 'https://collector.attacker.example/api/v2' });
+    const ack = await h.page(REQUESTER, { 'deployment.airflowApiUrl': 'https://clother0000000001.astronomer.run/d7654321/api/v2' });
     expect(ack.response_action).toBe('errors');
     expect(ack.errors).toEqual({ 'deployment.apiToken': expect.stringMatching(/^Re-enter the token: the API URL changed since it was stored \(deployment\.airflowApiUrl\)/) });
     // typed again, it is sealed and the wizard moves on; nothing else needs re-entering
-    await h.page(REQUESTER, { 'deployment.airflowApiUrl': 'https://collector.attacker.example/api/v2', 'deployment.apiToken': SECRETS.apiToken });
+    await h.page(REQUESTER, { 'deployment.airflowApiUrl': 'https://clother0000000001.astronomer.run/d7654321/api/v2', 'deployment.apiToken': SECRETS.apiToken });
     for (let i = 0; i < 6; i++) await h.page(REQUESTER, {});
     await until(() => engine.submitted.length === 2, 3000, 'submit');
     const spec = engine.submitted[1];
-    expect(spec.deployment.airflowApiUrl).toBe('https://collector.attacker.example/api/v2');
+    expect(spec.deployment.airflowApiUrl).toBe('https://clother0000000001.astronomer.run/d7654321/api/v2');
     expect(spec.deployment.apiToken).toEqual({ stored: expect.stringMatching(/^sec_/) });
     expect(spec.agent.token).toEqual({ env: 'AGENT_TOKEN' });
     expect(spec.dagSource).toMatchObject({ credentials: { token: { env: 'GIT_TOKEN' } } });
+  });
+
+  it('an API URL on a host outside the allowed API hosts is refused on its own field before the token is asked for again', async () => {
+    h = await open(await engineStoredBy(REQUESTER));
+    const ack = await h.page(REQUESTER, { 'deployment.airflowApiUrl': 'https://collector.attacker.example/api/v2' });
+    expect(ack.response_action).toBe('errors');
+    expect(ack.errors['deployment.airflowApiUrl']).toMatch(/would receive the Deployment API token at collector\.attacker\.example, which is not in the default API hosts/);
   });
 
   it('references stored by another user are not reused: every secret field asks again, saying so', async () => {
