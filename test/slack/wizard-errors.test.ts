@@ -108,6 +108,24 @@ describe('wizard: no job started, no secret left sealed', () => {
   });
 });
 
+describe('wizard: operator lookup that never answers', () => {
+  it('a page submitted while the lookup is still running 2 s later ends the wizard saying Slack did not answer; nothing sealed', async () => {
+    vi.spyOn(GroupResolver.prototype, 'isMember').mockImplementation(() => new Promise<boolean>(() => undefined));
+    const engine = new FakeEngine(policy);
+    // budget 0: the modal opens before the lookup answers (it never will)
+    h = await startHarness({ engine, env: { RE_BOT_OPERATORS: 'S0APPROVERS' }, operatorCheckBudgetMs: 0 });
+    await h.command(REQUESTER, 'setup');
+    await until(() => h!.emu.topView(REQUESTER), 3000, 'modal');
+    const t0 = Date.now();
+    const ack = await h.page(REQUESTER, wizardPages()[0]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+    expect(ack.response_action).toBe('update');
+    expect(JSON.stringify(ack.view)).toContain('Slack did not answer in time');
+    expect(h.vault.values.size).toBe(0);
+    expect(engine.submitted).toHaveLength(0);
+  });
+});
+
 describe('wizard: provider choice re-render', () => {
   it('shows the chosen provider’s fields from the action itself, even when the view state still carries the old choice', async () => {
     h = await startHarness({ engine: new FakeEngine(policy) });
