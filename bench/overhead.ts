@@ -89,6 +89,10 @@ export async function runOverheadBench(o: OverheadOptions): Promise<{ rows: Row[
           strictMs: strict, overheadMs: wallMs - external, steps: Object.fromEntries(v.steps.map((s) => [s.stepId, s.state])),
         };
         results.push(b);
+        if (v.state !== 'succeeded') {
+          const failed = v.steps.find((s) => s.state === 'failed');
+          o.log(`  ${name}: ${v.state}${failed ? ` at step ${failed.stepId}: ${failed.error ?? ''}` : ''}${v.error ? ` (${v.error})` : ''}`);
+        }
         o.log(`  ${name}: ${v.state} in ${ms(wallMs)}; helm ${ms(byCategory.helm)}, buildah ${ms(byCategory.images)}, kube ${ms(byCategory.kube)}, Astro/Airflow ${ms(byCategory.airflow + byCategory.astro + byCategory.probe)}, poll sleeps ${ms(b.pollSleepMs)} → overhead ${ms(b.overheadMs)}`);
       } finally {
         await local.stop();

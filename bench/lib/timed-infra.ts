@@ -54,6 +54,8 @@ export function timedInfra(infra: Infra, record: (c: Call) => void): Infra {
   };
   if (infra.airflow) t.airflow = wrapObject(infra.airflow, 'airflow', record);
   if (infra.astro) t.astro = wrapObject(infra.astro, 'astro', record);
+  if (infra.astroTokens) t.astroTokens = wrapObject(infra.astroTokens, 'astro', record);
+  if (infra.astroDeploys) t.astroDeploys = wrapObject(infra.astroDeploys, 'astro', record);
   return t;
 }
 
