@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { RedactedError, redact, registerSecret } from '../redact.ts';
-import { DEFAULT_TIMEOUT_MS, describeIssues, errorDetail, fetchWithDeadline, hostOf } from './probe.ts';
+import { DEFAULT_TIMEOUT_MS, checkBody, errorDetail, fetchWithDeadline, hostOf } from './probe.ts';
 import type { AirflowClient, CallOptions, DagRun } from './types.ts';
 
 export interface AirflowClientOptions {
@@ -125,11 +125,7 @@ export function createAirflowClient(options: AirflowClientOptions): AirflowClien
           'bad_response',
         );
       }
-      const parsed = schema.safeParse(json);
-      if (!parsed.success) {
-        throw new RedactedError(`${SERVICE} at ${host} answered ${c.action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
-      }
-      return parsed.data;
+      return checkBody(json, schema, { service: SERVICE, host, action: c.action });
     }
     throw statusError(res.status, errorDetail(res.text), c);
   }

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { RedactedError, registerSecret } from '../redact.ts';
-import { DEFAULT_TIMEOUT_MS, describeIssues, fetchWithDeadline, hostOf } from './probe.ts';
+import { DEFAULT_TIMEOUT_MS, fetchWithDeadline, hostOf, parseBody } from './probe.ts';
 import { ASTRO_API_URL } from './astro.ts';
 import type { CallOptions } from './types.ts';
 
@@ -147,15 +147,7 @@ export function createAstroDeploysClient(options: AstroDeploysOptions): AstroDep
       const a = advice(res.status, action);
       throw new RedactedError(`${SERVICE} at ${host} refused ${action}: HTTP ${res.status}: ${astroErrorText(res.text)}; ${a.hint}`, a.code);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(res.text);
-    } catch {
-      throw new RedactedError(`${SERVICE} at ${host} answered ${action} with HTTP ${res.status} but the body is not JSON`, 'bad_response');
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new RedactedError(`${SERVICE} at ${host} answered ${action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
-    return parsed.data;
+    return parseBody(res.text, res.status, schema, { service: SERVICE, host, action });
   }
 
   const deployOf = (d: z.output<typeof DeployBody>): AstroDeploy => {

@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { RedactedError, registerSecret } from '../redact.ts';
 import { ASTRO_API_URL } from './astro.ts';
-import { DEFAULT_TIMEOUT_MS, describeIssues, fetchWithDeadline, hostOf } from './probe.ts';
+import { astroErrorText } from './astro-deploys.ts';
+import { DEFAULT_TIMEOUT_MS, checkBody, fetchWithDeadline, hostOf } from './probe.ts';
 import type { CallOptions } from './types.ts';
 
 const SERVICE = 'Astro API';
@@ -63,17 +64,6 @@ const ApiToken = z.object({
 });
 const Paginated = z.object({ tokens: z.array(ApiToken), totalCount: z.number().int().optional(), offset: z.number().int().optional(), limit: z.number().int().optional() });
 
-/** The Astro error body (`{message, requestId, statusCode}`) as "message (request id …)". */
-export function apiErrorDetail(text: string): string {
-  try {
-    const b = JSON.parse(text) as { message?: unknown; requestId?: unknown };
-    const msg = typeof b.message === 'string' ? b.message : '';
-    const id = typeof b.requestId === 'string' ? b.requestId : '';
-    if (msg || id) return `${msg || 'no message'}${id ? ` (request id ${id})` : ''}`;
-  } catch { /* not JSON */ }
-  return text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
-}
-
 function toToken(t: z.infer<typeof ApiToken>): AgentToken {
   const out: AgentToken = { id: t.id, name: t.name };
   for (const k of ['description', 'shortToken', 'startAt', 'endAt', 'expiryPeriodInDays', 'createdAt'] as const) {
@@ -98,7 +88,7 @@ export function createAstroTokensClient(options: AstroTokensClientOptions): Astr
       { timeoutMs: opts.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS, signal: opts.signal, service: `${SERVICE} (${action})` },
     );
     if (!ok.includes(res.status)) {
-      const said = `HTTP ${res.status}: ${apiErrorDetail(res.text)}`;
+      const said = `HTTP ${res.status}: ${astroErrorText(res.text)}`;
       const code = res.status === 401 ? 'unauthorized' : res.status === 403 ? 'forbidden' : res.status === 404 ? 'not_found' : res.status >= 500 ? 'server_error' : 'http_error';
       const what = {
         unauthorized: 'the Deployment API token is invalid or expired',
@@ -131,24 +121,22 @@ export function createAstroTokensClient(options: AstroTokensClientOptions): Astr
       const action = `creating agent token "${input.name}" for Deployment "${dep}"`;
       const body = { name: input.name, ...(input.description ? { description: input.description } : {}), ...(input.expiresInDays ? { tokenExpiryPeriodInDays: input.expiresInDays } : {}) };
       const { json } = await call('POST', base(org, dep), action, body, opts);
-      const parsed = ApiToken.safeParse(json);
-      if (!parsed.success) throw new RedactedError(`${SERVICE} at ${host} answered ${action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
-      const value = parsed.data.token;
+      const created = checkBody(json, ApiToken, { service: SERVICE, host, action });
+      const value = created.token;
       if (value) registerSecret(value);
       // the value exists only in this answer: without it the token is useless and must not linger
-      if (!value) throw new RedactedError(`${SERVICE} at ${host} created agent token ${parsed.data.id} but returned no token value; delete it in the Astro UI and retry`, 'bad_response');
-      return { token: toToken(parsed.data), value };
+      if (!value) throw new RedactedError(`${SERVICE} at ${host} created agent token ${created.id} but returned no token value; delete it in the Astro UI and retry`, 'bad_response');
+      return { token: toToken(created), value };
     },
     async listAgentTokens(org, dep, opts = {}) {
       const out: AgentToken[] = [];
       for (let offset = 0; ; offset += PAGE) {
         const action = `listing agent tokens of Deployment "${dep}"`;
         const { json } = await call('GET', `${base(org, dep)}?offset=${offset}&limit=${PAGE}`, action, undefined, opts);
-        const parsed = Paginated.safeParse(json);
-        if (!parsed.success) throw new RedactedError(`${SERVICE} at ${host} answered ${action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
-        out.push(...parsed.data.tokens.map(toToken));
-        const total = parsed.data.totalCount ?? out.length;
-        if (parsed.data.tokens.length === 0 || out.length >= total) return out;
+        const page = checkBody(json, Paginated, { service: SERVICE, host, action });
+        out.push(...page.tokens.map(toToken));
+        const total = page.totalCount ?? out.length;
+        if (page.tokens.length === 0 || out.length >= total) return out;
       }
     },
     async deleteAgentToken(org, dep, tokenId, opts = {}) {

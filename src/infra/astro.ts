@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { RedactedError, registerSecret } from '../redact.ts';
-import { DEFAULT_TIMEOUT_MS, describeIssues, errorDetail, fetchWithDeadline, hostOf } from './probe.ts';
+import { DEFAULT_TIMEOUT_MS, errorDetail, fetchWithDeadline, hostOf, parseBody } from './probe.ts';
 import type { AstroClient, AstroDeployment, CallOptions } from './types.ts';
 
 export interface AstroClientOptions {
@@ -94,17 +94,7 @@ export function createAstroClient(options: AstroClientOptions): AstroClient {
       case res.status < 200 || res.status >= 300:
         throw new RedactedError(`${SERVICE} at ${host} answered ${action} with unexpected HTTP ${res.status}${said}`, 'http_error');
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(res.text);
-    } catch {
-      throw new RedactedError(`${SERVICE} at ${host} answered ${action} with HTTP ${res.status} but the body is not JSON`, 'bad_response');
-    }
-    const parsed = DeploymentBody.safeParse(json);
-    if (!parsed.success) {
-      throw new RedactedError(`${SERVICE} at ${host} answered ${action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
-    }
-    const d = parsed.data;
+    const d = parseBody(res.text, res.status, DeploymentBody, { service: SERVICE, host, action });
     return drop({
       id: d.id,
       name: d.name,

@@ -139,6 +139,26 @@ function plain(text: string): string {
   return text.replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
 }
 
+type Answer = { service: string; host: string; action: string };
+
+/** `json` checked against `schema`; a `bad_response` error naming the service, host and action otherwise. */
+export function checkBody<T>(json: unknown, schema: z.ZodType<T>, at: Answer): T {
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new RedactedError(`${at.service} at ${at.host} answered ${at.action} with an unexpected body: ${describeIssues(parsed.error)}`, 'bad_response');
+  return parsed.data;
+}
+
+/** A response body parsed as JSON and checked against `schema` (see `checkBody`). */
+export function parseBody<T>(text: string, status: number, schema: z.ZodType<T>, at: Answer): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new RedactedError(`${at.service} at ${at.host} answered ${at.action} with HTTP ${status} but the body is not JSON`, 'bad_response');
+  }
+  return checkBody(json, schema, at);
+}
+
 export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
