@@ -53,6 +53,8 @@ COPY --from=tools /src/.tools/bin/helm /usr/local/bin/helm
 COPY bin/ bin/
 COPY --from=build /src/dist/ dist/
 COPY migrations/ migrations/
+# the PostgreSQL store's migrations (src/store/pg/open.ts reads them from the package root, beside migrations/)
+COPY migrations-pg/ migrations-pg/
 # uid/gid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot
 RUN mkdir -p /data && chown 1000:1000 /data
 USER 1000:1000

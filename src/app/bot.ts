@@ -18,6 +18,7 @@ import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
+import { checkDatabase, sqliteProbe } from './readiness.ts';
 import { ACTIVE_JOBS_SQL, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from './job-worker.ts';
 
 export interface BotOptions {
@@ -138,10 +139,11 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
 
   const hasWork = () => Boolean((sql.active.get() as { active: number }).active);
   let slackUp = false;
+  const dbProbe = sqliteProbe(runtime.db, settings.dbPath);
   const ready = async (): Promise<ReadyResult> => {
     const checks: Record<string, boolean | string> = {};
-    try {
-      checks.db = runtime.db.open || 'closed';
+    checks.db = await checkDatabase(dbProbe);
+    if (checks.db === true) try {
       const applied = Number((sql.migration.get() as { m: number | null }).m ?? 0);
       checks.migrations = applied >= expectedMigration || `latest applied migration ${applied}, expected ${expectedMigration}`;
     } catch (err) {

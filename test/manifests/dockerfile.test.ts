@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -66,6 +66,7 @@ describe('Dockerfile (read, not built: no container engine here)', () => {
     expect(final.lines).toContain('COPY --from=build /src/dist/ dist/');
     expect(final.lines.some((l) => /^COPY (src|tsconfig)/.test(l)), 'no sources in the image').toBe(false);
     expect(final.lines).toContain('COPY migrations/ migrations/'); // read at runtime from the package root
+    expect(final.lines).toContain('COPY migrations-pg/ migrations-pg/'); // the PostgreSQL store's, beside them
     expect(ignore).toContain('dist'); // a local build never leaks into the context: the image builds its own
   });
 
@@ -148,6 +149,7 @@ describe('production install tree', () => {
       }
       cpSync(join(root, 'bin'), join(dir, 'bin'), { recursive: true });
       cpSync(join(root, 'migrations'), join(dir, 'migrations'), { recursive: true });
+      cpSync(join(root, 'migrations-pg'), join(dir, 'migrations-pg'), { recursive: true });
 
       const env = { PATH: process.env.PATH ?? '', HOME: dir };
       const help = await run(process.execPath, ['bin/re-bot.mjs', '--help'], { cwd: dir, env, timeout: 60_000 });
@@ -159,6 +161,11 @@ describe('production install tree', () => {
       const start = await run(process.execPath, ['bin/re-bot.mjs', 'start'], { cwd: dir, env, timeout: 60_000 });
       expect(start.stderr).toMatch(/SLACK_BOT_TOKEN/);
       expect(start.status).toBe(2);
+      // the compiled PostgreSQL store finds migrations-pg/ where the image puts it (beside migrations/, at /app)
+      const pgPath = await run(process.execPath, ['--input-type=module', '-e', `const m = await import('./dist/store/pg/open.js'); console.log(m.MIGRATIONS_PG)`], { cwd: dir, env, timeout: 60_000 });
+      expect(pgPath.stderr).toBe('');
+      expect(pgPath.stdout.trim()).toBe(join(realpathSync(dir), 'migrations-pg'));
+      expect(existsSync(join(pgPath.stdout.trim(), 'meta', '_journal.json'))).toBe(true);
       const noTs = await run('grep', ['-rlE', `(from |import\\()["'][^"']*\\.ts["']`, join(dir, 'dist')], { timeout: 30_000 });
       expect(noTs.stdout, 'emitted JavaScript importing .ts files').toBe('');
     } finally {

@@ -35,6 +35,7 @@ const API_VERSIONS: Record<string, string> = {
   ClusterRoleBinding: 'rbac.authorization.k8s.io/v1',
   Role: 'rbac.authorization.k8s.io/v1',
   RoleBinding: 'rbac.authorization.k8s.io/v1',
+  PodDisruptionBudget: 'policy/v1',
 };
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KNOWN_VERBS = new Set(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']);
@@ -45,8 +46,11 @@ function one(objs: Obj[], kind: string, name: string): Obj {
   return found[0];
 }
 
-/** Checks every object for what its kind requires; returns the problems as readable strings. */
-function validate(objs: Obj[]): string[] {
+/**
+ * Checks every object for what its kind requires; returns the problems as readable strings. `store`: the base and
+ * its overlays run one replica on SQLite; overlays/ha runs several on PostgreSQL (docs/ha.md).
+ */
+function validate(objs: Obj[], store: 'sqlite' | 'postgres' = 'sqlite'): string[] {
   const problems: string[] = [];
   const bad = (o: Obj, msg: string) => problems.push(`${o.kind}/${o.metadata?.name}: ${msg}`);
   const namespaces = new Set(objs.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name));
@@ -95,8 +99,14 @@ function validate(objs: Obj[]): string[] {
         break;
       case 'Deployment': {
         const spec = o.spec ?? {};
-        if (spec.replicas !== 1) bad(o, 'replicas must be 1 (SQLite has one writer)');
-        if (spec.strategy?.type !== 'Recreate') bad(o, 'strategy must be Recreate');
+        if (store === 'sqlite') {
+          if (spec.replicas !== 1) bad(o, 'replicas must be 1 (SQLite has one writer)');
+          if (spec.strategy?.type !== 'Recreate') bad(o, 'strategy must be Recreate');
+        } else {
+          if (!(spec.replicas >= 2)) bad(o, 'replicas must be at least 2 on PostgreSQL');
+          if (spec.strategy?.type !== 'RollingUpdate' || spec.strategy.rollingUpdate?.maxUnavailable !== 0) bad(o, 'strategy must be RollingUpdate with maxUnavailable 0');
+          if ((spec.template?.spec?.volumes ?? []).some((v: any) => v.persistentVolumeClaim)) bad(o, 'no PVC on PostgreSQL (a ReadWriteOnce claim pins every replica to one node)');
+        }
         const sel = spec.selector?.matchLabels ?? {};
         const tplLabels = spec.template?.metadata?.labels ?? {};
         if (!Object.keys(sel).length || Object.entries(sel).some(([k, v]) => tplLabels[k] !== v)) bad(o, 'selector does not match the pod template labels');
@@ -136,12 +146,30 @@ function validate(objs: Obj[]): string[] {
               if (e.valueFrom?.secretKeyRef?.name !== 're-bot-slack') bad(o, `${where}: ${name} must come from Secret re-bot-slack`);
             }
           }
-          if (env.get('RE_BOT_DB')?.value !== '/data/re-bot.db') bad(o, `${where}: RE_BOT_DB must be /data/re-bot.db`);
           const mounts = new Map<string, any>((c.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
           for (const m of mounts.values()) if (!volumes.has(m.name)) bad(o, `${where}: volumeMount ${m.name} has no volume`);
-          if (!volumes.get(mounts.get('/data')?.name)?.persistentVolumeClaim) bad(o, `${where}: /data must be the PVC`);
+          const dbUrl = env.get('RE_BOT_DATABASE_URL');
+          if (store === 'sqlite') {
+            if (env.get('RE_BOT_DB')?.value !== '/data/re-bot.db') bad(o, `${where}: RE_BOT_DB must be /data/re-bot.db`);
+            if (!volumes.get(mounts.get('/data')?.name)?.persistentVolumeClaim) bad(o, `${where}: /data must be the PVC`);
+            if (dbUrl) bad(o, `${where}: RE_BOT_DATABASE_URL is set on a SQLite Deployment (re-bot refuses to start)`);
+          } else {
+            if (env.has('RE_BOT_DB')) bad(o, `${where}: RE_BOT_DB is set on PostgreSQL (no /data volume)`);
+            if (mounts.has('/data')) bad(o, `${where}: /data is mounted on PostgreSQL`);
+            if (dbUrl?.value !== undefined) bad(o, `${where}: RE_BOT_DATABASE_URL has an inline value`);
+            if (!dbUrl?.valueFrom?.secretKeyRef?.name || dbUrl.valueFrom.secretKeyRef.optional) bad(o, `${where}: RE_BOT_DATABASE_URL must come from a (required) Secret key`);
+          }
           if (!volumes.get(mounts.get('/tmp')?.name)?.emptyDir) bad(o, `${where}: /tmp must be an emptyDir (root filesystem is read-only)`);
         }
+        break;
+      }
+      case 'PodDisruptionBudget': {
+        const sel = o.spec?.selector?.matchLabels ?? {};
+        const covered = objs.filter((d) => d.kind === 'Deployment' && d.metadata.namespace === o.metadata.namespace && Object.keys(sel).length
+          && Object.entries(sel).every(([k, v]) => d.spec?.template?.metadata?.labels?.[k] === v));
+        if (covered.length !== 1) bad(o, `selector matches ${covered.length} Deployments, expected 1`);
+        // minAvailable ≥ replicas would block every node drain
+        for (const d of covered) if (!(o.spec.minAvailable >= 1 && o.spec.minAvailable < d.spec.replicas)) bad(o, `minAvailable ${o.spec.minAvailable} must be ≥ 1 and < the ${d.spec.replicas} replicas`);
         break;
       }
       case 'Namespace':
@@ -314,6 +342,70 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
     expect(c.env.some((e: any) => e.name === 'SLACK_BOT_TOKEN')).toBe(true);
   });
 
+  it.runIf(existsSync(kubectl))('the ha overlay: 3 replicas rolled one at a time, a PDB of 2, spread over nodes, no PVC, the database URL from a Secret, ready on /readyz', async () => {
+    const [base, ha] = await Promise.all([build('manifests'), build('manifests/overlays/ha')]);
+    expect(validate(ha, 'postgres')).toEqual([]);
+    expect(privilegeProblems(ha)).toEqual([]);
+    const d = one(ha, 'Deployment', 're-bot');
+    expect(d.spec.replicas).toBe(3);
+    expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+    const podLabels = d.spec.template.metadata.labels;
+    const pdb = one(ha, 'PodDisruptionBudget', 're-bot');
+    expect(pdb.metadata.namespace).toBe('re-bot');
+    expect(pdb.spec.minAvailable).toBe(2);
+    expect(pdb.spec.selector.matchLabels).toEqual(podLabels);
+
+    const pod = d.spec.template.spec;
+    const anti = pod.affinity.podAntiAffinity;
+    expect(anti.requiredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
+    expect(anti.preferredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: podLabels } } },
+    ]);
+    for (const t of pod.topologySpreadConstraints) {
+      expect(t.whenUnsatisfiable).toBe('ScheduleAnyway');
+      expect(t.labelSelector.matchLabels).toEqual(podLabels);
+    }
+
+    // no SQLite: no claim, no /data volume or mount, no RE_BOT_DB; /tmp stays
+    expect(ha.some((o) => o.kind === 'PersistentVolumeClaim')).toBe(false);
+    const c = pod.containers[0];
+    expect(pod.volumes.map((v: any) => v.name)).toEqual(['tmp']);
+    expect(c.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+    const env = c.env as any[];
+    expect(env.some((e) => e.name === 'RE_BOT_DB')).toBe(false);
+    expect(env.find((e) => e.name === 'RE_BOT_DATABASE_URL')).toEqual({ name: 'RE_BOT_DATABASE_URL', valueFrom: { secretKeyRef: { name: 're-bot-database', key: 'url' } } });
+    // the Secret is created by hand, never generated from a value in git
+    expect(ha.some((o) => o.kind === 'Secret')).toBe(false);
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    // liveness stays on /healthz: a database outage makes pods unready, it does not restart them
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+
+    // nothing else of the base is lost or changed: undo the overlay's intended differences and compare
+    const expected = structuredClone(base.filter((o) => o.kind !== 'PersistentVolumeClaim'));
+    const bd = one(expected, 'Deployment', 're-bot');
+    bd.spec.replicas = 3;
+    bd.spec.strategy = d.spec.strategy;
+    bd.spec.template.spec.affinity = pod.affinity;
+    bd.spec.template.spec.topologySpreadConstraints = pod.topologySpreadConstraints;
+    bd.spec.template.spec.volumes = bd.spec.template.spec.volumes.filter((v: any) => v.name !== 'data');
+    const bc = bd.spec.template.spec.containers[0];
+    bc.volumeMounts = bc.volumeMounts.filter((m: any) => m.mountPath !== '/data');
+    bc.env = [env.find((e) => e.name === 'RE_BOT_DATABASE_URL'), ...bc.env.filter((e: any) => e.name !== 'RE_BOT_DB')];
+    const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const sorted = (objs: Obj[]) => [...objs].sort((a, b) => key(a).localeCompare(key(b)));
+    expect(sorted(ha.filter((o) => o.kind !== 'PodDisruptionBudget'))).toEqual(sorted(expected));
+  });
+
+  it.runIf(existsSync(kubectl))('the base still builds as one SQLite replica (the ha overlay changes nothing under manifests/base)', async () => {
+    const d = one(await build('manifests'), 'Deployment', 're-bot');
+    expect(d.spec.replicas).toBe(1);
+    expect(d.spec.strategy).toEqual({ type: 'Recreate' });
+    const c = d.spec.template.spec.containers[0];
+    expect(c.env.find((e: any) => e.name === 'RE_BOT_DB').value).toBe('/data/re-bot.db');
+    expect(c.env.some((e: any) => e.name === 'RE_BOT_DATABASE_URL')).toBe(false);
+    expect(d.spec.template.spec.affinity).toBeUndefined();
+  });
+
   it.runIf(existsSync(kubectl))('the cluster-wide overlay (broader) binds the agent permissions everywhere and may create namespaces, still without nodes/proxy', async () => {
     const objs = await build('manifests/overlays/cluster-wide');
     expect(validate(objs)).toEqual([]);
@@ -344,8 +436,8 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
 
   it.runIf(existsSync(kubectl))('every overlay builds and validates', async () => {
     const overlays = readdirSync(join(root, 'manifests', 'overlays'));
-    expect(overlays.sort()).toEqual(['cluster-wide', 'more-namespaces', 'remote-cluster']);
-    for (const o of overlays) expect(validate(await build(`manifests/overlays/${o}`)), o).toEqual([]);
+    expect(overlays.sort()).toEqual(['cluster-wide', 'ha', 'more-namespaces', 'remote-cluster']);
+    for (const o of overlays) expect(validate(await build(`manifests/overlays/${o}`), o === 'ha' ? 'postgres' : 'sqlite'), o).toEqual([]);
   });
 
   it('the validator catches what it claims to (wildcards, inline Slack tokens, missing probes, writable root)', () => {
@@ -390,6 +482,50 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
       expect(problems).toContain(expected);
     }
   });
+  it('the validator catches a PostgreSQL Deployment that is not highly available or leaks the database URL', () => {
+    const objs: Obj[] = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 're-bot' } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 're-bot', namespace: 're-bot' } },
+      { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'd', namespace: 're-bot' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+      {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 're-bot', namespace: 're-bot' },
+        spec: {
+          replicas: 1, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } }, selector: { matchLabels: { app: 'x' } },
+          template: {
+            metadata: { labels: { app: 'x' } },
+            spec: {
+              serviceAccountName: 're-bot', securityContext: { runAsNonRoot: true, runAsUser: 1000 },
+              volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'd' } }, { name: 'tmp', emptyDir: {} }],
+              containers: [{
+                name: 'c', image: 'i', securityContext: {}, volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }],
+                env: [{ name: 'RE_BOT_DATABASE_URL', value: 'postgres://bot:inline@db/rebot' }, { name: 'RE_BOT_DB', value: '/data/re-bot.db' }],
+              }],
+            },
+          },
+        },
+      },
+      { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'p', namespace: 're-bot' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'other' } } } },
+    ];
+    const problems = validate(objs, 'postgres').join('\n');
+    for (const expected of [
+      'replicas must be at least 2',
+      'strategy must be RollingUpdate with maxUnavailable 0',
+      'no PVC on PostgreSQL',
+      'RE_BOT_DATABASE_URL has an inline value',
+      'RE_BOT_DATABASE_URL must come from a (required) Secret key',
+      'RE_BOT_DB is set on PostgreSQL',
+      '/data is mounted on PostgreSQL',
+      'selector matches 0 Deployments',
+    ]) expect(problems).toContain(expected);
+    // a PDB as large as the Deployment blocks every drain
+    const d = objs[3]!;
+    d.spec.replicas = 2;
+    objs[4]!.spec = { minAvailable: 2, selector: { matchLabels: { app: 'x' } } };
+    expect(validate(objs, 'postgres').join('\n')).toContain('minAvailable 2 must be ≥ 1 and < the 2 replicas');
+    // the same URL on the SQLite base is refused too (re-bot would not start)
+    expect(validate(objs, 'sqlite').join('\n')).toContain('RE_BOT_DATABASE_URL is set on a SQLite Deployment');
+  });
+
   it.runIf(existsSync(kubectl))('the Deployment sets only variables the code reads, including the approver policy, on the port start serves', async () => {
     const objs = await build('manifests/overlays/remote-cluster');
     const c = one(objs, 'Deployment', 're-bot').spec.template.spec.containers[0];

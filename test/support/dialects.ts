@@ -1,0 +1,203 @@
+/**
+ * The same test body against both stores: `describeEachDialect(name, (store) => { … })` declares the block once
+ * per dialect, `[sqlite]` on a temp file opened by openStore and `[postgres]` on a database of a throwaway
+ * cluster (test/support/postgres.ts; skipped with a reason when PostgreSQL is missing, failing under
+ * RE_BOT_REQUIRE_TOOLS=1). Tables are emptied before each test.
+ *
+ * `DialectStore` is what exists on both sides today, each side calling its own code (src/store/audit.ts vs
+ * src/store/pg/audit.ts, claimNext/renewLease of src/jobs/queue.ts vs src/store/pg/claim.ts) and its own schema,
+ * everything async. It is the seed of the async repository (docs/ha.md, step 1): when src/store/repo.ts lands,
+ * this fixture hands out its two implementations instead and the contract tests stay as they are.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { sql as pgSql } from 'drizzle-orm';
+import { claimNext, renewLease } from '../../src/jobs/queue.ts';
+import { appendAudit, verifyAuditChain, type AuditInput } from '../../src/store/audit.ts';
+import { openStore, type Store } from '../../src/store/db.ts';
+import * as lite from '../../src/store/schema.ts';
+import { appendAuditPg, verifyAuditChainPg } from '../../src/store/pg/audit.ts';
+import { claimNextJob, renewJobLease } from '../../src/store/pg/claim.ts';
+import { openPgStore, type PgStore } from '../../src/store/pg/open.ts';
+import * as pgs from '../../src/store/pg/schema.ts';
+import { DEPLOYMENT_LOCK_CONSTRAINT, isUniqueViolation } from '../../src/store/pg/votes.ts';
+import { startPostgres, type PgCluster } from './postgres.ts';
+import { describeWithTools } from './tools.ts';
+
+export const DIALECTS = ['sqlite', 'postgres'] as const;
+export type Dialect = (typeof DIALECTS)[number];
+
+export type AuditRow = typeof lite.auditEvents.$inferSelect;
+export type ChainCheck = { ok: true; count: number } | { ok: false; brokenAtSeq: number; reason: string };
+
+export interface JobInput {
+  id: string;
+  deployment: string;
+  state: string;
+  createdAt: string;
+}
+
+/** Which unique rule a refused write broke, in the same words on both dialects. */
+export class ConstraintError extends Error {
+  constructor(readonly constraint: 'jobs_one_active_per_deployment' | 'approval_votes_unique', cause: unknown) {
+    super(`refused by ${constraint}`, { cause });
+  }
+}
+
+export interface DialectStore {
+  dialect: Dialect;
+  appendAudit(e: AuditInput, at?: Date): Promise<AuditRow>;
+  verifyAudit(): Promise<ChainCheck>;
+  auditRows(): Promise<AuditRow[]>;
+  /** changes one stored audit row behind the chain's back (what tampering looks like) */
+  tamperAudit(seq: number, decision: string): Promise<void>;
+  /** a plain insert: ConstraintError('jobs_one_active_per_deployment') when the deployment has an active job */
+  insertJob(j: JobInput): Promise<void>;
+  setJobState(id: string, state: string): Promise<void>;
+  jobIds(deployment: string): Promise<string[]>;
+  insertApproval(id: string, jobId: string): Promise<void>;
+  /** a plain insert: ConstraintError('approval_votes_unique') when that user already voted on that approval */
+  insertVote(v: { approvalId: string; user: string; decision: string; at: string }): Promise<void>;
+  votes(approvalId: string): Promise<Array<{ user: string; decision: string }>>;
+  /** the oldest claimable queued job, leased to `owner` */
+  claim(o: { owner: string; leaseMs: number; exclude?: string[] }): Promise<string | undefined>;
+  renew(o: { jobId: string; owner: string; leaseMs: number }): Promise<boolean>;
+  requestCancel(jobId: string): Promise<void>;
+  reset(): Promise<void>;
+}
+
+const jobValues = (j: JobInput) => ({
+  id: j.id, deployment: j.deployment, state: j.state, requestedBy: 'U1', origin: { kind: 'cli' }, spec: {}, plan: { steps: [] },
+  valuesHash: 'h', chart: 'c', createdAt: j.createdAt, updatedAt: j.createdAt,
+});
+const approvalValues = (id: string, jobId: string) => {
+  const at = new Date().toISOString();
+  return { id, jobId, stepId: 'agents', hash: 'x', title: 'helm upgrade', facts: {}, changedKeys: [], diffText: '', state: 'pending', required: 2, policy: {}, requestedAt: at, expiresAt: at };
+};
+
+function sqliteUnique(err: unknown, column: string): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && (e.message ?? '').includes(column);
+}
+
+function sqliteStore(s: Store): DialectStore {
+  const { db } = s;
+  return {
+    dialect: 'sqlite',
+    appendAudit: async (e, at) => appendAudit(s, e, at),
+    verifyAudit: async () => verifyAuditChain(s),
+    auditRows: async () => s.sqlite.prepare('SELECT seq, at, actor, action, job_id AS jobId, deployment, values_hash AS valuesHash, decision, result, details, prev_hash AS prevHash, hash FROM audit_events ORDER BY seq').all()
+      .map((r) => ({ ...(r as AuditRow), details: (r as { details: string | null }).details === null ? null : JSON.parse((r as { details: string }).details) })),
+    tamperAudit: async (seq, decision) => void s.sqlite.prepare('UPDATE audit_events SET decision = ? WHERE seq = ?').run(decision, seq),
+    async insertJob(j) {
+      try {
+        db.insert(lite.jobs).values(jobValues(j)).run();
+      } catch (err) {
+        throw sqliteUnique(err, 'jobs.deployment') ? new ConstraintError('jobs_one_active_per_deployment', err) : err;
+      }
+    },
+    setJobState: async (id, state) => void s.sqlite.prepare('UPDATE jobs SET state = ? WHERE id = ?').run(state, id),
+    jobIds: async (deployment) => s.sqlite.prepare('SELECT id FROM jobs WHERE deployment = ? ORDER BY created_at, id').pluck().all(deployment) as string[],
+    insertApproval: async (id, jobId) => void db.insert(lite.approvals).values(approvalValues(id, jobId)).run(),
+    async insertVote(v) {
+      try {
+        db.insert(lite.approvalVotes).values(v).run();
+      } catch (err) {
+        throw sqliteUnique(err, 'approval_votes.approval_id') ? new ConstraintError('approval_votes_unique', err) : err;
+      }
+    },
+    votes: async (approvalId) => s.sqlite.prepare('SELECT "user", decision FROM approval_votes WHERE approval_id = ? ORDER BY "user"').all(approvalId) as Array<{ user: string; decision: string }>,
+    claim: async (o) => {
+      const now = Date.now();
+      return claimNext(s, { owner: o.owner, now, leaseMs: o.leaseMs, at: new Date(now).toISOString(), exclude: o.exclude });
+    },
+    renew: async (o) => renewLease(s, o.jobId, o.owner, Date.now() + o.leaseMs),
+    requestCancel: async (jobId) => void s.sqlite.prepare('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(jobId),
+    // audit seq is AUTOINCREMENT: its counter is reset too, so seq numbers start at 1 in each test
+    reset: async () => void s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events;
+      DELETE FROM sqlite_sequence WHERE name = 'audit_events';`),
+  };
+}
+
+function postgresStore(s: PgStore): DialectStore {
+  const { db, pool } = s;
+  return {
+    dialect: 'postgres',
+    appendAudit: (e, at) => appendAuditPg(db, e, at),
+    verifyAudit: () => verifyAuditChainPg(db),
+    auditRows: async () => db.select().from(pgs.auditEvents).orderBy(pgs.auditEvents.seq),
+    tamperAudit: async (seq, decision) => void (await pool.query('update audit_events set decision = $1 where seq = $2', [decision, seq])),
+    async insertJob(j) {
+      try {
+        await db.insert(pgs.jobs).values(jobValues(j));
+      } catch (err) {
+        throw isUniqueViolation(err, DEPLOYMENT_LOCK_CONSTRAINT) ? new ConstraintError('jobs_one_active_per_deployment', err) : err;
+      }
+    },
+    setJobState: async (id, state) => void (await pool.query('update jobs set state = $1 where id = $2', [state, id])),
+    jobIds: async (deployment) => (await pool.query('select id from jobs where deployment = $1 order by created_at, id', [deployment])).rows.map((r) => r.id as string),
+    insertApproval: async (id, jobId) => void (await db.insert(pgs.approvals).values(approvalValues(id, jobId))),
+    async insertVote(v) {
+      try {
+        await db.insert(pgs.approvalVotes).values(v);
+      } catch (err) {
+        throw isUniqueViolation(err, 'approval_votes_unique') ? new ConstraintError('approval_votes_unique', err) : err;
+      }
+    },
+    votes: async (approvalId) => (await pool.query('select "user", decision from approval_votes where approval_id = $1 order by "user"', [approvalId])).rows,
+    claim: async (o) => (await claimNextJob(db, o))?.id,
+    renew: (o) => renewJobLease(db, o),
+    requestCancel: async (jobId) => void (await pool.query('update jobs set cancel_requested = true where id = $1', [jobId])),
+    // restart identity: seq numbers start at 1 in each test
+    reset: async () => void (await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events restart identity cascade`)),
+  };
+}
+
+let databases = 0;
+
+/**
+ * Declares `fn`'s tests once per dialect (`${name} [sqlite]`, `${name} [postgres]`). `store()` is that block's
+ * store, valid inside tests and hooks.
+ */
+export function describeEachDialect(name: string, fn: (store: () => DialectStore) => void): void {
+  for (const dialect of DIALECTS) {
+    const body = () => {
+      let store: DialectStore | undefined;
+      let close = async () => {};
+      beforeAll(async () => {
+        if (dialect === 'sqlite') {
+          const dir = mkdtempSync(join(tmpdir(), 'rebot-dialect-'));
+          const s = openStore({ path: join(dir, 're-bot.db') });
+          store = sqliteStore(s);
+          close = async () => {
+            s.close();
+            rmSync(dir, { recursive: true, force: true });
+          };
+        } else {
+          const cluster: PgCluster = await startPostgres();
+          try {
+            const s = await openPgStore(await cluster.createDatabase(`contract_${process.pid}_${++databases}`));
+            store = postgresStore(s);
+            close = async () => {
+              await s.close().catch(() => {});
+              cluster.stop();
+            };
+          } catch (err) {
+            cluster.stop();
+            throw err;
+          }
+        }
+      }, 120_000);
+      afterAll(() => close());
+      beforeEach(() => store?.reset());
+      fn(() => {
+        if (!store) throw new Error(`the ${dialect} store did not open (see beforeAll)`);
+        return store;
+      });
+    };
+    if (dialect === 'postgres') describeWithTools(['postgresql'], `${name} [postgres]`, body);
+    else describe(`${name} [sqlite]`, body);
+  }
+}
