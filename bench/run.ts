@@ -4,6 +4,8 @@
  *   npm run bench                      full run (≈ 6–8 min on 2 cores; run it on a quiet machine)
  *   npm run bench -- --smoke           small counts, same code paths, same table (CI; ≈ 1 min)
  *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack, redact
+ *   npm run bench -- --only pg         opt-in, not in the default run: PostgreSQL beside SQLite at the store level
+ *                                      (needs initdb/pg_ctl, as the PostgreSQL tests do; reports "not run" without)
  *   npm run bench -- --json FILE       also write every figure and raw detail as JSON
  *   npm run bench -- --markdown        also print the table as Markdown (for BENCHMARKS.md)
  *
@@ -22,10 +24,13 @@ import { runOverheadBench } from './overhead.ts';
 import { runSlackBudgetBench } from './slack-budget.ts';
 import { runStatusBench } from './status.ts';
 import { runRedactBench } from './redact.ts';
+import { runPgStoreBench } from './pg-store.ts';
 import { setBenchSecretEnv } from './lib/spec.ts';
 import { markdownTable, textTable, type Row } from './lib/stats.ts';
 
-const SECTIONS = ['status', 'ack', 'overhead', 'slack', 'redact'] as const;
+const SECTIONS = ['status', 'ack', 'overhead', 'slack', 'redact', 'pg'] as const;
+/** opt-in sections: run only when named with --only */
+const OPT_IN = new Set<string>(['pg']);
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -36,7 +41,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { smoke: false, only: new Set(SECTIONS), markdown: false };
+  const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--smoke') a.smoke = true;
@@ -59,12 +64,14 @@ const COUNTS = {
     ack: { concurrency: 200, rounds: 10, jobs: 20, starts: 3 },
     overhead: { jobs: 5 },
     slack: { jobs: 50, timeScale: 5, fault429: 0.1 },
+    pg: { deployments: 2_000, jobsPerDeployment: 10, claimJobs: 2_000, claimers: 4, samples: 2_000 },
   },
   smoke: {
     status: { deployments: 200, stepRows: 16_000, samples: 1_000, hotShare: 0.01 },
     ack: { concurrency: 20, rounds: 2, jobs: 2, starts: 1 },
     overhead: { jobs: 1 },
     slack: { jobs: 4, timeScale: 20, fault429: 0.1 },
+    pg: { deployments: 100, jobsPerDeployment: 5, claimJobs: 200, claimers: 4, samples: 300 },
   },
 };
 
@@ -135,6 +142,7 @@ async function main(): Promise<number> {
   await section('overhead', 'Job overhead', () => runOverheadBench({ ...counts.overhead, log: say }));
   await section('slack', 'Slack call budget', () => runSlackBudgetBench({ ...counts.slack, log: say }));
   await section('redact', 'Redactor', () => runRedactBench({ smoke: args.smoke, log: say }));
+  await section('pg', 'PostgreSQL vs SQLite (store level; the engine is not on PostgreSQL yet)', () => runPgStoreBench({ ...counts.pg, log: say }));
   const totalS = (performance.now() - t0) / 1000;
   const after = machine();
 

@@ -100,8 +100,17 @@ export interface PgCluster {
   stop(): void;
 }
 
+export interface PgClusterOptions {
+  /**
+   * keep fsync, synchronous_commit and full_page_writes on (PostgreSQL's defaults) instead of off: for
+   * benchmarks, whose commits must be as durable as a real server's. These are server-start options, which
+   * ALTER SYSTEM cannot override.
+   */
+  durable?: boolean;
+}
+
 /** Starts a cluster; call `stop()` in afterAll (the exit hook is only the safety net). */
-export async function startPostgres(): Promise<PgCluster> {
+export async function startPostgres(opts: PgClusterOptions = {}): Promise<PgCluster> {
   const missing = postgresMissing();
   if (missing) throw new Error(`cannot start PostgreSQL: ${missing}`);
   const bin = postgresBinDir()!;
@@ -134,7 +143,8 @@ export async function startPostgres(): Promise<PgCluster> {
   try {
     run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
     // -o is split into words by pg_ctl: the temp dir path has no spaces (mkdtemp under tmpdir)
-    const serverOptions = `-k ${dir} -p ${port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100`;
+    const fast = opts.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+    const serverOptions = `-k ${dir} -p ${port} -c listen_addresses=127.0.0.1${fast} -c max_connections=100`;
     run('pg_ctl', ['start', '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', serverOptions]);
   } catch (err) {
     const e = err as { stderr?: string; message: string };
