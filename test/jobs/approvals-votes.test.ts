@@ -93,6 +93,7 @@ describe('requireApproval', () => {
     s.running();
     const first = await s.ask();
     expect(await s.ask()).toBe(first);
+    expect(s.approval(first).state).toBe('pending');
     expect(s.store.sqlite.prepare('SELECT COUNT(*) AS n FROM approvals').get()).toEqual({ n: 1 });
     expect(s.audits('approval.requested')).toHaveLength(1);
     s.clock.t += 1000;

@@ -286,9 +286,10 @@ describe('retryJob', () => {
     claim('w', T0);
     setStep('j1', 'a', 'succeeded');
     setStep('j1', 'b', 'running');
-    setStep('j1', 'c', 'waiting_approval');
     cancelJob(store, job('j1'), alice, iso(T0 + 1), () => {});
-    setStep('j1', 'd', 'running'); // a step row left running by a crash
+    // step rows a crash left waiting or running
+    setStep('j1', 'c', 'waiting_approval');
+    setStep('j1', 'd', 'running');
     retryJob(store, job('j1'), alice, iso(T0 + 2), () => {});
     expect(steps('j1').map((s) => s.state)).toEqual(['succeeded', 'pending', 'pending', 'pending']);
     expect(job('j1')).toMatchObject({ state: 'queued', cancelRequested: false, error: null });
