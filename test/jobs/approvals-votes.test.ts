@@ -101,7 +101,7 @@ describe('requireApproval', () => {
     expect(second).not.toBe(first);
     expect(s.approval(first)).toMatchObject({ state: 'superseded', decided_at: new Date(T0 + 1000).toISOString() });
     expect(s.approval(second)).toMatchObject({ state: 'pending', hash: 'H2' });
-    expect(s.audits('approval.superseded').map((e) => e.details)).toEqual([{ approvalId: first, oldHash: 'H1', newHash: 'H2' }]);
+    expect(s.audits('approval.superseded').map((e) => [e.actor, e.jobId, e.details])).toEqual([['system', 'j1', { approvalId: first, oldHash: 'H1', newHash: 'H2' }]]);
     expect(await s.decide(first, bob)).toMatchObject({ ok: false, reason: 'stale_hash', message: 'these values changed after this request; approve the newer request instead' });
   });
 
