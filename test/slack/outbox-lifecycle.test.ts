@@ -68,6 +68,17 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(vi.getTimerCount()).toBe(0); // no poll left running
   });
 
+  it('its poll does not keep the process alive (a bot shutting down is not held open by the outbox)', async () => {
+    vi.useRealTimers();
+    const { outbox } = fakeOutbox();
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    outbox.start();
+    const after = timers();
+    await outbox.stop();
+    expect(after).toBe(before);
+  });
+
   it('stop() waits for the request in flight; a restart on the same database does not post it again', async () => {
     const db = openStore({ path: ':memory:' }).sqlite;
     const first = fakeOutbox({ store: new SqliteOutboxStore(db) });

@@ -94,6 +94,21 @@ describe('outbox pacing (fake clock)', () => {
     expect(slack.to('chat.update').map((c) => [c.args.text, c.at, c.args.ts])).toEqual([['status: edited', 1100, slack.posted('C1')[0].ts]]);
   });
 
+  it('an update or an ephemeral answered in a channel does not restart that channel’s post pacing', async () => {
+    const { outbox, slack } = started(fakeOutbox({ pollMs: 10 }));
+    outbox.post('a', 'C1', { text: 'a' });
+    outbox.post('b', 'C1', { text: 'b' });
+    await at(500);
+    slack.latencyMs['chat.update'] = 300;
+    slack.latencyMs['chat.postEphemeral'] = 400;
+    outbox.update('a', 'C1', { text: 'a edited' });
+    outbox.ephemeral('e', 'C1', 'U1', { text: 'psst' });
+    await at(2000);
+    expect(slack.to('chat.update').map((c) => c.doneAt)).toEqual([800]);
+    expect(slack.to('chat.postEphemeral').map((c) => c.doneAt)).toEqual([900]);
+    expect(slack.posted('C1').map((c) => c.at)).toEqual([0, 1000]);
+  });
+
   it('updates of one message are coalesced and spaced by updateIntervalMs (default: the post pacing)', async () => {
     const dflt = started(fakeOutbox({ pollMs: 10 }));
     dflt.outbox.post('p', 'C1', { text: 'v0' });
