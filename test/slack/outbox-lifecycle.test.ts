@@ -44,6 +44,28 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(outbox.postedAt('p')).toEqual({ channel: 'C1', ts });
   });
 
+  it('a post never queued has no ts and no place; asking does not throw', () => {
+    const { outbox } = fakeOutbox();
+    expect(outbox.tsOf('nope')).toBeUndefined();
+    expect(outbox.postedAt('nope')).toBeUndefined();
+    expect(outbox.has('nope')).toBe(false);
+  });
+
+  it('a burst of writes wakes the outbox once, not once per write', async () => {
+    const { outbox, slack, store } = fakeOutbox({ pollMs: 100 });
+    let polls = 0;
+    const due = store.due.bind(store);
+    store.due = (now: number) => (polls++, due(now));
+    outbox.start();
+    await settle();
+    polls = 0;
+    for (let i = 0; i < 20; i++) outbox.post(`p${i}`, `C${i}`, { text: `${i}` });
+    await at(50);
+    expect(slack.posted()).toHaveLength(20);
+    expect(polls).toBeLessThanOrEqual(3); // the burst, then once when the answers came back
+    running.push(outbox);
+  });
+
   it('argsOf gives what was last written for a post: its pending update, else the post', async () => {
     const { outbox } = fakeOutbox();
     expect(outbox.argsOf('p')).toBeUndefined();

@@ -198,6 +198,30 @@ describe('outbox back-off and giving up (fake clock)', () => {
     ]);
   });
 
+  it('a client that throws something other than an Error (a wrapper’s bug) fails the write instead of leaving it in flight', async () => {
+    const { outbox, slack, store, logs } = started(fakeOutbox({ pacingMs: 10, pollMs: 10 }));
+    slack.fail('chat.postMessage', null as unknown as Error);
+    outbox.post('a', 'C1', { text: 'a' });
+    outbox.post('b', 'C1', { text: 'b' });
+    await at(1000);
+    expect(store.get('a')).toMatchObject({ state: 'failed', error: 'null' });
+    expect(logs.map((l) => l.fields)).toEqual([{ key: 'a', kind: 'post', err: 'null', detail: undefined }]);
+    expect(slack.texts('C1')).toEqual(['b']);
+  });
+
+  it('the pending edit of a message that failed is dropped without delaying the channel’s next post', async () => {
+    const { outbox, slack, store } = fakeOutbox({ pacingMs: 10 });
+    store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'p' } });
+    store.markSending(store.get('p')!.id);
+    store.markFailed(store.get('p')!.id, 'invalid_blocks');
+    store.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'p edited' } });
+    store.upsert({ key: 'q', kind: 'post', channel: 'C1', args: { text: 'q' } });
+    started({ outbox, slack, store, logs: [] });
+    await at(500);
+    expect(store.get('p#update')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
+    expect(slack.posted().map((c) => [c.args.text, c.at])).toEqual([['q', 0]]);
+  });
+
   it('a reply whose parent’s outcome is unknown after a crash, or that was never queued, fails instead of waiting', async () => {
     const { outbox, slack, store } = fakeOutbox({ pacingMs: 10, pollMs: 10 });
     store.upsert({ key: 'p', kind: 'post', channel: 'C1', ref: 'gone', args: { text: 'reply to a crashed reply' } });

@@ -115,6 +115,28 @@ describe('due() order (memory store)', () => {
 });
 
 for (const [name, make] of STORES) {
+  it(`an update coalesced while pending goes out once; one coalesced while in flight goes out again (${name} store)`, () => {
+    const s = make();
+    s.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'v1' } });
+    s.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'v2' } });
+    const id = s.get('p#update')!.id;
+    s.markSending(id);
+    s.markSent(id);
+    expect(s.head('p#update')!.state).toBe('sent');
+    s.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'v3' } });
+    s.markSending(id);
+    s.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'v4' } });
+    s.markSent(id);
+    expect(s.get('p#update')).toMatchObject({ state: 'pending', args: { text: 'v4' } });
+  });
+
+  it(`a priority reply whose parent was never queued is offered in its turn, not first (${name} store)`, () => {
+    const s = make();
+    s.upsert({ key: 'x', kind: 'post', channel: 'C1', args: {} });
+    s.upsert({ key: 'orphan', kind: 'post', channel: 'C2', ref: 'missing', args: {}, priority: 1 });
+    expect(s.due(Date.now()).map((e) => e.key)).toEqual(['x', 'orphan']);
+  });
+
   it(`oldestPendingAt: when the oldest unfinished write was queued, or became pending again (${name} store)`, async () => {
     const s = make();
     s.upsert({ key: 'a', kind: 'post', channel: 'C1', args: {} });
