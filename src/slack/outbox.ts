@@ -180,6 +180,8 @@ export class Outbox {
 
   private async send(due: OutboxEntry): Promise<void> {
     const e = this.o.store.get(due.key) ?? due;
+    // counted before markSending: the memory store hands out its live row, which markSending increments
+    const attempts = e.attempts + 1;
     this.o.store.markSending(e.id);
     const c = this.o.client;
     const args = e.args as any;
@@ -197,7 +199,6 @@ export class Outbox {
         this.o.store.markSent(e.id);
       }
     } catch (err: any) {
-      const attempts = e.attempts + 1;
       const now = Date.now();
       if (err?.code === 'slack_webapi_rate_limited_error') {
         const until = now + (Number(err.retryAfter) || 1) * (this.o.retryAfterUnitMs ?? 1000);

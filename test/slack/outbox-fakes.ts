@@ -1,0 +1,133 @@
+/**
+ * An in-process Slack Web API double and a fake-clock outbox for the outbox tests that measure time:
+ * pacing, back-off, Retry-After. Everything runs on vitest's fake timers (Date, setTimeout, setInterval,
+ * setImmediate), so a test of a 60 s back-off takes milliseconds and the gaps it asserts are exact.
+ * The errors thrown are @slack/web-api's own classes, as the real WebClient throws them.
+ */
+import { vi } from 'vitest';
+import type { WebClient } from '@slack/web-api';
+import { openStore } from '../../src/store/db.ts';
+import { MemoryOutboxStore, Outbox, SqliteOutboxStore, type OutboxOptions, type OutboxStore } from '../../src/slack/outbox.ts';
+import type { Logger } from '../../src/log.ts';
+
+/** the fake clock starts here; `at(ms)` is relative to it */
+export const T0 = 1_800_000_000_000;
+
+export type Method = 'chat.postMessage' | 'chat.update' | 'chat.postEphemeral';
+export interface Call {
+  method: Method;
+  args: Record<string, any>;
+  /** when the request reached Slack, ms after T0 */
+  at: number;
+  /** when Slack answered, ms after T0 (undefined while in flight) */
+  doneAt?: number;
+  ts?: string;
+  error?: Error;
+}
+
+export class FakeSlack {
+  calls: Call[] = [];
+  /** how long Slack takes to answer, per method (fake ms) */
+  latencyMs: Partial<Record<Method, number>> = {};
+  private faults: Partial<Record<Method, Array<{ error: Error; when?: (args: Record<string, any>) => boolean }>>> = {};
+  private gates: Partial<Record<Method, Promise<void>>> = {};
+  private seq = 0;
+  readonly chat = {
+    postMessage: (a: Record<string, any>) => this.call('chat.postMessage', a),
+    update: (a: Record<string, any>) => this.call('chat.update', a),
+    postEphemeral: (a: Record<string, any>) => this.call('chat.postEphemeral', a),
+  };
+
+  /** the next calls of `method` fail with these errors, in order */
+  fail(method: Method, ...errors: Error[]): void {
+    (this.faults[method] ??= []).push(...errors.map((error) => ({ error })));
+  }
+  /** the next calls of `method` whose args match fail with these errors, in order */
+  failIf(method: Method, when: (args: Record<string, any>) => boolean, ...errors: Error[]): void {
+    (this.faults[method] ??= []).push(...errors.map((error) => ({ error, when })));
+  }
+  /** calls of `method` wait until the returned function is called */
+  hold(method: Method): () => void {
+    let release!: () => void;
+    this.gates[method] = new Promise<void>((r) => (release = r));
+    return () => {
+      delete this.gates[method];
+      release();
+    };
+  }
+
+  private async call(method: Method, args: Record<string, any>) {
+    const c: Call = { method, args, at: Date.now() - T0 };
+    this.calls.push(c);
+    const latency = this.latencyMs[method] ?? 0;
+    if (latency) await new Promise((r) => setTimeout(r, latency));
+    if (this.gates[method]) await this.gates[method];
+    c.doneAt = Date.now() - T0;
+    const faults = this.faults[method] ?? [];
+    const i = faults.findIndex((f) => !f.when || f.when(args));
+    if (i >= 0) {
+      const [{ error }] = faults.splice(i, 1);
+      c.error = error;
+      throw error;
+    }
+    c.ts = method === 'chat.postMessage' ? `1800000000.${String(++this.seq).padStart(6, '0')}` : args.ts;
+    return { ok: true, channel: args.channel, ts: c.ts };
+  }
+
+  to(method: Method): Call[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+  /** messages Slack accepted, in the order it accepted them */
+  posted(channel?: string): Call[] {
+    return this.to('chat.postMessage').filter((c) => c.ts && (!channel || c.args.channel === channel));
+  }
+  texts(channel?: string): string[] {
+    return this.posted(channel).map((c) => c.args.text);
+  }
+}
+
+export interface LogLine {
+  level: 'warn' | 'error' | 'info' | 'debug';
+  fields: Record<string, unknown>;
+  msg: string;
+}
+export function fakeLogger(lines: LogLine[]): Logger {
+  const at = (level: LogLine['level']) => (fields: Record<string, unknown>, msg: string) => lines.push({ level, fields, msg });
+  const l = { warn: at('warn'), error: at('error'), info: at('info'), debug: at('debug') } as unknown as Logger;
+  (l as any).child = () => l;
+  return l;
+}
+
+export const STORES: Array<[string, () => OutboxStore]> = [
+  ['sqlite', () => new SqliteOutboxStore(openStore({ path: ':memory:' }).sqlite)],
+  ['memory', () => new MemoryOutboxStore()],
+];
+
+export function useFakeClock(): void {
+  vi.useFakeTimers({ now: T0, toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate'] });
+}
+
+/** advance the fake clock to `ms` after T0, running every timer and callback due on the way */
+export async function at(ms: number): Promise<void> {
+  const d = T0 + ms - Date.now();
+  if (d < 0) throw new Error(`the clock is already at ${Date.now() - T0} ms, past ${ms}`);
+  await vi.advanceTimersByTimeAsync(d);
+}
+/** let callbacks due now run (setImmediate, resolved requests) without moving the clock */
+export const settle = () => vi.advanceTimersByTimeAsync(0);
+
+export function fakeOutbox(opts: Partial<Omit<OutboxOptions, 'client' | 'store' | 'logger'>> & { store?: OutboxStore } = {}) {
+  const slack = new FakeSlack();
+  const logs: LogLine[] = [];
+  const store = opts.store ?? STORES[0][1]();
+  const outbox = new Outbox({ ...opts, client: slack as unknown as WebClient, store, logger: fakeLogger(logs) });
+  return { outbox, slack, store, logs };
+}
+
+/** stop() polls every 5 ms until in-flight requests finish: drive the fake clock meanwhile */
+export async function stopNow(outbox: Outbox, maxMs = 600_000): Promise<void> {
+  let done = false;
+  const p = outbox.stop().then(() => (done = true));
+  for (let t = 0; !done && t < maxMs; t += 5) await vi.advanceTimersByTimeAsync(5);
+  await p;
+}
