@@ -19,6 +19,7 @@ import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
 import { ACTIVE_JOBS_SQL, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from './job-worker.ts';
+import { maxChildProcessesFromEnv } from '../infra/child-limit.ts';
 
 export interface BotOptions {
   env?: Record<string, string | undefined>;
@@ -74,6 +75,11 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
     workerIdleSecondsFromEnv(env); // read by the worker; checked here so a typo fails at start
   } catch (err) {
     problems.push({ variable: 'RE_BOT_WORKER_IDLE_SECONDS', message: (err as Error).message.replace(/^RE_BOT_WORKER_IDLE_SECONDS: /, '') });
+  }
+  try {
+    maxChildProcessesFromEnv(env); // read by the worker's helm/image adapters; checked here so a typo fails at start
+  } catch (err) {
+    problems.push({ variable: 'RE_BOT_MAX_CHILD_PROCESSES', message: (err as Error).message.replace(/^RE_BOT_MAX_CHILD_PROCESSES: /, '') });
   }
   const spec = specPolicyFromEnv(env);
   problems.push(...spec.problems);
