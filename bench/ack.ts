@@ -203,9 +203,13 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     const active: number[] = [];
     const rss: number[] = [];
     let peakParts: Record<string, number> = {};
+    let mostHelm = 0;
+    // from the first burst until the last job has finished (the jobs' helm phases outlast the bursts on a busy machine)
     const rssTimer = setInterval(() => {
       try {
-        const parts = rssBreakdown(rebot!.pid);
+        const counts: Record<string, number> = {};
+        const parts = rssBreakdown(rebot!.pid, counts);
+        mostHelm = Math.max(mostHelm, counts.helm ?? 0);
         const total = Object.values(parts).reduce((a, b) => a + b, 0);
         if (!rss.length || total > max(rss)) peakParts = parts;
         rss.push(total);
@@ -213,6 +217,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
         /* exited */
       }
     }, 100);
+    rssTimer.unref();
     const loadStart = performance.now();
     // event-loop CPU (main thread) of re-bot's Slack process and of the bare app while they serve the same bursts
     const cpu0 = { rebot: loopCpuMs(rebot!.pid), bare: loopCpuMs(bare.pid) };
@@ -239,13 +244,13 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     }
     const loadMs = performance.now() - loadStart;
     const loadCpu = { rebot: loopCpuMs(rebot!.pid) - cpu0.rebot, bare: loopCpuMs(bare.pid) - cpu0.bare };
-    clearInterval(rssTimer);
     o.log(`  ${o.rounds} round(s) × 4 bursts of ${o.concurrency} in ${(loadMs / 1000).toFixed(1)} s; active jobs per round: ${active.join(' ')}`);
 
     // ---- let the jobs finish (they are real setups; a failure means the load broke something) ----
     const jobDeadline = Date.now() + (o.jobs > 5 ? 240_000 : 90_000);
     while (activeJobs() > 0 && Date.now() < jobDeadline) await sleep(250);
     const jobWallMs = performance.now() - t0;
+    clearInterval(rssTimer);
     const states = store.sqlite.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as Array<{ state: string; n: number }>;
     const succeeded = states.find((s) => s.state === 'succeeded')?.n ?? 0;
     o.log(`  setup jobs: ${states.map((s) => `${s.n} ${s.state}`).join(', ')} after ${(jobWallMs / 1000).toFixed(1)} s`);
@@ -304,7 +309,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
       { section: sec, figure: 'setup jobs that ran under the load', value: `${succeeded}/${o.jobs} succeeded in ${(jobWallMs / 1000).toFixed(0)} s; active per round ${Math.min(...active)}–${Math.max(...active)}`, target: `all ${o.jobs}`, ok: succeeded === o.jobs, gate: true },
       { section: sec, figure: '  Slack writes still queued when the jobs finished (paced 1 post/s/channel)', value: queuedWrites.map((q) => `${q.n} ${q.kind}`).join(', ') || 'none', target: '(info)', ratio: `${sentWrites} sent` },
       { section: 'Memory and start', figure: `idle RSS 2 s after ready, Slack process + job worker if running (median of ${starts.length})`, value: mb(medIdle), target: '≤ 120 MB', ratio: `Slack process alone ${mb(p50(starts.map((x) => x.slackRss)))}; bare Bolt ${mb(bareIdleRss)}`, ok: medIdle <= 120 * 1024 * 1024 },
-      { section: 'Memory and start', figure: 'RSS under the ack load, both processes (peak / mean)', value: `${mb(peakRss)} / ${mb(mean(rss))}`, target: '(info)', ratio: `at the peak: ${Object.entries(peakParts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k === 'self' ? 'Slack process' : k === 'node' ? 'job worker' : k} ${mb(v)}`).join(', ')}` },
+      { section: 'Memory and start', figure: `RSS while the ${o.jobs} jobs run under the ack load, both processes and their children (peak / mean)`, value: `${mb(peakRss)} / ${mb(mean(rss))}`, target: '≤ 400 MB', ok: peakRss <= 400 * 1024 * 1024, ratio: `at the peak: ${Object.entries(peakParts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k === 'self' ? 'Slack process' : k === 'node' ? 'job worker' : k} ${mb(v)}`).join(', ')}; at most ${mostHelm} helm at once` },
       { section: 'Memory and start', figure: `start → ready (median of ${starts.length}; ${starts[0].via})`, value: ms(medReady), target: '≤ 1.5 s', ratio: `first ${ms(readyTimes[0])}, bare Bolt ${ms(bareReady.at - bare.spawnedAt)}`, ok: medReady <= 1500 },
     ];
     return {
@@ -313,7 +318,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
         concurrency: o.concurrency, rounds: o.rounds, jobs: o.jobs, samplesPerSeries: lat.rebot.status.length,
         latencyMs: Object.fromEntries(Object.entries(lat).flatMap(([who, k]) => Object.entries(k).map(([kind, s]) => [`${who}.${kind}`, { p50: p50(s), p99: p99(s), max: max(s), n: s.length }]))),
         sequential: Object.fromEntries(Object.entries(seq).flatMap(([who, k]) => Object.entries(k).map(([kind, v]) => [`${who}.${kind}`, { p50: p50(v), p99: p99(v), n: v.length }]))),
-        queuedWrites, sentWrites, ratios: r, loopCpuMs: { load: loadCpu, perSequentialRequest: seqCpu }, rssAtPeak: peakParts, statusAnsweredWithinMs: answeredWithin, errors, wrongReplies, activeJobsPerRound: active, jobStates: states, jobWallMs, loadMs,
+        queuedWrites, sentWrites, ratios: r, loopCpuMs: { load: loadCpu, perSequentialRequest: seqCpu }, rssAtPeak: peakParts, mostHelmAtOnce: mostHelm, statusAnsweredWithinMs: answeredWithin, errors, wrongReplies, activeJobsPerRound: active, jobStates: states, jobWallMs, loadMs,
         starts, bareReadyMs: bareReady.at - bare.spawnedAt, bareIdleRss, rssUnderLoad: { peak: peakRss, mean: mean(rss), samples: rss.length },
         emulatorCalls: emu.calls.length, workDir: o.keep ? work : undefined,
       },

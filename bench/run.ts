@@ -4,8 +4,7 @@
  *   npm run bench                      full run (≈ 6–8 min on 2 cores; run it on a quiet machine)
  *   npm run bench -- --smoke           small counts, same code paths, same table (CI; ≈ 1 min)
  *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack, redact
- *   npm run bench -- --only pg         opt-in, not in the default run: PostgreSQL beside SQLite at the store level
- *                                      (needs initdb/pg_ctl, as the PostgreSQL tests do; reports "not run" without)
+  const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false, set: [] };
  *   npm run bench -- --json FILE       also write every figure and raw detail as JSON
  *   npm run bench -- --markdown        also print the table as Markdown (for BENCHMARKS.md)
  *
@@ -38,10 +37,16 @@ interface Args {
   only: Set<Section>;
   json?: string;
   markdown: boolean;
+  /** --set ack.rounds=2,ack.jobs=20: override single counts (a shorter run of one figure) */
+  set: Array<[string, string, number]>;
 }
 
 function parseArgs(argv: string[]): Args {
+<<<<<<< HEAD
   const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false };
+=======
+  const a: Args = { smoke: false, only: new Set(SECTIONS), markdown: false, set: [] };
+>>>>>>> wt-fast
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--smoke') a.smoke = true;
@@ -52,7 +57,13 @@ function parseArgs(argv: string[]): Args {
       const picked = list.split(',').map((s) => s.trim()).filter(Boolean);
       for (const p of picked) if (!SECTIONS.includes(p as Section)) throw new Error(`--only: unknown section ${p} (${SECTIONS.join(', ')})`);
       a.only = new Set(picked as Section[]);
-    } else throw new Error(`unknown option ${v}\nusage: npm run bench [-- --smoke] [--only ${SECTIONS.join(',')}] [--json FILE] [--markdown]`);
+    } else if (v === '--set') {
+      for (const kv of (argv[++i] ?? '').split(',').filter(Boolean)) {
+        const m = /^(\w+)\.(\w+)=(\d+(?:\.\d+)?)$/.exec(kv.trim());
+        if (!m) throw new Error(`--set: expected section.count=number (e.g. ack.rounds=2), got "${kv}"`);
+        a.set.push([m[1], m[2], Number(m[3])]);
+      }
+    } else throw new Error(`unknown option ${v}\nusage: npm run bench [-- --smoke] [--only ${SECTIONS.join(',')}] [--set ack.rounds=2,…] [--json FILE] [--markdown]`);
   }
   return a;
 }
@@ -102,7 +113,12 @@ function machine() {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const mode = args.smoke ? 'smoke' : 'full';
-  const counts = COUNTS[mode];
+  const counts = structuredClone(COUNTS[mode]);
+  const byName = counts as unknown as Record<string, Record<string, number>>;
+  for (const [sec, key, n] of args.set) {
+    if (!byName[sec] || !(key in byName[sec])) throw new Error(`--set: no count ${sec}.${key} (${Object.entries(counts).map(([s, c]) => Object.keys(c).map((k) => `${s}.${k}`).join(', ')).join(', ')})`);
+    byName[sec][key] = n;
+  }
   setBenchSecretEnv();
   // the jobs' own logs (steps, engine) would drown the table: keep them in memory, count errors
   const logLines: string[] = [];

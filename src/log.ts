@@ -6,7 +6,7 @@ import { redact } from './redact.ts';
 
 /**
  * JSON logs (pino) with every string passed through the shared redaction.
- * Level from LOG_LEVEL; destination stderr so CLI output on stdout stays clean.
+ * Level from LOG_LEVEL; destination stderr (asynchronous) so CLI output on stdout stays clean.
  */
 export type Logger = pino.Logger;
 
@@ -43,7 +43,7 @@ export function createLogger(bindings: Record<string, unknown> = {}, destination
         err: (e: unknown) => safe(e),
       },
     },
-    destination ?? pino.destination(2),
+    destination ?? stderrDestination(),
   );
   // pino applies formatters.bindings to the root only; children inherit this own property (Object.create)
   const child = root.child;
@@ -51,6 +51,15 @@ export function createLogger(bindings: Record<string, unknown> = {}, destination
     return child.call(this, safe(b) as typeof b, options);
   } as typeof root.child;
   return root;
+}
+
+/**
+ * stderr, written asynchronously: a synchronous write per line blocks the event loop for as long as the pipe
+ * or file behind stderr takes (a slow log collector, a full pipe), in the middle of Slack's ack window. Lines
+ * written while a write is in flight go out together in the next one; pino flushes what is left on exit.
+ */
+function stderrDestination(): pino.DestinationStream {
+  return pino.destination({ dest: 2, sync: false });
 }
 
 /**

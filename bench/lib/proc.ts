@@ -68,8 +68,11 @@ export function rssTree(pid: number): [number, number] {
   return [total, own];
 }
 
-/** RSS of a process tree by what runs: the process itself (`self`), then each descendant's command name (`helm`, `node` = the job worker …), summed */
-export function rssBreakdown(pid: number): Record<string, number> {
+/**
+ * RSS of a process tree by what runs: the process itself (`self`), then each descendant's command name (`helm`,
+ * `node` = the job worker …), summed; `counts` (optional) gets how many processes of each name were seen
+ */
+export function rssBreakdown(pid: number, counts: Record<string, number> = {}): Record<string, number> {
   const out: Record<string, number> = { self: rssOf(pid) };
   const walk = (p: number) => {
     let kids: number[] = [];
@@ -82,6 +85,7 @@ export function rssBreakdown(pid: number): Record<string, number> {
       try {
         const name = readFileSync(`/proc/${k}/comm`, 'utf8').trim();
         out[name] = (out[name] ?? 0) + rssOf(k);
+        counts[name] = (counts[name] ?? 0) + 1;
         walk(k);
       } catch {
         /* exited meanwhile */

@@ -20,6 +20,7 @@ import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlF
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
 import { checkDatabase, sqliteProbe } from './readiness.ts';
 import { ACTIVE_JOBS_SQL, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from './job-worker.ts';
+import { maxChildProcessesFromEnv } from '../infra/child-limit.ts';
 
 export interface BotOptions {
   env?: Record<string, string | undefined>;
@@ -75,6 +76,11 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
     workerIdleSecondsFromEnv(env); // read by the worker; checked here so a typo fails at start
   } catch (err) {
     problems.push({ variable: 'RE_BOT_WORKER_IDLE_SECONDS', message: (err as Error).message.replace(/^RE_BOT_WORKER_IDLE_SECONDS: /, '') });
+  }
+  try {
+    maxChildProcessesFromEnv(env); // read by the worker's helm/image adapters; checked here so a typo fails at start
+  } catch (err) {
+    problems.push({ variable: 'RE_BOT_MAX_CHILD_PROCESSES', message: (err as Error).message.replace(/^RE_BOT_MAX_CHILD_PROCESSES: /, '') });
   }
   const spec = specPolicyFromEnv(env);
   problems.push(...spec.problems);

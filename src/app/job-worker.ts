@@ -31,6 +31,18 @@ export type ToWorker = { type: 'kick' } | { type: 'cancel'; jobId: string } | { 
 export type FromWorker = { type: 'event'; event: JobEvent } | { type: 'ready'; pid: number } | { type: 'idle' };
 
 /**
+ * What the worker sends of an event: the approvals' diff text left out (`''`). It is often most of a job
+ * view's bytes (a first install's diff holds every rendered manifest), every event carries the job's
+ * approvals, and nothing in the Slack process reads it from an event — "View full diff" reads the store.
+ * Less to serialise in the worker, to queue on the IPC channel and to parse on the Slack process's loop.
+ */
+export function relayedEvent(e: JobEvent): JobEvent {
+  const lean = <A extends { diffText: string }>(a: A): A => (a.diffText ? { ...a, diffText: '' } : a);
+  const job = e.job.approvals.some((a) => a.diffText) ? { ...e.job, approvals: e.job.approvals.map(lean) } : e.job;
+  return 'approval' in e ? { ...e, job, approval: lean(e.approval) } : { ...e, job };
+}
+
+/**
  * The worker's events, applied to the Slack process's listeners (progress rendering → outbox) a batch at a
  * time, so a burst of events from many jobs never holds the event loop while acks wait. Bounded: a job's
  * `step.progress` lines coalesce (only its newest waits), and past `max` entries the oldest progress line is

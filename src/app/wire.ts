@@ -16,6 +16,8 @@ import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
 import { sealedTtlMsFromEnv, sweepSealedSecrets } from '../store/crypto.ts';
 import { deployments, jobs } from '../store/schema.ts';
+import { cachedReads } from './status-cache.ts';
+import { reportingSlotWaits, type SlotWaitReporter } from '../infra/child-limit.ts';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
 
 export interface RuntimeOptions {
@@ -72,7 +74,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     leaseMs: opts.leaseMs,
     pollMs: opts.pollMs,
     jobKinds,
-    buildContext: async (job) => {
+    buildContext: async (job, stepId) => {
       const spec = specOf(store, job.id);
       // values resolved for a job are masked until it ends (forgetScope in the engine), not for the process's life
       const resolveSecret = (ref: SetupSpec['deployment']['apiToken']) => resolveAnySecret(ref, job.id);
@@ -88,8 +90,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
                 throw await unresolvedSecretsFailure(spec, resolveSecret, err);
               }),
           });
+      // a helm/image run waiting for one of the worker's child-process slots shows as the step's progress
+      const waits: SlotWaitReporter = {
+        progress: (message) => engine.relay({ type: 'step.progress', job: engine.job(job.id)!, stepId, message }),
+        fields: { jobId: job.id, stepId },
+      };
       return {
-        infra,
+        infra: { ...infra, helm: reportingSlotWaits(infra.helm, waits), images: reportingSlotWaits(infra.images, waits) },
         resolveSecret: resolveForJob,
         // a token an API returns once stays sealed between its creation and its write (src/checklist/agent-token.ts)
         sealSecret: (value: string, purpose: string) => secretBox.sealSecret(value, purpose),
@@ -141,7 +148,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     sealSecret: (value, purpose) => secretBox.sealSecret(value, purpose),
     deployments: () => store.db.select({ name: deployments.name }).from(deployments).all().map((r) => r.name),
     lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
-    status: (name) => statusReport(store, name),
+    // reused between commits: a burst of `/re status` for the same deployments reads the store once each
+    status: cachedReads(store.sqlite, (name) => statusReport(store, name)),
     async close() {
       clearInterval(sweeper);
       offErase();

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { createRuntime } from '../app/wire.ts';
-import { ACTIVE_JOBS_SQL, workerIdleSecondsFromEnv, type FromWorker, type ToWorker } from '../app/job-worker.ts';
+import { ACTIVE_JOBS_SQL, relayedEvent, workerIdleSecondsFromEnv, type FromWorker, type ToWorker } from '../app/job-worker.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
@@ -25,7 +25,7 @@ export async function run(_args: string[]): Promise<number> {
   const tell = (m: FromWorker) => {
     if (process.connected) process.send!(m);
   };
-  rt.engine.on((event) => tell({ type: 'event', event }));
+  rt.engine.on((event) => tell({ type: 'event', event: relayedEvent(event) }));
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { MASK, RedactedError, redact } from '../redact.ts';
 import { findTool } from './tools.ts';
 import { childEnv } from './child-env.ts';
+import { childSlot } from './child-limit.ts';
 import { parseAllDocuments } from 'yaml';
 import type { CallOptions, ChartRef, HelmAdapter, HelmDiff, HelmReleaseInfo, HelmUpgradeInput } from './types.ts';
 
@@ -102,6 +103,7 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
     helmArgvLog.push([bin, ...args]);
     if (opts.signal?.aborted) throw new HelmError(`helm ${action} cancelled`, '', 'cancelled');
     const timeoutMs = opts.timeoutMs ?? defaultTimeout;
+    const release = await childSlot(`helm ${action}`, { signal: opts.signal, timeoutMs });
     const child = execa(bin, args, {
       timeout: timeoutMs,
       cancelSignal: opts.signal,
@@ -114,7 +116,7 @@ export function createHelmAdapter(options: HelmAdapterOptions = {}): HelmAdapter
       maxBuffer: 64 * 1024 * 1024,
     });
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    const r = await child;
+    const r = await child.finally(release);
     if (r.isCanceled) throw new HelmError(`helm ${action} cancelled`, '', 'cancelled');
     if (r.timedOut) throw new HelmError(`helm ${action} timed out after ${Math.round(timeoutMs / 1000)}s`, '', 'timeout');
     if (r.exitCode !== 0) {

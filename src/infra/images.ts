@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { RedactedError, redact, registerSecret } from '../redact.ts';
 import { findTool, probeTool } from './tools.ts';
+import { childSlot } from './child-limit.ts';
 import { childEnv } from './child-env.ts';
 import type { CallOptions, ImageAdapter, ImageBuildInput, ImageLocalBuildInput, ImagePushInput } from './types.ts';
 
@@ -68,6 +69,7 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
   async function run(action: string, tool: string, args: string[], timeoutMs: number, opts: CallOptions = {}, env: Record<string, string> = {}): Promise<string> {
     imageArgvLog.push([tool, ...args]);
     if (opts.signal?.aborted) throw new RedactedError(`${tool} cancelled`, 'cancelled');
+    const release = await childSlot(action, { signal: opts.signal, timeoutMs: opts.timeoutMs ?? timeoutMs });
     const r = await execa(tool, args, {
       timeout: opts.timeoutMs ?? timeoutMs,
       cancelSignal: opts.signal,
@@ -77,7 +79,7 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
       extendEnv: false,
       env: childEnv({ BUILDAH_ISOLATION: 'chroot', ...env }, { drop: options.secretEnvNames }),
       maxBuffer: 64 * 1024 * 1024,
-    });
+    }).finally(release);
     if (r.isCanceled) throw new RedactedError(`${action} cancelled`, 'cancelled');
     if (r.timedOut) throw new RedactedError(`${action} timed out after ${Math.round((opts.timeoutMs ?? timeoutMs) / 1000)}s`, 'timeout');
     if (r.exitCode !== 0) {

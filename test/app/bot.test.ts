@@ -213,6 +213,7 @@ describe('re-bot start (HTTP mode)', () => {
   it('refuses bad variables with ConfigError naming them', async () => {
     await expect(start(env({ RE_BOT_HTTP_PORT: 'http' }))).rejects.toThrow(ConfigError);
     await expect(start(env({ RE_BOT_CONCURRENCY: '0' }))).rejects.toThrow(/RE_BOT_CONCURRENCY/);
+    await expect(start(env({ RE_BOT_MAX_CHILD_PROCESSES: 'two' }))).rejects.toThrow(/RE_BOT_MAX_CHILD_PROCESSES: expected a positive integer/);
     await expect(start(env({ SLACK_SIGNING_SECRET: '' }))).rejects.toThrow(/SLACK_SIGNING_SECRET/);
   });
 });

@@ -62,6 +62,11 @@ describe('setup jobs in the job worker', () => {
       while (!events.some((e) => e.job.id === job.id && e.type === 'job.succeeded') && Date.now() < relayed) await new Promise((r) => setTimeout(r, 20));
       const mine = events.filter((e) => e.job.id === job.id).map((e) => e.type);
       expect(mine).toEqual(expect.arrayContaining(['job.started', 'step.started', 'step.finished', 'approval.requested', 'job.succeeded']));
+      // without the approvals' diff text (the store has it, for "View full diff")
+      const asked = events.find((e) => e.job.id === job.id && e.type === 'approval.requested') as Extract<JobEvent, { type: 'approval.requested' }>;
+      expect(asked.approval.diffText).toBe('');
+      expect(asked.approval.changedKeys.length).toBeGreaterThan(0);
+      expect(engine.job(job.id)!.approvals.find((a) => a.id === asked.approval.id)!.diffText).toMatch(/\S/);
       expect(kube.list('apps/v1', 'Deployment', 'wk-run').length).toBeGreaterThanOrEqual(3);
     } finally {
       await local.stop();

@@ -1,0 +1,40 @@
+/**
+ * `/re status` answers come in bursts (a channel asking about the same few deployments while setups run), and
+ * between two commits to the store every answer for a deployment is the same. A report is reused while the DB
+ * is unchanged — `data_version` moves on a commit by another connection (the job worker, a CLI command),
+ * `total_changes()` on one by this connection — and for at most `ttlMs`, since a report's expiry texts count
+ * from now. Reading both is one tiny statement; a report is a handful of queries and JSON parses.
+ */
+import type { Database } from 'better-sqlite3';
+
+export interface StatusCacheOptions {
+  /** longest a report is reused (default 2 s) */
+  ttlMs?: number;
+  /** most reports kept for one DB state (default 500) */
+  max?: number;
+  now?: () => number;
+}
+
+export function cachedReads<R>(db: Database, read: (key: string) => R, o: StatusCacheOptions = {}): (key: string) => R {
+  const ttlMs = o.ttlMs ?? 2000;
+  const max = o.max ?? 500;
+  const now = o.now ?? Date.now;
+  const state = db.prepare('SELECT data_version AS v, total_changes() AS c FROM pragma_data_version');
+  let seen = '';
+  const cache = new Map<string, { at: number; value: R }>();
+  return (key) => {
+    const s = state.get() as { v: number; c: number };
+    const version = `${s.v}:${s.c}`;
+    if (version !== seen) {
+      cache.clear();
+      seen = version;
+    }
+    const t = now();
+    const hit = cache.get(key);
+    if (hit && t - hit.at < ttlMs) return hit.value;
+    const value = read(key);
+    if (cache.size >= max) cache.clear();
+    cache.set(key, { at: t, value });
+    return value;
+  };
+}

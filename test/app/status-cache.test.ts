@@ -1,0 +1,58 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cachedReads } from '../../src/app/status-cache.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'status-cache-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function setup(name: string, o: { ttlMs?: number; now?: () => number } = {}) {
+  const file = join(dir, `${name}.db`);
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.exec('CREATE TABLE jobs (deployment TEXT, state TEXT)');
+  db.prepare('INSERT INTO jobs VALUES (?, ?)').run('prod', 'running');
+  const other = new Database(file); // the job worker's connection
+  const reads: string[] = [];
+  const status = cachedReads(db, (d) => {
+    reads.push(d);
+    return (db.prepare('SELECT state FROM jobs WHERE deployment = ?').get(d) as { state: string } | undefined)?.state;
+  }, o);
+  return { db, other, reads, status };
+}
+
+describe('status reads reused between commits', () => {
+  it('answers a repeated question from the first read while the store is unchanged', () => {
+    const { reads, status } = setup('same');
+    expect([status('prod'), status('prod'), status('prod'), status('dev')]).toEqual(['running', 'running', 'running', undefined]);
+    expect(reads).toEqual(['prod', 'dev']);
+  });
+
+  it('reads again after another process commits (the worker finishing a job)', () => {
+    const { other, reads, status } = setup('other');
+    expect(status('prod')).toBe('running');
+    other.prepare("UPDATE jobs SET state = 'succeeded'").run();
+    expect(status('prod')).toBe('succeeded');
+    expect(reads).toEqual(['prod', 'prod']);
+  });
+
+  it('reads again after this process commits (a decision taken here)', () => {
+    const { db, status } = setup('own');
+    expect(status('prod')).toBe('running');
+    db.prepare("UPDATE jobs SET state = 'cancelled'").run();
+    expect(status('prod')).toBe('cancelled');
+  });
+
+  it('reads again once the report is older than ttlMs (expiry texts count from now)', () => {
+    let t = 0;
+    const { reads, status } = setup('ttl', { ttlMs: 2000, now: () => t });
+    status('prod');
+    t = 1999;
+    status('prod');
+    t = 2000;
+    status('prod');
+    expect(reads).toEqual(['prod', 'prod']);
+  });
+});
