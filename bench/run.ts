@@ -4,7 +4,9 @@
  *   npm run bench                      full run (≈ 6–8 min on 2 cores; run it on a quiet machine)
  *   npm run bench -- --smoke           small counts, same code paths, same table (CI; ≈ 1 min)
  *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack, redact
-  const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false, set: [] };
+ *   npm run bench -- --only pg         opt-in, not in the default run: PostgreSQL beside SQLite at the store level
+ *                                      (needs initdb/pg_ctl, as the PostgreSQL tests do; reports "not run" without)
+ *   npm run bench -- --set ack.rounds=2,ack.jobs=20   override single counts (a shorter run of one figure)
  *   npm run bench -- --json FILE       also write every figure and raw detail as JSON
  *   npm run bench -- --markdown        also print the table as Markdown (for BENCHMARKS.md)
  *
@@ -42,11 +44,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-<<<<<<< HEAD
-  const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false };
-=======
-  const a: Args = { smoke: false, only: new Set(SECTIONS), markdown: false, set: [] };
->>>>>>> wt-fast
+  const a: Args = { smoke: false, only: new Set(SECTIONS.filter((s) => !OPT_IN.has(s))), markdown: false, set: [] };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--smoke') a.smoke = true;
