@@ -140,10 +140,15 @@ export async function updateStepPg(db: PgExec, jobId: string, stepId: string, va
 
 const NOW_MS = sql`(extract(epoch from statement_timestamp()) * 1000)::bigint`;
 
-/** `owner` holds an unexpired lease on the running, not-cancelled job (checked in the writing statement itself). */
+/**
+ * `owner` holds an unexpired lease on the running, not-cancelled job, checked in the writing statement itself.
+ * `for share` makes a write and a takeover of the job (claimNextJob's UPDATE, a cancel) wait for each other:
+ * a write that started before another replica claimed the job commits before the claim, so the new owner reads
+ * it; one that started after re-checks the claimed row, sees another owner and writes nothing.
+ */
 const leaseHeld = (jobId: string, owner: string) => sql`exists (select 1 from jobs
   where jobs.id = ${jobId} and jobs.lease_owner = ${owner} and jobs.state = 'running'
-    and jobs.cancel_requested = false and jobs.lease_expires_at > ${NOW_MS})`;
+    and jobs.cancel_requested = false and jobs.lease_expires_at > ${NOW_MS} for share)`;
 
 /**
  * A running step's write (started, finished, failed, checkpoint), applied only while `owner` holds the job's
