@@ -114,6 +114,18 @@ export class PgOutboxStore {
     return r.rowCount ?? 0;
   }
 
+  /**
+   * Rows left in `sending` in channels nobody holds any more (the holder died or lost the lease mid-send, and no
+   * pending row brings the channel back to a poller): the same recovery rules, so they are not stuck. Any sender
+   * may call it at each poll, before `takeDueChannels`.
+   */
+  async recoverOrphaned(): Promise<number> {
+    const r = await this.pool.query(
+      `update slack_outbox set state = case when kind = 'update' or (kind = 'post' and ref is null) then 'pending' else 'unknown' end
+       where state = 'sending' and not exists (select 1 from slack_channel_leases l where l.channel = slack_outbox.channel and l.expires_at > ${NOW_MS})`);
+    return r.rowCount ?? 0;
+  }
+
   async pendingCount(): Promise<number> {
     return Number((await this.pool.query(`select count(*) as n from slack_outbox where state in ('pending','sending')`)).rows[0].n);
   }
