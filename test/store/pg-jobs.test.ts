@@ -182,7 +182,9 @@ describeTwins('PostgreSQL job writes, beside SQLite\'s', (twins) => {
     await submitBoth(t, 'job-1');
     await claimNextJob(t.pg.db, { owner: 'w1', leaseMs: 60_000 });
     const at = { jobId: 'job-1', stepId: 'a', owner: 'w1' };
-    // w1 keeps writing an increasing counter until a write is refused
+    // w1 keeps writing an increasing counter until a write is refused. (The lease check's FOR SHARE closes the
+    // window of a write whose statement began just before the takeover committed; this test rarely lands in it
+    // and also passed once with FOR SHARE removed, so it guards the ordering, not that lock by itself.)
     const landed: number[] = [];
     const writer = (async () => {
       for (let n = 1; n < 10_000; n++) {
