@@ -7,7 +7,8 @@
  *    src/store/pg/claim.ts (claimNextJob, renewJobLease) plus the completing UPDATE, with one claimer, then with
  *    several claimers spread over two pools (two replicas).
  *  - the `/re status` reads (latest job with steps, approvals and votes, the lock holder, the last good setup) for
- *    the same seeded rows: SQLite through src/jobs/status-queries.ts, PostgreSQL through bench/lib/pg-status.ts.
+ *    the same seeded rows: SQLite through src/jobs/status-queries.ts; PostgreSQL through src/store/pg/status.ts
+ *    (the whole answer in one statement) and, for comparison, bench/lib/pg-status.ts (one statement per read).
  *
  * The PostgreSQL server is a throwaway cluster (test/support/postgres.ts) on this machine, started with
  * fsync/synchronous_commit/full_page_writes on (the tests' clusters have them off) so that commits are as durable
@@ -26,6 +27,7 @@ import { openStore, type Store } from '../src/store/db.ts';
 import { claimNextJob, renewJobLease } from '../src/store/pg/claim.ts';
 import { openPgStore, type PgStore } from '../src/store/pg/open.ts';
 import { postgresMissing, startPostgres, type PgCluster } from '../test/support/postgres.ts';
+import { statusAnswerPg } from '../src/store/pg/status.ts';
 import { pgStatusReads } from './lib/pg-status.ts';
 import { demoSpec } from './lib/spec.ts';
 import { ms, p50, p99, type Row } from './lib/stats.ts';
@@ -238,6 +240,11 @@ export async function runPgStoreBench(o: PgStoreOptions): Promise<{ rows: Row[];
     const b = await pgStatusReads(stores[0]!.pool, names[1]!);
     if (a.view?.id !== (b?.view as { id?: string } | undefined)?.id || a.view?.steps.length !== (b?.view as { steps: unknown[] }).steps.length
       || a.view?.approvals.length !== (b?.view as { approvals: unknown[] }).approvals.length) throw new Error('the two stores answer different status reads');
+    for (const name of names.slice(0, 20)) {
+      const l = sqliteReads(name);
+      const one = await statusAnswerPg(stores[0]!.pool, name);
+      if (JSON.stringify([l.view, l.lock, l.lastGood]) !== JSON.stringify([one.view, one.lock, one.lastGood])) throw new Error(`the one-statement status answer differs from SQLite's for ${name}`);
+    }
     const pick = (seed: number) => { const r = rng(seed); return () => names[Math.floor(r() * names.length)]!; };
     const warm = Math.min(200, o.samples);
     const sqliteTimes: number[] = [];
@@ -256,7 +263,15 @@ export async function runPgStoreBench(o: PgStoreOptions): Promise<{ rows: Row[];
       await pgStatusReads(stores[0]!.pool, name);
       if (i >= warm) pgTimes.push(performance.now() - s);
     }
-    o.log(`  status reads: SQLite p50 ${ms(p50(sqliteTimes))} p99 ${ms(p99(sqliteTimes))}; PostgreSQL p50 ${ms(p50(pgTimes))} p99 ${ms(p99(pgTimes))}`);
+    const pgOneTimes: number[] = [];
+    next = pick(7);
+    for (let i = 0; i < warm + o.samples; i++) {
+      const name = next();
+      const s = performance.now();
+      await statusAnswerPg(stores[0]!.pool, name);
+      if (i >= warm) pgOneTimes.push(performance.now() - s);
+    }
+    o.log(`  status reads: SQLite p50 ${ms(p50(sqliteTimes))} p99 ${ms(p99(sqliteTimes))}; PostgreSQL one statement p50 ${ms(p50(pgOneTimes))} p99 ${ms(p99(pgOneTimes))}, one per read p50 ${ms(p50(pgTimes))} p99 ${ms(p99(pgTimes))}`);
 
     const lite = claimSqlite(sqlite, o.claimJobs);
     o.log(`  claim → renew → complete: SQLite ${perSecond(lite.perSecond)} (1 loop)`);
@@ -285,14 +300,16 @@ export async function runPgStoreBench(o: PgStoreOptions): Promise<{ rows: Row[];
       { section: SECTION, figure: `  the same, synchronous_commit=off, ${o.claimers} claimers`, value: perSecond(manyAsync.perSecond), target: '(info)', ratio: `${times(manyAsync.perSecond, lite.perSecond)} of SQLite` },
       { section: SECTION, figure: `status reads p50, SQLite (${names.length} deployments, ${stepRows.toLocaleString('en-US')} step rows)`, value: ms(p50(sqliteTimes)) },
       { section: SECTION, figure: 'status reads p99, SQLite', value: ms(p99(sqliteTimes)) },
-      { section: SECTION, figure: 'status reads p50, PostgreSQL (same rows)', value: ms(p50(pgTimes)), target: '(info)', ratio: `${times(p50(pgTimes), p50(sqliteTimes))} SQLite's` },
-      { section: SECTION, figure: 'status reads p99, PostgreSQL', value: ms(p99(pgTimes)), target: '(info)', ratio: `${times(p99(pgTimes), p99(sqliteTimes))} SQLite's` },
+      { section: SECTION, figure: 'status answer p50, PostgreSQL, one statement (src/store/pg/status.ts, same rows)', value: ms(p50(pgOneTimes)), target: '(info)', ratio: `${times(p50(pgOneTimes), p50(sqliteTimes))} SQLite's` },
+      { section: SECTION, figure: 'status answer p99, PostgreSQL, one statement', value: ms(p99(pgOneTimes)), target: '(info)', ratio: `${times(p99(pgOneTimes), p99(sqliteTimes))} SQLite's` },
+      { section: SECTION, figure: 'status reads p50, PostgreSQL, one statement per read (7–11)', value: ms(p50(pgTimes)), target: '(info)', ratio: `${times(p50(pgTimes), p50(sqliteTimes))} SQLite's` },
+      { section: SECTION, figure: 'status reads p99, PostgreSQL, one statement per read', value: ms(p99(pgTimes)), target: '(info)', ratio: `${times(p99(pgTimes), p99(sqliteTimes))} SQLite's` },
     ];
     return {
       rows,
       detail: {
         postgres: version, settings, deployments: names.length, jobs: names.length * o.jobsPerDeployment, stepRows, seedSqliteMs, seedPgMs,
-        status: { samples: o.samples, sqlite: { p50: p50(sqliteTimes), p99: p99(sqliteTimes) }, postgres: { p50: p50(pgTimes), p99: p99(pgTimes) } },
+        status: { samples: o.samples, sqlite: { p50: p50(sqliteTimes), p99: p99(sqliteTimes) }, postgres: { p50: p50(pgTimes), p99: p99(pgTimes) }, postgresOneStatement: { p50: p50(pgOneTimes), p99: p99(pgOneTimes) } },
         claims: {
           jobs: o.claimJobs, claimers: o.claimers, sqlite: lite.perSecond, postgresOne: one.perSecond, postgresMany: many.perSecond,
           postgresOneAsyncCommit: oneAsync.perSecond, postgresManyAsyncCommit: manyAsync.perSecond,
