@@ -284,6 +284,12 @@ describe('timeouts and cancellation', () => {
     await expect(h.upgradeInstall(input())).resolves.toMatchObject({ revision: 3 });
   });
 
+  it('the history read after an upgrade --install keeps the call’s timeout', async () => {
+    helmBin.plan([{ when: ['history'], sleepMs: 4000 }]);
+    const err = await caught(helm().upgradeInstall(input(), { timeoutMs: 800 }));
+    expect(err.message).toBe('helm history timed out after 1s');
+  });
+
   it('a call whose signal is already aborted starts no helm', async () => {
     const ac = new AbortController();
     ac.abort();
