@@ -73,8 +73,12 @@ describe('buildAndPush: argv, auth file, digest', () => {
     const err = await caught(images().buildAndPush(input));
     expect(err.message).toBe('push reported no usable digest (got "sha256:not-hex")');
     expect(err.code).toBe('image_failed');
-    tools.buildah.plan([{ when: ['push'], digest: `${DIGEST}0` }]);
-    expect((await caught(images().buildAndPush(input))).message).toMatch(/^push reported no usable digest/);
+    for (const bad of [`${DIGEST}0`, `digest: ${DIGEST}`]) {
+      tools.buildah.plan([{ when: ['push'], digest: bad }]);
+      expect((await caught(images().buildAndPush(input))).message).toBe(`push reported no usable digest (got "${bad}")`);
+    }
+    tools.buildah.plan([{ when: ['push'], digest: 'x'.repeat(100) }]);
+    expect((await caught(images().buildAndPush(input))).message).toBe(`push reported no usable digest (got "${'x'.repeat(80)}")`);
   });
 
   it('podman: build and push with --authfile and --digestfile, no storage flags', async () => {
@@ -211,7 +215,7 @@ describe('a tool’s failure as the user sees it', () => {
   };
 
   it('the last "Error:" line, without its prefix; logfmt retries before it are left out', async () => {
-    const err = await fail({ stderr: 'time="t" level=warning msg="retrying"\nError: first\nwarn\nerror: pushing: unauthorized\n' });
+    const err = await fail({ stderr: 'time="t" level=warning msg="retrying"\nError: first\nwarn\nerror: pushing: unauthorized\ntime="t" level=info msg="no error to report"\n' });
     expect(err.message).toBe('buildah rmi failed: pushing: unauthorized');
     expect(err.code).toBe('image_failed');
     expect((await fail({ stderr: 'ERROR something broke\n' })).message).toBe('buildah rmi failed: something broke');
@@ -320,9 +324,10 @@ describe('push (a built image to its destination)', () => {
     expect(c.argv).toEqual(['--storage-driver', 'vfs', 'push', '--tls-verify=false', '--authfile', authFile, '--digestfile', join(dirname(authFile), 'digest'), 'localhost/s:1', `docker://${dest}`]);
     expect(JSON.parse(c.files[authFile]!.content)).toEqual({ auths: { 'reg.example.com': { auth: b64(`cli:${PW}`) }, 'images.astronomer.cloud': { auth: b64(`cli:${EXTRA.password}`) } } });
     expect(JSON.stringify(c.argv)).not.toContain(EXTRA.password);
-    tools.buildah.plan([{ exit: 1, stderr: `Error: denied for ${EXTRA.password}` }]);
+    forgetAllSecrets();
+    tools.buildah.plan([{ exit: 1, stderr: `Error: denied for ${EXTRA.password} ${b64(`cli:${EXTRA.password}`)}` }]);
     const err = await caught(images().push({ builder: 'buildah', image: 'localhost/s:1', destination: dest, auth: EXTRA }));
-    expect(err.message).toBe('buildah push failed: denied for [REDACTED]');
+    expect(err.message).toBe('buildah push failed: denied for [REDACTED] [REDACTED]');
   });
 
   it('podman: no storage flags, TLS verified by default, no auth file without credentials', async () => {
@@ -369,12 +374,12 @@ describe('remoteDigest (HEAD on the registry’s manifest)', () => {
 
   it('the Docker-Content-Digest of the tag, with the manifest types accepted and Basic auth for that registry only', async () => {
     answer = () => ({ status: 200, headers: { 'docker-content-digest': DIGEST } });
-    const a = images({ auth: [{ ...AUTH, registry: host }, AUTH] });
+    const a = images({ auth: [AUTH, { ...AUTH, registry: host, password: 'local-registry-pass-1' }] });
     expect(await a.remoteDigest(`${host}/acme/agent`, 'v1+b', { tlsVerify: false })).toBe(DIGEST);
     expect(seen[0]!.method).toBe('HEAD');
     expect(seen[0]!.url).toBe('/v2/acme/agent/manifests/v1%2Bb');
     expect(seen[0]!.headers.accept).toBe('application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json');
-    expect(seen[0]!.headers.authorization).toBe(`Basic ${b64(`cli:${PW}`)}`);
+    expect(seen[0]!.headers.authorization).toBe(`Basic ${b64('cli:local-registry-pass-1')}`);
     await images({ auth: [AUTH] }).remoteDigest(`${host}/acme/agent`, 't', { tlsVerify: false });
     expect(seen[1]!.headers.authorization).toBeUndefined();
   });
@@ -414,7 +419,7 @@ describe('remoteDigest (HEAD on the registry’s manifest)', () => {
   it('a token-authenticated registry (401): skopeo inspect with the auth file; "manifest unknown" is "not there"', async () => {
     answer = () => ({ status: 401 });
     const a = images({ auth: [{ ...AUTH, registry: host }] });
-    tools.skopeo.plan([{ when: [`docker://${host}/acme/agent:t1`], stdout: JSON.stringify({ Digest: DIGEST }) }, { when: [`docker://${host}/acme/agent:t2`], stdout: '{}' }, { exit: 1, stderr: 'FATA[0000] Error: manifest unknown' }]);
+    tools.skopeo.plan([{ when: [`docker://${host}/acme/agent:t1`], stdout: JSON.stringify({ Digest: DIGEST }) }, { when: [`docker://${host}/acme/agent:t2`], stdout: '{}' }, { when: [`docker://${host}/acme/agent:t5`], exit: 1, stderr: 'Error: reading manifest t5 in x: not found' }, { exit: 1, stderr: 'FATA[0000] Error: manifest unknown' }]);
     expect(await a.remoteDigest(`${host}/acme/agent`, 't1', { tlsVerify: false })).toBe(DIGEST);
     const c = tools.skopeo.calls()[0]!;
     const authFile = after(c, '--authfile');
@@ -422,6 +427,7 @@ describe('remoteDigest (HEAD on the registry’s manifest)', () => {
     expect(JSON.parse(c.files[authFile]!.content)).toEqual({ auths: { [host]: { auth: b64(`cli:${PW}`) } } });
     expect(await a.remoteDigest(`${host}/acme/agent`, 't2', { tlsVerify: false })).toBeNull();
     expect(await a.remoteDigest(`${host}/acme/agent`, 't3', { tlsVerify: false })).toBeNull();
+    expect(await a.remoteDigest(`${host}/acme/agent`, 't5', { tlsVerify: false })).toBeNull();
     tools.skopeo.plan([{ exit: 1, stderr: 'Error: unauthorized: authentication required' }]);
     const err = await caught(images().remoteDigest(`${host}/acme/agent`, 't4', { tlsVerify: false }));
     expect(err.message).toBe('skopeo inspect failed: unauthorized: authentication required');
