@@ -277,9 +277,9 @@ describe('timeouts and cancellation', () => {
   });
 
   it('upgrade --install waits at least helm’s own --timeout plus 30 s, whatever the default', async () => {
-    // the default (1 s) is shorter than helm takes here (2 s): the upgrade must not be killed
-    helmBin.plan([{ when: ['upgrade'], sleepMs: 2000 }, { when: ['history'], stdout: HISTORY }]);
-    const h = createHelmAdapter({ helmPath: helmBin.path, defaultTimeoutMs: 1000 });
+    // the default (2 s) is shorter than helm takes here (3 s): the upgrade must not be killed
+    helmBin.plan([{ when: ['upgrade'], sleepMs: 3000 }, { when: ['history'], stdout: HISTORY }]);
+    const h = createHelmAdapter({ helmPath: helmBin.path, defaultTimeoutMs: 2000 });
     await expect(h.upgradeInstall(input({ timeoutSeconds: 1 }))).resolves.toMatchObject({ revision: 3 });
     await expect(h.upgradeInstall(input())).resolves.toMatchObject({ revision: 3 });
   });
