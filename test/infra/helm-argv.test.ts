@@ -324,6 +324,48 @@ describe('timeouts and cancellation', () => {
   });
 });
 
+describe('what each failure says (mutation survivors of the adapter)', () => {
+  it('each call names its action when helm fails', async () => {
+    helmBin.plan([{ exit: 1, stderr: 'Error: boom' }]);
+    const h = helm();
+    expect((await caught(h.chartMetadata({ path: 'a' }))).message).toBe('helm show chart failed: boom');
+    expect((await caught(h.getValues('r1', 'agents'))).message).toBe('helm get values failed: boom');
+    expect((await caught(h.rollback('r1', 'agents', 2))).message).toBe('helm rollback failed: boom');
+    expect((await caught(h.uninstall('r1', 'agents'))).message).toBe('helm uninstall failed: boom');
+  });
+
+  it('errors that helm did not print carry no stderr', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    expect((await caught(helm().version({ signal: ac.signal }))).stderr).toBe('');
+    helmBin.plan([{ sleepMs: 4000 }]);
+    expect((await caught(helm().version({ timeoutMs: 300 }))).stderr).toBe('');
+    const ac2 = new AbortController();
+    setTimeout(() => ac2.abort(), 300);
+    expect((await caught(helm().version({ signal: ac2.signal }))).stderr).toBe('');
+    helmBin.plan([{ when: ['history'], stdout: '[]' }, { when: ['show'], stdout: 'apiVersion: v2' }]);
+    expect((await caught(helm().upgradeInstall(input()))).stderr).toBe('');
+    expect((await caught(helm().chartMetadata({ path: 'a' }))).stderr).toBe('');
+  });
+
+  it('version: surrounding blank space trimmed', async () => {
+    helmBin.plan([{ stdout: '  v4.0.1\n\n' }]);
+    expect(await helm().version()).toBe('v4.0.1');
+  });
+
+  it('without helmPath, the helm named by RE_BOT_HELM is the one started', async () => {
+    const saved = process.env.RE_BOT_HELM;
+    process.env.RE_BOT_HELM = helmBin.path;
+    try {
+      helmBin.plan([{ stdout: 'v4.0.9' }]);
+      expect(await createHelmAdapter().version()).toBe('v4.0.9');
+    } finally {
+      if (saved === undefined) delete process.env.RE_BOT_HELM;
+      else process.env.RE_BOT_HELM = saved;
+    }
+  });
+});
+
 describe('helmErrorMessage', () => {
   it('keeps the Error:/error: lines, without the first "Error:"', () => {
     expect(helmErrorMessage('upgrade', 'W1\nError: first\nnoise\nerror: second\n')).toBe('helm upgrade failed: first error: second');
