@@ -223,6 +223,12 @@ describe('a tool’s failure as the user sees it', () => {
     expect((await fail({ stderr: 'ERROR something broke\n' })).message).toBe('buildah rmi failed: something broke');
   });
 
+  it('an error line without a colon is still the one picked; "error" inside other text is kept', async () => {
+    expect((await fail({ stderr: 'ERROR pushing failed\nlevel=info done\n' })).message).toBe('buildah rmi failed: pushing failed');
+    expect((await fail({ stderr: 'a\nsome error: here\n' })).message).toBe('buildah rmi failed: a some error: here');
+    expect((await fail({ stderr: 'Error:  two spaces\n' })).message).toBe('buildah rmi failed: two spaces');
+  });
+
   it('no error line: the last two lines; nothing on stderr: stdout; nothing at all: the exit code', async () => {
     expect((await fail({ stderr: 'a\n  b  \n\nc\n' })).message).toBe('buildah rmi failed: b c');
     expect((await fail({ stdout: 'only on stdout\n' })).message).toBe('buildah rmi failed: only on stdout');
