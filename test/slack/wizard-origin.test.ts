@@ -2,15 +2,17 @@
  * Where a job started from the wizard reports, what the lock notice promises, and what the operator finds in
  * the log when a wizard fails (found by mutation testing, see TESTING.md).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeEngine } from '../support/fake-engine.ts';
 import { startHarness, wizardPages, CHANNEL, REQUESTER, until, type Harness } from './harness.ts';
 import { viewSubmission } from '../../src/devkit/slack-emulator/payloads.ts';
 import type { SubmitInput } from '../../src/jobs/types.ts';
+import { GroupResolver } from '../../src/slack/policy.ts';
 
 const policy = { approvers: [], required: 1, allowSelfApproval: false, expiresInMs: 3600_000 };
 let h: Harness | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await h?.close();
   h = undefined;
 });
@@ -86,5 +88,22 @@ describe('wizard: failures the operator finds in the log, with their cause', () 
     };
     await h.page(REQUESTER, wizardPages()[0]);
     expect(logged(h, 'wizard page failed')).toMatchObject({ err: 'disk I/O error', page: expect.any(String) });
+  });
+});
+
+describe('wizard: a user-group lookup that fails after the modal opened', () => {
+  it('the first page submit ends the wizard with the lookup’s own reason, not "Slack did not answer"', async () => {
+    // fails 100 ms after it starts: the modal opens (budget 0), the page submit then sees the failure
+    vi.spyOn(GroupResolver.prototype, 'isMember').mockImplementation(() => new Promise<boolean>((_r, reject) => setTimeout(() => reject(new Error('could not read the members of user group S0APPROVERS (ratelimited)')), 100)));
+    h = await startHarness({ engine: new FakeEngine(policy), env: { RE_BOT_OPERATORS: 'S0APPROVERS' }, operatorCheckBudgetMs: 0 });
+    await h.command(REQUESTER, 'setup');
+    await until(() => h!.emu.topView(REQUESTER), 3000, 'modal');
+    await new Promise((r) => setTimeout(r, 200));
+    const ack = await h.page(REQUESTER, wizardPages()[0]);
+    expect(ack.response_action).toBe('update');
+    const text = JSON.stringify(ack.view);
+    expect(text).toContain('could not read the members of user group S0APPROVERS (ratelimited)');
+    expect(text).not.toContain('Slack did not answer in time');
+    expect(h.vault.values.size).toBe(0);
   });
 });
