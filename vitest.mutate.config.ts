@@ -18,10 +18,12 @@ export const MUTATION_TESTS = [
   'test/slack/wizard-auth.test.ts',
   'test/slack/wizard-operator.test.ts',
   'test/slack/wizard-errors.test.ts',
+  'test/slack/wizard-origin.test.ts',
   'test/slack/outbox.test.ts',
   'test/slack/outbox-store.test.ts',
   'test/infra/helm.test.ts',
-  'test/infra/images.test.ts',
+  'test/infra/helm-argv.test.ts',
+  'test/infra/images-argv.test.ts',
 ];
 
 export default defineConfig({

@@ -68,7 +68,7 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
 
   async function run(action: string, tool: string, args: string[], timeoutMs: number, opts: CallOptions = {}, env: Record<string, string> = {}): Promise<string> {
     imageArgvLog.push([tool, ...args]);
-    if (opts.signal?.aborted) throw new RedactedError(`${tool} cancelled`, 'cancelled');
+    if (opts.signal?.aborted) throw new RedactedError(`${action} cancelled`, 'cancelled');
     const release = await childSlot(action, { signal: opts.signal, timeoutMs: opts.timeoutMs ?? timeoutMs });
     const r = await execa(tool, args, {
       timeout: opts.timeoutMs ?? timeoutMs,
@@ -170,7 +170,7 @@ export function createImageAdapter(options: ImageAdapterOptions = {}): ImageAdap
       throw new RedactedError(`reading ${host}/${name}:${tag} from the registry failed: ${reason}`, 'registry_unreachable');
     }
     if (res.status === 404) return null;
-    if (res.status === 401 && findTool('skopeo')) return skopeoDigest(repository, tag, opts);
+    if (res.status === 401 && (options.paths?.skopeo ?? findTool('skopeo'))) return skopeoDigest(repository, tag, opts);
     if (!res.ok) throw new RedactedError(`registry ${host} answered HTTP ${res.status} for ${name}:${tag}`, 'registry_failed');
     const digest = res.headers.get('docker-content-digest');
     if (!digest) throw new RedactedError(`registry ${host} sent no Docker-Content-Digest for ${name}:${tag}`, 'registry_failed');
