@@ -139,6 +139,31 @@ describe('reclaiming leases', () => {
     expect(log).toEqual(['A:start', 'A:end']);
     expect(v.steps[1].summary).toBe('b by A');
   });
+  it('a worker that lost its job to another owner aborts its step at its next renewal, and records nothing more', async () => {
+    const log: string[] = [];
+    const dRuns: string[] = [];
+    const d = (who: string): StepHandler => ({ id: 'd', run: async () => { dRuns.push(who); return { status: 'succeeded', summary: who }; } });
+    const slowA: StepHandler = { id: 'b', run: (ctx) => new Promise((resolve, reject) => {
+      log.push('A:start');
+      const t = setTimeout(() => { log.push('A:end'); resolve({ status: 'succeeded', summary: 'b by A' }); }, 900);
+      ctx.signal.addEventListener('abort', () => { clearTimeout(t); log.push('A:aborted'); reject(new Error('aborted')); });
+    }) };
+    const a = track(makeEngine([ok('a'), slowA, ok('c'), d('A')], { leaseMs: 150, owner: 'otherhost:1:aaaa' }));
+    a.engine.start();
+    const j = await submit(a.engine);
+    await waitFor(() => log.includes('A:start'));
+    // a worker whose clock runs ahead sees A's lease as expired and takes the job
+    const slowB: StepHandler = { id: 'b', run: async () => { log.push('B:start'); await sleep(300); log.push('B:end'); return { status: 'succeeded', summary: 'b by B' }; } };
+    const b = track(makeEngine([ok('a'), slowB, ok('c'), d('B')], { leaseMs: 150, owner: 'otherhost:2:bbbb', path: a.store.path, clock: () => Date.now() + 60_000 }));
+    b.engine.start();
+    const v = await waitState(b.engine, j.id, 'succeeded');
+    await sleep(100);
+    expect(log).toContain('A:aborted');
+    expect(log).not.toContain('A:end');
+    expect(log.indexOf('A:aborted')).toBeLessThan(log.indexOf('B:end'));
+    expect(dRuns).toEqual(['B']);
+    expect(v.steps[1].summary).toBe('b by B');
+  });
 });
 
 describe('which jobs run when', () => {
@@ -353,13 +378,17 @@ describe('cancel', () => {
 describe('stop', () => {
   it('stop() aborts the running step, waits for it, and leaves the job to any other worker at once', async () => {
     const log: string[] = [];
-    const x = held('b', log);
-    const first = makeEngine([ok('a'), x.h, ok('c'), ok('d')], { leaseMs: 60_000, owner: 'otherhost:1:aaaa' });
+    const winding: StepHandler = { id: 'b', run: (ctx) => new Promise((_, reject) => {
+      log.push('b:start');
+      // the step needs a moment to clean up after the abort (a child process to kill)
+      ctx.signal.addEventListener('abort', () => { log.push('b:aborted'); setTimeout(() => { log.push('b:cleaned up'); reject(new Error('aborted')); }, 60); });
+    }) };
+    const first = makeEngine([ok('a'), winding, ok('c'), ok('d')], { leaseMs: 60_000, owner: 'otherhost:1:aaaa' });
     first.engine.start();
     const j = await submit(first.engine);
     await waitFor(() => log.includes('b:start'));
     await first.engine.stop();
-    expect(log).toEqual(['b:start', 'b:aborted']);
+    expect(log).toEqual(['b:start', 'b:aborted', 'b:cleaned up']);
     const row = lease(first.store, j.id);
     expect(row).toMatchObject({ state: 'running', owner: 'otherhost:1:aaaa', expires: 0 });
     expect(first.engine.job(j.id)!.steps[1].state).toBe('running');

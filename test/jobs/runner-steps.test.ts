@@ -423,6 +423,22 @@ describe('approvals gate the step that applies', () => {
     }
   });
 
+  it('an approve click that arrives after the expiry, before any worker noticed it, applies nothing', async () => {
+    let t = Date.now();
+    const applied: string[] = [];
+    const { engine } = track(makeEngine([ok('a'), ok('b'), applyStep(applied), ok('d')], { clock: () => t, policy: policy({ expiresInMs: 1000 }) }));
+    engine.start();
+    const j = await submit(engine);
+    const w = await engine.settled(j.id);
+    await engine.stop(); // no worker tick expires it first
+    t += 1000;
+    expect(await engine.decide(w.approvals[0].id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false, reason: 'expired' });
+    engine.start();
+    await sleep(100);
+    expect(applied).toEqual([]);
+    expect(engine.job(j.id)!.state).toBe('failed');
+  });
+
   it('a cancel while waiting for approval: the approval is void, nothing applied', async () => {
     const applied: string[] = [];
     const { engine } = track(makeEngine([ok('a'), ok('b'), applyStep(applied), ok('d')]));
