@@ -456,6 +456,25 @@ describe('what a user sees per job', () => {
     expect(exportAudit(store, { jobId: j.id }).every((e) => e.jobId === j.id)).toBe(true);
   });
 
+  it('a database error outside the step itself fails the job with that error (masked), instead of leaving it running', async () => {
+    const secret = 'db-s3cr3t-value-4';
+    registerSecret(secret);
+    const runs: string[] = [];
+    const { engine, store } = track(makeEngine(['a', 'b', 'c', 'd'].map((s) => recorder(s, runs))));
+    // the write that marks step b running fails, as a full disk or a corrupt page would
+    store.sqlite.exec(`create trigger fail_b before update of state on job_steps when new.step_id = 'b' and new.state = 'running' begin select raise(abort, 'disk I/O error near ${secret}'); end`);
+    const seen: string[] = [];
+    engine.on((e) => seen.push(`${e.type}:${e.job.state}`));
+    engine.start();
+    const j = await submit(engine);
+    const v = await waitState(engine, j.id, 'failed');
+    store.sqlite.exec('drop trigger fail_b');
+    expect(v.error).toBe('disk I/O error near [REDACTED]');
+    expect(runs).toEqual(['a']);
+    expect(seen.at(-1)).toBe('job.failed:failed');
+    expect(exportAudit(store, { jobId: j.id }).at(-1)).toMatchObject({ action: 'job.finished', result: 'failed', details: { error: 'disk I/O error near [REDACTED]' } });
+  });
+
   it('a succeeded job is audited as finished and succeeded', async () => {
     const { engine, store } = track(makeEngine([ok('a'), ok('b'), ok('c'), ok('d')]));
     engine.start();
