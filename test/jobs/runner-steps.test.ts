@@ -383,9 +383,10 @@ describe('approvals gate the step that applies', () => {
     return { status: 'succeeded', summary: 'applied' };
   } });
 
-  it('nothing is applied before the approval; after it, the step applies once and the job goes on', async () => {
+  it('nothing is applied before the approval; after it, the step applies once and the job goes on at once', async () => {
     const applied: string[] = [];
-    const { engine } = track(makeEngine([ok('a'), ok('b'), applyStep(applied), ok('d')]));
+    // no polling: the approval itself puts the job back to work
+    const { engine } = track(makeEngine([ok('a'), ok('b'), applyStep(applied), ok('d')], { pollMs: 1_000_000 }));
     const seen: string[] = [];
     engine.on((e) => seen.push(`${label(e)}:${e.job.state}`));
     engine.start();
