@@ -282,10 +282,19 @@ describe('what is stored and emitted for each outcome', () => {
       ['prepared', { stepId: 'a', summary: 'a done', appliedWith: 'd' }], ['prepared', { stepId: 'b', summary: 'b done', appliedWith: 'c' }],
       ['prepared', { stepId: 'c', summary: 'c done', appliedWith: 'd' }], ['succeeded', { stepId: 'd', summary: 'd' }],
     ]);
-    expect(audit.filter((e) => e.action === 'step.applied').map((e) => [e.result, e.details])).toEqual([
-      ['warned', { stepId: 'a', appliedWith: 'd' }], ['succeeded', { stepId: 'c', appliedWith: 'd' }], ['succeeded', { stepId: 'b', appliedWith: 'c' }],
+    expect(audit.filter((e) => e.action === 'step.applied').map((e) => [e.result, e.details, e.actor])).toEqual([
+      ['warned', { stepId: 'a', appliedWith: 'd' }, 'system'], ['succeeded', { stepId: 'c', appliedWith: 'd' }, 'system'], ['succeeded', { stepId: 'b', appliedWith: 'c' }, 'system'],
     ]);
     expect(engine.job(j.id)!.steps.map((s) => s.state)).toEqual(['warned', 'succeeded', 'succeeded', 'succeeded']);
+  });
+
+  it('work prepared for a step that then finds nothing to apply (skipped) is never shown as done', async () => {
+    const { engine, store } = track(makeEngine([ok('a', { appliedWith: 'c' }), ok('b'), ok('c', { status: 'skipped', summary: 'nothing changed' }), ok('d')]));
+    engine.start();
+    const j = await submit(engine);
+    const v = await waitState(engine, j.id, 'succeeded');
+    expect(v.steps.map((s) => s.state)).toEqual(['prepared', 'succeeded', 'skipped', 'succeeded']);
+    expect(exportAudit(store, { jobId: j.id }).filter((e) => e.action === 'step.applied')).toEqual([]);
   });
 
   it('progress lines reach listeners masked, with the step they belong to', async () => {
