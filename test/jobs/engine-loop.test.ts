@@ -562,7 +562,7 @@ describe('refusals when the engine is built or a job submitted', () => {
       .toThrow('job engine: handler(s) for unknown step(s) z, y (the plan\'s steps are a); every step needs exactly one handler');
     expect(() => createJobEngine({ store, ...opts, plan: fakePlan, stepIds: ['a', 'b', 'c'], handlers: [ok('a'), ok('a'), ok('b'), ok('b')] }))
       .toThrow('job engine: no handler for step(s) c; more than one handler for step(s) a, b (the plan\'s steps are a, b, c); every step needs exactly one handler');
-    expect(() => createJobEngine({ store, ...opts, plan: fakePlan, handlers: [ok('a'), ok('a')] })).toThrow('job engine: more than one handler for step(s) a');
+    expect(() => createJobEngine({ store, ...opts, plan: fakePlan, handlers: [ok('a'), ok('a'), ok('b'), ok('b')] })).toThrow('job engine: more than one handler for step(s) a, b');
     expect(() => createJobEngine({ store, ...opts, plan: fakePlan, handlers: [ok('a'), ok('b')] })).not.toThrow();
     expect(() => createJobEngine({ store, ...opts, plan: fakePlan, stepIds: ['a'], handlers: [] })).not.toThrow();
     // the default plan's steps are the checklist's
@@ -574,15 +574,15 @@ describe('refusals when the engine is built or a job submitted', () => {
   });
 
   it('submit refuses an unknown kind and a plan with an applicable step nobody handles, starting nothing', async () => {
-    const { engine } = track(makeEngine([ok('a'), ok('b'), ok('c')], { jobKinds: { undo: { plan: fakePlan, stepIds: [] } } }));
+    const { engine } = track(makeEngine([ok('a'), ok('b')], { jobKinds: { undo: { plan: fakePlan, stepIds: [] }, redo: { plan: fakePlan, stepIds: [] } } }));
     await expect(engine.submit({ spec: fakeSpec(), kind: 'rollback', requestedBy: alice, origin: { kind: 'cli' } }))
-      .rejects.toThrow('job engine: unknown job kind rollback; known: setup, undo');
-    await expect(submit(engine)).rejects.toThrow('job engine: no handler for step(s) d of this plan; nothing was started');
+      .rejects.toThrow('job engine: unknown job kind rollback; known: setup, undo, redo');
+    await expect(submit(engine)).rejects.toThrow('job engine: no handler for step(s) c, d of this plan; nothing was started');
     expect(engine.latestJobFor('sales')).toBeUndefined();
     // the step without a handler is not applicable here: the job runs
     engine.start();
-    const j = await submit(engine, 'sales', ['d']);
-    expect((await waitState(engine, j.id, 'succeeded')).steps.map((s) => s.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'skipped']);
+    const j = await submit(engine, 'sales', ['c', 'd']);
+    expect((await waitState(engine, j.id, 'succeeded')).steps.map((s) => s.state)).toEqual(['succeeded', 'succeeded', 'skipped', 'skipped']);
   });
 
   it('a job of another kind runs the plan of that kind', async () => {
