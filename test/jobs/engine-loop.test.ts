@@ -233,6 +233,7 @@ describe('which jobs run when', () => {
     // another process (the Slack app) only writes the row: the worker finds it on its next poll
     const polling = track(makeEngine([ok('a'), ok('b'), ok('c'), ok('d')], { pollMs: 30, path: store.path }));
     polling.engine.start();
+    await sleep(50); // the worker is idle: only its poll can find the job
     const cli = makeEngine([], { path: store.path });
     const other = await submit(cli.engine, 'other');
     await waitState(polling.engine, other.id, 'succeeded');
