@@ -126,7 +126,8 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
         ...(waits ? { checkpoint: redactDeep({ ...checkpoint, [PREPARED_KEY]: { status: outcome.status, appliedWith: outcome.appliedWith } }) } : {}),
       });
       d.audit(job, 'system', 'step.finished', { result: state, details: { stepId: step.stepId, summary: redact(outcome.summary), ...(waits ? { appliedWith: outcome.appliedWith } : {}) } });
-      return outcome.status === 'skipped' ? [] : promotePrepared(d, job, step.stepId);
+      // a step that is itself only prepared has not reached the cluster: what it applies waits with it
+      return outcome.status === 'skipped' || waits ? [] : promotePrepared(d, job, step.stepId);
     }).immediate();
     d.emit({ type: outcome.status === 'skipped' ? 'step.skipped' : 'step.finished', job: d.view(job.id), stepId: step.stepId });
     for (const id of promoted) d.emit({ type: 'step.finished', job: d.view(job.id), stepId: id });
@@ -148,7 +149,10 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
   }
 }
 
-/** Steps `prepared` to be applied with `stepId` take their own final status now that it completed; returns their ids. */
+/**
+ * Steps `prepared` to be applied with `stepId` take their own final status now that it completed, and so do the
+ * steps prepared to be applied with those; returns their ids.
+ */
 function promotePrepared(d: RunnerDeps, job: JobRow, stepId: string): string[] {
   const out: string[] = [];
   for (const s of d.store.db.select().from(jobSteps).where(and(eq(jobSteps.jobId, job.id), eq(jobSteps.state, 'prepared'))).all()) {
@@ -157,7 +161,7 @@ function promotePrepared(d: RunnerDeps, job: JobRow, stepId: string): string[] {
     if (p?.appliedWith !== stepId) continue;
     updateStep(d.store, job.id, s.stepId, { state: p.status });
     d.audit(job, 'system', 'step.applied', { result: p.status, details: { stepId: s.stepId, appliedWith: stepId } });
-    out.push(s.stepId);
+    out.push(s.stepId, ...promotePrepared(d, job, s.stepId));
   }
   return out;
 }
