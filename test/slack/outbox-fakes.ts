@@ -4,7 +4,7 @@
  * setImmediate), so a test of a 60 s back-off takes milliseconds and the gaps it asserts are exact.
  * The errors thrown are @slack/web-api's own classes, as the real WebClient throws them.
  */
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import type { WebClient } from '@slack/web-api';
 import { openStore } from '../../src/store/db.ts';
 import { MemoryOutboxStore, Outbox, SqliteOutboxStore, type OutboxOptions, type OutboxStore } from '../../src/slack/outbox.ts';
@@ -130,4 +130,23 @@ export async function stopNow(outbox: Outbox, maxMs = 600_000): Promise<void> {
   const p = outbox.stop().then(() => (done = true));
   for (let t = 0; !done && t < maxMs; t += 5) await vi.advanceTimersByTimeAsync(5);
   await p;
+}
+
+/**
+ * Fake clock for each test, and every outbox a test started stopped after it. Returns `started(o)`, which
+ * starts `o.outbox` and hands `o` back.
+ */
+export function useStartedOutboxes(): <T extends { outbox: Outbox }>(o: T) => T {
+  let running: Outbox[] = [];
+  beforeEach(() => useFakeClock());
+  afterEach(async () => {
+    for (const o of running) await stopNow(o);
+    running = [];
+    vi.useRealTimers();
+  });
+  return (o) => {
+    running.push(o.outbox);
+    o.outbox.start();
+    return o;
+  };
 }

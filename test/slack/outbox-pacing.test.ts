@@ -4,23 +4,11 @@
  * previous one), keeps each channel's order and threads, and never lets one channel, an update or an
  * ephemeral wait on another's pacing.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { STORES, at, fakeOutbox, settle, stopNow, useFakeClock } from './outbox-fakes.ts';
-import type { Outbox } from '../../src/slack/outbox.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { STORES, at, fakeOutbox, settle, stopNow, useStartedOutboxes } from './outbox-fakes.ts';
 import { WebAPIHTTPError } from '@slack/web-api';
 
-let running: Outbox | undefined;
-beforeEach(() => useFakeClock());
-afterEach(async () => {
-  if (running) await stopNow(running);
-  running = undefined;
-  vi.useRealTimers();
-});
-function started(o: ReturnType<typeof fakeOutbox>) {
-  running = o.outbox;
-  o.outbox.start();
-  return o;
-}
+const started = useStartedOutboxes();
 
 describe('outbox pacing (fake clock)', () => {
   it('posts to one channel go out exactly 1 s apart by default, in the order they were queued', async () => {

@@ -5,23 +5,11 @@
  * any other error fails the write at once. A failed write is logged and recorded, replies under a parent that
  * never got posted fail instead of waiting forever, and the outbox goes idle.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError } from '@slack/web-api';
-import { at, fakeOutbox, stopNow, useFakeClock } from './outbox-fakes.ts';
-import type { Outbox } from '../../src/slack/outbox.ts';
+import { at, fakeOutbox, stopNow, useStartedOutboxes } from './outbox-fakes.ts';
 
-let running: Outbox | undefined;
-beforeEach(() => useFakeClock());
-afterEach(async () => {
-  if (running) await stopNow(running);
-  running = undefined;
-  vi.useRealTimers();
-});
-function started(o: ReturnType<typeof fakeOutbox>) {
-  running = o.outbox;
-  o.outbox.start();
-  return o;
-}
+const started = useStartedOutboxes();
 const limited = (retryAfter?: number) => new WebAPIRateLimitedError(retryAfter as number);
 const http = (status = 503) => new WebAPIHTTPError(status, 'Service Unavailable', {}, '');
 const network = () => new WebAPIRequestError(new Error('socket hang up'));
