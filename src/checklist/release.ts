@@ -151,7 +151,7 @@ export async function applyRelease(ctx: StepContext, input: RolloutInput, grant:
   let history = await infra.helm.history(spec.cluster.release, spec.cluster.namespace, { signal: ctx.signal }).catch(() => []);
   if (/^pending-/.test(history.at(-1)?.status ?? '')) {
     const marks = history.map((h) => releaseDescriptionDeployment(h.description));
-    if (!marks.some((d) => d === spec.deployment.name || d === '')) {
+    if (!marks.some((d) => d === spec.deployment.name || d === '') && !startedByThisStep(ctx, input.key, history)) {
       throw new StepFailure(`release ${spec.cluster.release} in ${spec.cluster.namespace} became ${history.at(-1)!.status} after the approval and was not created by re-bot; not touching it`);
     }
     const recovery = await pendingRecovery(ctx, input.key, history);
@@ -168,7 +168,7 @@ export async function applyRelease(ctx: StepContext, input: RolloutInput, grant:
   ctx.progress(`helm upgrade --install ${spec.cluster.release} (approved by ${grant.approvedBy.join(', ')})`);
   const info = await infra.helm.upgradeInstall(upgrade, {
     signal: ctx.signal,
-    onSpawn: (pid) => ctx.checkpoint.set(`${input.key}.helm`, { pid, host: hostname() }),
+    onSpawn: (pid) => ctx.checkpoint.set(`${input.key}.helm`, { pid, host: hostname(), after: history.at(-1)?.revision ?? 0 }),
   });
   const result = { revision: info.revision, approvalHash: grant.hash, approvedBy: grant.approvedBy, changed: true, valuesHash: input.valuesHash };
   ctx.checkpoint.set(`${input.key}.done`, result);
@@ -180,6 +180,16 @@ export function releaseUnchanged(ctx: StepContext, input: RolloutInput, plan: Re
   const result = { revision: plan.currentRevision ?? 0, approvalHash: '', approvedBy: [], changed: false, valuesHash: input.valuesHash };
   ctx.checkpoint.set(`${input.key}.done`, result);
   return result;
+}
+
+/**
+ * The pending revision is the one the helm this step spawned creates: the checkpoint written at spawn names
+ * the revision that was last then. A killed helm install leaves helm's own description ("Initial install
+ * underway") on it, not ours, so the description alone cannot tell.
+ */
+function startedByThisStep(ctx: StepContext, key: string, history: HelmReleaseInfo[]): boolean {
+  const spawned = ctx.checkpoint.get<{ pid: number; host: string; after?: number }>(`${key}.helm`);
+  return spawned?.after !== undefined && history.at(-1)!.revision === spawned.after + 1;
 }
 
 const HELM_WAIT_MS = 10 * 60_000;
