@@ -7,35 +7,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import type { StepHandler } from '../../src/checklist/types.ts';
 import { createJobEngine } from '../../src/jobs/engine.ts';
-import type { JobEngine, JobEvent } from '../../src/jobs/types.ts';
+import type { JobEvent } from '../../src/jobs/types.ts';
 import { STEP_IDS } from '../../src/spec/plan.ts';
 import { exportAudit } from '../../src/store/audit.ts';
 import { openStore, type Store } from '../../src/store/db.ts';
 import { redact, registerSecret, registeredSecretCount } from '../../src/redact.ts';
 import { fakePlan, fakeSpec, makeEngine, ok, policy, tmpDb } from './helpers.ts';
+import { alice, bob, sleep, stopEnginesAfterEach, submit, waitFor, waitState } from './engine-harness.ts';
 
-const alice = { id: 'UALICE' };
-const bob = { id: 'UBOB' };
-const engines: JobEngine[] = [];
-afterEach(async () => { for (const e of engines.splice(0)) await e.stop(); });
-const track = <T extends { engine: JobEngine }>(x: T) => { engines.push(x.engine); return x; };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const submit = (engine: JobEngine, name = 'sales', skip: string[] = []) => engine.submit({ spec: fakeSpec(name, skip), requestedBy: alice, origin: { kind: 'cli' } });
-
-async function waitFor(cond: () => boolean, ms = 5000) {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('condition never held');
-    await sleep(10);
-  }
-}
-const waitState = async (engine: JobEngine, id: string, state: string, ms = 5000) => {
-  await waitFor(() => engine.job(id)!.state === state, ms).catch(() => { throw new Error(`job is ${engine.job(id)!.state}, wanted ${state}`); });
-  return engine.job(id)!;
-};
+const track = stopEnginesAfterEach();
 const lease = (store: Store, id: string) => store.sqlite.prepare('select state, lease_owner as owner, lease_expires_at as expires from jobs where id = ?').get(id) as { state: string; owner: string | null; expires: number | null };
 /** the row a worker that crashed while running the job leaves behind */
 const crashedHolder = (store: Store, id: string, owner: string, expires: number) =>

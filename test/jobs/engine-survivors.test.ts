@@ -8,10 +8,10 @@
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { StepHandler } from '../../src/checklist/types.ts';
-import type { JobEngine } from '../../src/jobs/types.ts';
 import { createLogger, logger, setLogger } from '../../src/log.ts';
 import { forgetAllSecrets, registerSecret } from '../../src/redact.ts';
-import { fakeSpec, makeEngine, ok } from './helpers.ts';
+import { makeEngine, ok } from './helpers.ts';
+import { stopEnginesAfterEach, submit } from './engine-harness.ts';
 
 const lines: Array<Record<string, unknown>> = [];
 const capture = createLogger({}, new Writable({ write: (c, _e, cb) => { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } }));
@@ -21,10 +21,7 @@ beforeAll(() => setLogger(capture));
 afterAll(() => { setLogger(previous); forgetAllSecrets(); });
 beforeEach(() => { lines.length = 0; });
 
-const engines: JobEngine[] = [];
-afterEach(async () => { for (const e of engines.splice(0)) await e.stop(); });
-const track = <T extends { engine: JobEngine }>(x: T) => { engines.push(x.engine); return x; };
-const submit = (engine: JobEngine) => engine.submit({ spec: fakeSpec('sales'), requestedBy: { id: 'UALICE' }, origin: { kind: 'cli' } });
+const track = stopEnginesAfterEach();
 const four = (): StepHandler[] => ['a', 'b', 'c', 'd'].map((s) => ok(s));
 const logged = (msg: string) => lines.filter((l) => l.msg === msg);
 

@@ -3,32 +3,16 @@
  * its checkpoint, what is stored and emitted for each outcome, failures, `prepared` steps and their promotion,
  * and approvals gating the step that applies.
  */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { StepFailure, type StepContext, type StepHandler } from '../../src/checklist/types.ts';
 import type { JobEngine, JobEvent } from '../../src/jobs/types.ts';
 import type { Plan } from '../../src/spec/plan.ts';
 import { exportAudit } from '../../src/store/audit.ts';
 import { registerSecret } from '../../src/redact.ts';
-import { fakePlan, fakeSpec, makeEngine, ok, policy } from './helpers.ts';
+import { fakePlan, makeEngine, ok, policy } from './helpers.ts';
+import { alice, bob, sleep, stopEnginesAfterEach, submit, waitState } from './engine-harness.ts';
 
-const alice = { id: 'UALICE' };
-const bob = { id: 'UBOB' };
-const engines: JobEngine[] = [];
-afterEach(async () => { for (const e of engines.splice(0)) await e.stop(); });
-const track = <T extends { engine: JobEngine }>(x: T) => { engines.push(x.engine); return x; };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const submit = (engine: JobEngine, name = 'sales', skip: string[] = []) => engine.submit({ spec: fakeSpec(name, skip), requestedBy: alice, origin: { kind: 'cli' } });
-async function waitFor(cond: () => boolean, ms = 5000) {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('condition never held');
-    await sleep(10);
-  }
-}
-const waitState = async (engine: JobEngine, id: string, state: string) => {
-  await waitFor(() => engine.job(id)!.state === state).catch(() => { throw new Error(`job is ${engine.job(id)!.state}, wanted ${state}`); });
-  return engine.job(id)!;
-};
+const track = stopEnginesAfterEach();
 const step = (engine: JobEngine, jobId: string, stepId: string) => engine.job(jobId)!.steps.find((s) => s.stepId === stepId)!;
 const stepRow = (engine: { store: { sqlite: { prepare(s: string): { get(...a: unknown[]): unknown } } } }, jobId: string, stepId: string) =>
   engine.store.sqlite.prepare('select state, checkpoint from job_steps where job_id = ? and step_id = ?').get(jobId, stepId) as { state: string; checkpoint: string | null };
