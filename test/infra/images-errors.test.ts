@@ -80,6 +80,19 @@ describe('a failing call names the command that failed', () => {
   });
 });
 
+describe('the error code a caller can branch on', () => {
+  it('a malformed tag: bad_input; no digest after a docker push (buildAndPush and push): image_failed', async () => {
+    const bad = await caught(images().buildAndPush({ builder: 'docker', contextDir: CTX, dockerfile: join(CTX, 'Dockerfile'), repository: REPO, tag: '-bad' }));
+    expect(bad.message).toBe('tag: expected 1-128 characters [A-Za-z0-9_.-], got "-bad"');
+    expect(bad.code).toBe('bad_input');
+    tools.docker.plan([{ when: ['inspect'], stdout: '[]' }]);
+    const e1 = await caught(images().buildAndPush({ builder: 'docker', contextDir: CTX, dockerfile: join(CTX, 'Dockerfile'), repository: REPO, tag: 't1' }));
+    expect([e1.message, e1.code]).toEqual([`docker push of ${REPO}:t1 reported no digest for ${REPO}`, 'image_failed']);
+    const e2 = await caught(images().push({ builder: 'docker', image: 'localhost/s:1', destination: `${REPO}:t1` }));
+    expect([e2.message, e2.code]).toEqual([`docker push of ${REPO}:t1 reported no digest`, 'image_failed']);
+  });
+});
+
 describe('build() with nothing excluded', () => {
   it('buildah and podman get exactly the build argv, with no ignore-file arguments', async () => {
     tools.buildah.plan([{ when: ['inspect'], stdout: '{"OCIv1":{"config":{"Labels":{"a":"1"}}}}' }]);
@@ -122,6 +135,12 @@ describe('remoteDigest without options: https, and skopeo from PATH verifying TL
       'https://reg.example.com/v2/team/agent/manifests/v1',
       'http://reg.example.com/v2/team/agent/manifests/v1',
     ]);
+  });
+
+  it('a registry that answers without Docker-Content-Digest: registry_failed', async () => {
+    status = 204;
+    const err = await caught(images().remoteDigest(REPO, 'v1'));
+    expect([err.message, err.code]).toEqual(['registry reg.example.com sent no Docker-Content-Digest for team/agent:v1', 'registry_failed']);
   });
 
   it('a 401 registry: skopeo verifies TLS unless told not to', async () => {
