@@ -2,9 +2,14 @@
  * Contract tests: what exists on both stores today behaves the same on SQLite and on PostgreSQL. Each test runs
  * once per dialect (test/support/dialects.ts), through each side's own code and schema.
  */
-import { expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { GENESIS, rowHash } from '../../src/store/audit.ts';
-import { ConstraintError, describeEachDialect, type DialectStore } from '../support/dialects.ts';
+import { openValue, sealValue } from '../../src/store/crypto.ts';
+import { pgSecretKey } from '../../src/store/pg/secrets.ts';
+import { forgetAllSecrets, redact } from '../../src/redact.ts';
+import { ConfigError } from '../../src/config-error.ts';
+import { ConstraintError, describeEachDialect, SECRET_KEY, type DialectStore } from '../support/dialects.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -141,4 +146,97 @@ describeEachDialect('store contract', (store: () => DialectStore) => {
     await s.requestCancel('j1');
     expect(await s.renew({ jobId: 'j1', owner: 'w1', leaseMs: 60_000 })).toBe(false);
   });
+
+  it('secrets: sealed values open back, are registered with the redactor, never stored in plaintext, and erase for good', async () => {
+    const s = store();
+    forgetAllSecrets();
+    const plain = 'astro-agent-token-ZZ9-plural-z-alpha';
+    const id = await s.secrets.sealSecret(plain, 'agent-token');
+    expect(id).toMatch(/^sec_[0-9a-f-]{36}$/);
+    expect(redact(`x ${plain}`)).toBe('x [REDACTED]');
+    expect(await s.sealedRow(id)).toMatchObject({ purpose: 'agent-token', erasedAt: null });
+    expect(await s.sealedRow(await s.secrets.sealSecret('default-purpose-888'))).toMatchObject({ purpose: 'secret' });
+    // neither the value nor its base64 is in any table
+    const everything = await s.everyRowAsText();
+    expect(everything).toContain(id);
+    expect(everything).not.toContain(plain);
+    expect(everything).not.toContain(Buffer.from(plain).toString('base64').slice(0, 20));
+    forgetAllSecrets();
+    // a new process opening it registers it before any output can carry it
+    expect(await s.secrets.openSecret(id)).toBe(plain);
+    expect(redact(`x ${plain}`)).toBe('x [REDACTED]');
+    await s.secrets.eraseSecret(id);
+    expect(await s.sealedRow(id)).toMatchObject({ ciphertext: null, iv: null, tag: null, erasedAt: expect.any(String) });
+    await expect(s.secrets.openSecret(id)).rejects.toThrow(`sealed secret ${id} was erased`);
+    await expect(s.secrets.openSecret('sec_nope')).rejects.toThrow('sealed secret sec_nope not found');
+  });
+
+  it('secrets: the same value sealed twice gets a fresh 12-byte IV and another ciphertext', async () => {
+    const s = store();
+    const [a, b] = [await s.secrets.sealSecret('same-secret-value-123'), await s.secrets.sealSecret('same-secret-value-123')];
+    const [ra, rb] = [(await s.sealedRow(a))!, (await s.sealedRow(b))!];
+    expect(Buffer.from(ra.iv!, 'base64')).toHaveLength(12);
+    expect(ra.iv).not.toBe(rb.iv);
+    expect(ra.ciphertext).not.toBe(rb.ciphertext);
+    expect(await s.secrets.openSecret(a)).toBe('same-secret-value-123');
+    expect(await s.secrets.openSecret(b)).toBe('same-secret-value-123');
+  });
+
+  it('secrets: a row copied under another id, a changed byte or another key does not open', async () => {
+    const s = store();
+    const victim = await s.secrets.sealSecret('prod-agent-token-AAAA-1111', 'agent-token');
+    const mine = await s.secrets.sealSecret('my-own-harmless-value', 'agent-token');
+    const v = (await s.sealedRow(victim))!;
+    await s.setSealedRow(mine, { ciphertext: v.ciphertext, iv: v.iv, tag: v.tag });
+    await expect(s.secrets.openSecret(mine)).rejects.toThrow();
+    expect(await s.secrets.openSecret(victim)).toBe('prod-agent-token-AAAA-1111');
+    await expect(s.secretsWithKey(randomBytes(32)).openSecret(victim)).rejects.toThrow();
+    const ct = Buffer.from(v.ciphertext!, 'base64');
+    ct[0] ^= 1;
+    await s.setSealedRow(victim, { ciphertext: ct.toString('base64') });
+    await expect(s.secrets.openSecret(victim)).rejects.toThrow();
+  });
+
+  it('secrets: a row marked erased, or missing any of ciphertext/iv/tag, never opens and says it was erased', async () => {
+    const s = store();
+    for (const set of [{ erasedAt: '2026-01-01T00:00:00Z' }, { ciphertext: null }, { iv: null }, { tag: null }]) {
+      const id = await s.secrets.sealSecret('half-erased-secret-99');
+      await s.setSealedRow(id, set);
+      await expect(s.secrets.openSecret(id), JSON.stringify(set)).rejects.toThrow(`sealed secret ${id} was erased`);
+    }
+  });
+
+  it('secrets: a record sealed through one dialect\'s box opens with the pure openValue, and the reverse', async () => {
+    const s = store();
+    const id = await s.secrets.sealSecret('crosses-dialects-42');
+    const r = (await s.sealedRow(id))!;
+    expect(openValue(SECRET_KEY, { ciphertext: r.ciphertext!, iv: r.iv!, tag: r.tag! }, id)).toBe('crosses-dialects-42');
+    const other = await s.secrets.sealSecret('placeholder');
+    await s.setSealedRow(other, sealValue(SECRET_KEY, 'sealed-outside-the-box', other));
+    expect(await s.secrets.openSecret(other)).toBe('sealed-outside-the-box');
+  });
 });
+
+describe('sealed values without a store', () => {
+  it('sealValue/openValue: the aad is authenticated and the IV is fresh', () => {
+    const key = randomBytes(32);
+    const a = sealValue(key, 'hello-sealed', 'sec_1');
+    const b = sealValue(key, 'hello-sealed', 'sec_1');
+    expect(a.iv).not.toBe(b.iv);
+    expect(Buffer.from(a.tag, 'base64')).toHaveLength(16);
+    expect(openValue(key, a, 'sec_1')).toBe('hello-sealed');
+    expect(() => openValue(key, a, 'sec_2')).toThrow();
+    expect(() => openValue(randomBytes(32), a, 'sec_1')).toThrow();
+  });
+
+  it('on PostgreSQL the key must be given: RE_BOT_SECRET_KEY unset is a ConfigError naming it; a malformed one too; a good one is the key', () => {
+    const missing = (() => { try { pgSecretKey({}); } catch (err) { return err; } })();
+    expect(missing).toBeInstanceOf(ConfigError);
+    expect(String((missing as Error).message)).toMatch(/RE_BOT_SECRET_KEY.*required with RE_BOT_DATABASE_URL/s);
+    expect(() => pgSecretKey({ RE_BOT_SECRET_KEY: '  ' })).toThrow(/RE_BOT_SECRET_KEY.*required/s);
+    expect(() => pgSecretKey({ RE_BOT_SECRET_KEY: randomBytes(16).toString('base64') })).toThrow('RE_BOT_SECRET_KEY: expected base64 of exactly 32 bytes');
+    const key = randomBytes(32);
+    expect(pgSecretKey({ RE_BOT_SECRET_KEY: key.toString('base64') }).equals(key)).toBe(true);
+  });
+});
+
