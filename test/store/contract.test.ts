@@ -9,6 +9,10 @@ import { openValue, sealValue } from '../../src/store/crypto.ts';
 import { pgSecretKey } from '../../src/store/pg/secrets.ts';
 import { forgetAllSecrets, redact } from '../../src/redact.ts';
 import { ConfigError } from '../../src/config-error.ts';
+import { DeploymentLockedError } from '../../src/jobs/types.ts';
+import type { ApprovalRequest } from '../../src/checklist/types.ts';
+import { openRepository, type Repository } from '../../src/store/repo.ts';
+import { fakePlan, fakeSpec, policy } from '../jobs/helpers.ts';
 import { ConstraintError, describeEachDialect, SECRET_KEY, type DialectStore } from '../support/dialects.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -215,7 +219,251 @@ describeEachDialect('store contract', (store: () => DialectStore) => {
     await s.setSealedRow(other, sealValue(SECRET_KEY, 'sealed-outside-the-box', other));
     expect(await s.secrets.openSecret(other)).toBe('sealed-outside-the-box');
   });
+
+  repositoryContract(store);
 });
+
+/**
+ * The repository (src/store/repo.ts): the same operations through each dialect's implementation give the same
+ * answers. Declared inside the block above so both share its store (one PostgreSQL cluster per file).
+ */
+function repositoryContract(store: () => DialectStore) {
+  const alice = { id: 'UALICE' };
+  const bob = { id: 'UBOB' };
+  const submit = (repo: Repository, id: string, deployment = 'sales', skip: string[] = []) => {
+    const spec = fakeSpec(deployment, skip);
+    return repo.jobs.submit({ spec, requestedBy: alice, origin: { kind: 'cli' }, id, plan: fakePlan(spec) });
+  };
+  const lockedBy = async (p: Promise<unknown>) => {
+    try {
+      await p;
+      return undefined;
+    } catch (err) {
+      if (err instanceof DeploymentLockedError) return { deployment: err.deployment, holder: err.holder.jobId, state: err.holder.state };
+      throw err;
+    }
+  };
+  const request = (hash = 'hash-1'): ApprovalRequest => ({ title: 'helm upgrade --install astro-agent', hash, diffText: '+ replicas: 2', changedKeys: ['replicas'], facts: { chart: '2.3.3' } });
+  /** a job claimed by w1 running step b, which asked for approval */
+  async function waitingJob(repo: Repository, p = policy()) {
+    await submit(repo, 'job-1');
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBe('job-1');
+    await repo.steps.update('job-1', 'a', { state: 'succeeded' });
+    await repo.steps.update('job-1', 'b', { state: 'running' });
+    const asked = await repo.approvals.request((await repo.jobs.get('job-1'))!, 'b', request(), p);
+    if (!('pending' in asked)) throw new Error('expected a pending request');
+    return asked.pending.approvalId;
+  }
+
+  it('repo jobs: submit queues the job with its steps and audit row; a second submit for the deployment names the holder; reads agree', async () => {
+    const { repo } = store();
+    await submit(repo, 'job-1', 'sales', ['c']);
+    const j = (await repo.jobs.get('job-1'))!;
+    expect(j).toMatchObject({ id: 'job-1', deployment: 'sales', state: 'queued', attempt: 1, requestedBy: 'UALICE', valuesHash: 'vh1', cancelRequested: false });
+    expect((await repo.steps.list('job-1')).map((s) => [s.stepId, s.state, s.summary])).toEqual([['a', 'pending', null], ['b', 'pending', null], ['c', 'skipped', 'c not configured'], ['d', 'pending', null]]);
+    expect(await lockedBy(submit(repo, 'job-2'))).toEqual({ deployment: 'sales', holder: 'job-1', state: 'queued' });
+    expect((await repo.jobs.activeFor('sales'))?.id).toBe('job-1');
+    expect(await repo.jobs.latestId('sales')).toBe('job-1');
+    expect(await repo.jobs.activeFor('other')).toBeUndefined();
+    await submit(repo, 'job-3', 'other');
+    expect(await repo.deployments.names()).toEqual(['other', 'sales']);
+    expect(await repo.deployments.exists('sales')).toBe(true);
+    expect(await repo.deployments.exists('sale')).toBe(false);
+    expect((await repo.jobs.withIdPrefix('JOB-', 5)).map((h) => h.id).sort()).toEqual(['job-1', 'job-3']);
+    expect(await repo.jobs.withIdPrefix('job-3', 5)).toEqual([{ id: 'job-3', deployment: 'other', state: 'queued' }]);
+    const audit = await repo.audit.export();
+    expect(audit.map((r) => [r.action, r.jobId, r.actor])).toEqual([['job.submitted', 'job-1', 'UALICE'], ['job.submitted', 'job-3', 'UALICE']]);
+    expect(await repo.audit.export({ jobId: 'job-3' })).toHaveLength(1);
+    expect(await repo.audit.verify()).toEqual({ ok: true, count: 2 });
+  });
+
+  it('repo jobs: claim, heartbeat, lease release, completion; the lock is free once the job finished', async () => {
+    const { repo } = store();
+    await submit(repo, 'job-1');
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000, exclude: ['job-1'] })).toBeUndefined();
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBe('job-1');
+    expect(await repo.jobs.claimNext({ owner: 'w2', leaseMs: 60_000 })).toBeUndefined();
+    expect(await repo.jobs.renewLease({ jobId: 'job-1', owner: 'w1', leaseMs: 60_000 })).toBe(true);
+    expect(await repo.jobs.renewLease({ jobId: 'job-1', owner: 'w2', leaseMs: 60_000 })).toBe(false);
+    expect((await repo.jobs.leased()).map((l) => [l.id, l.leaseOwner])).toEqual([['job-1', 'w1']]);
+    expect((await repo.jobs.get('job-1'))).toMatchObject({ state: 'running', leaseOwner: 'w1', startedAt: expect.any(String) });
+    // a clean stop: another worker may resume it at once
+    await repo.jobs.releaseLeases('w1');
+    expect(await repo.jobs.requeueExpired('job-1', 'w2')).toBe(false);
+    expect(await repo.jobs.requeueExpired('job-1', 'w1')).toBe(true);
+    expect(await repo.jobs.claimNext({ owner: 'w2', leaseMs: 60_000 })).toBe('job-1');
+    await repo.jobs.complete('job-1');
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'succeeded', leaseOwner: null, leaseExpiresAt: null, finishedAt: expect.any(String) });
+    expect(await repo.jobs.activeFor('sales')).toBeUndefined();
+    expect(await lockedBy(submit(repo, 'job-2'))).toBeUndefined();
+    expect(await repo.jobs.idsOf('sales')).toEqual(['job-2', 'job-1']);
+  });
+
+  it('repo jobs: cancel ends the job, its running step and its pending approval; retry queues attempt 2 unless another job holds the deployment', async () => {
+    const { repo } = store();
+    const approvalId = await waitingJob(repo);
+    await repo.jobs.cancel((await repo.jobs.get('job-1'))!, bob);
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'cancelled', cancelRequested: true, error: 'cancelled by UBOB' });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('cancelled');
+    expect((await repo.approvals.get(approvalId))?.state).toBe('superseded');
+    await submit(repo, 'job-2');
+    expect(await lockedBy(repo.jobs.retry((await repo.jobs.get('job-1'))!, bob))).toEqual({ deployment: 'sales', holder: 'job-2', state: 'queued' });
+    // nothing of the refused retry was applied
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'cancelled', attempt: 1 });
+    await repo.jobs.fail('job-2', 'boom');
+    await repo.jobs.retry((await repo.jobs.get('job-1'))!, bob);
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'queued', attempt: 2, error: null, cancelRequested: false });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('pending');
+    expect((await repo.steps.next('job-1'))?.stepId).toBe('b');
+    expect((await repo.audit.export({ jobId: 'job-1' })).map((r) => r.action)).toEqual(['job.submitted', 'approval.requested', 'job.cancelled', 'job.retried']);
+    expect(await repo.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('repo steps: a running step writes only while its worker holds the lease; a lost lease or a cancel writes nothing', async () => {
+    const s = store();
+    const { repo } = s;
+    await submit(repo, 'job-1');
+    expect(await repo.steps.writeLeased({ jobId: 'job-1', stepId: 'a', owner: 'w1' }, { state: 'running' })).toBe(false);
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBe('job-1');
+    expect(await repo.steps.writeLeased({ jobId: 'job-1', stepId: 'a', owner: 'w1' }, { state: 'running', checkpoint: { pod: 'p1' } })).toBe(true);
+    expect(await repo.steps.writeLeased({ jobId: 'job-1', stepId: 'a', owner: 'w2' }, { checkpoint: { pod: 'stolen' } })).toBe(false);
+    expect(await repo.steps.get('job-1', 'a')).toMatchObject({ state: 'running', checkpoint: { pod: 'p1' } });
+    expect((await repo.steps.next('job-1'))?.stepId).toBe('a');
+    await s.requestCancel('job-1');
+    expect(await repo.steps.writeLeased({ jobId: 'job-1', stepId: 'a', owner: 'w1' }, { state: 'succeeded' })).toBe(false);
+    expect((await repo.steps.get('job-1', 'a'))?.state).toBe('running');
+    await repo.steps.update('job-1', 'a', { state: 'succeeded' });
+    await repo.steps.update('job-1', 'b', { state: 'prepared' });
+    expect((await repo.steps.next('job-1'))?.stepId).toBe('c');
+  });
+
+  it('repo approvals: a request parks the job once per hash; refusals keep their reasons; the approval requeues the job and a later ask is granted', async () => {
+    const { repo } = store();
+    const id = await waitingJob(repo);
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'waiting_approval', leaseOwner: null });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('waiting_approval');
+    expect(await repo.approvals.request((await repo.jobs.get('job-1'))!, 'b', request(), policy())).toEqual({ pending: { approvalId: id, created: false } });
+    expect(await repo.approvals.decide(id, { by: alice, decision: 'approve', hash: 'hash-1' })).toEqual({ ok: false, reason: 'self_approval', message: 'the requester cannot approve their own job', jobId: 'job-1' });
+    expect(await repo.approvals.decide(id, { by: bob, decision: 'approve', hash: 'hash-2' })).toMatchObject({ ok: false, reason: 'stale_hash' });
+    expect(await repo.approvals.decide('apr_nope', { by: bob, decision: 'approve', hash: 'hash-1' })).toEqual({ ok: false, reason: 'not_found', message: 'approval apr_nope not found' });
+    expect(await repo.approvals.decide(id, { by: bob, decision: 'approve', hash: 'hash-1' })).toEqual({ ok: true, approvalId: id, jobId: 'job-1', outcome: 'approved', jobRequeued: true });
+    expect(await repo.approvals.decide(id, { by: { id: 'UCAROL' }, decision: 'approve', hash: 'hash-1' })).toMatchObject({ ok: false, reason: 'already_decided', message: 'this approval is already approved' });
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'queued' });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('pending');
+    expect(await repo.approvals.view(id)).toMatchObject({ id, state: 'approved', required: 1, approvals: [{ user: 'UBOB' }], facts: { chart: '2.3.3' }, changedKeys: ['replicas'] });
+    expect(await repo.approvals.request((await repo.jobs.get('job-1'))!, 'b', request(), policy())).toEqual({ granted: { approvalId: id, hash: 'hash-1', approvedBy: ['UBOB'] } });
+    expect((await repo.audit.export()).filter((r) => r.action.startsWith('approval.')).map((r) => [r.action, r.result])).toEqual([
+      ['approval.requested', null], ['approval.refused', 'self_approval'], ['approval.refused', 'stale_hash'], ['approval.refused', 'not_found'],
+      ['approval.decided', 'approved'], ['approval.refused', 'already_decided'],
+    ]);
+  });
+
+  it('repo approvals: a rejection fails the job with its reason; an expired request is expired once and fails its job', async () => {
+    const s = store();
+    const { repo } = s;
+    const id = await waitingJob(repo);
+    expect(await repo.approvals.decide(id, { by: bob, decision: 'reject', hash: 'hash-1', reason: 'not today' })).toEqual({
+      ok: true, approvalId: id, jobId: 'job-1', outcome: 'rejected', jobRequeued: false, jobFailed: 'rejected by UBOB: helm upgrade --install astro-agent — reason: not today',
+    });
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'failed', error: 'rejected by UBOB: helm upgrade --install astro-agent — reason: not today' });
+
+    await submit(repo, 'job-2', 'other');
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBe('job-2');
+    const asked = await repo.approvals.request((await repo.jobs.get('job-2'))!, 'b', request(), policy({ expiresInMs: 60_000 }));
+    const id2 = (asked as { pending: { approvalId: string } }).pending.approvalId;
+    expect(await repo.approvals.expireDue()).toEqual([]);
+    s.tick(61_000);
+    expect(await repo.approvals.expireDue()).toEqual([id2]);
+    expect(await repo.approvals.expireDue()).toEqual([]);
+    expect(await repo.jobs.get('job-2')).toMatchObject({ state: 'failed', error: expect.stringMatching(/^approval "helm upgrade --install astro-agent" expired at .* without 1 approval\(s\)$/) });
+    expect(await repo.approvals.decide(id2, { by: bob, decision: 'approve', hash: 'hash-1' })).toMatchObject({ ok: false, reason: 'expired' });
+    expect((await repo.audit.export({ jobId: 'job-2' })).map((r) => [r.action, r.result])).toEqual([
+      ['job.submitted', null], ['approval.requested', null], ['approval.expired', 'expired'], ['job.finished', 'failed'], ['approval.refused', 'expired'],
+    ]);
+  });
+
+  it('repo status: the answer holds the latest view, the lock holder and the last good setup', async () => {
+    const { repo } = store();
+    expect(await repo.status.answer('sales')).toEqual({ deploymentExists: false });
+    await submit(repo, 'job-1');
+    await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 });
+    await repo.jobs.complete('job-1');
+    store().tick(1000);
+    await submit(repo, 'job-2');
+    const a = await repo.status.answer('sales');
+    expect(a).toMatchObject({ deploymentExists: true, latestJobId: 'job-2', lastSucceededJobId: 'job-1', lock: { id: 'job-2', requestedBy: 'UALICE', state: 'queued', startedAt: null } });
+    expect(a.view).toEqual(await repo.status.jobView('job-2'));
+    expect(a.lastGood).toEqual(await repo.status.jobView('job-1'));
+    expect(a.view?.steps.map((s) => [s.stepId, s.state])).toEqual([['a', 'pending'], ['b', 'pending'], ['c', 'pending'], ['d', 'pending']]);
+    expect(await repo.status.jobView('nope')).toBeUndefined();
+  });
+
+  it('repo outbox: thread order, updates replaced while pending, sending → sent, the poll takes the channels with due rows', async () => {
+    const { repo } = store();
+    const now = Date.now();
+    await repo.outbox.upsert({ key: 'p1', kind: 'post', channel: 'C1', args: { text: 'parent' } });
+    await repo.outbox.upsert({ key: 'r1', kind: 'post', channel: 'C1', ref: 'p1', args: { text: 'reply' } });
+    await repo.outbox.upsert({ key: 'u1', kind: 'update', channel: 'C2', ref: 'x', args: { text: 'v1' } });
+    await repo.outbox.upsert({ key: 'u1', kind: 'update', channel: 'C2', ref: 'x', args: { text: 'v2' } });
+    expect(await repo.outbox.pendingCount()).toBe(3);
+    expect(await repo.outbox.oldestPendingAt()).toBeGreaterThan(now - 60_000);
+    expect(await repo.outbox.takeChannels({ owner: 'A', leaseMs: 10_000, max: 10 })).toEqual(['C1', 'C2']);
+    expect(await repo.outbox.renewChannel({ channel: 'C1', owner: 'A', leaseMs: 10_000 })).toBe(true);
+    const due = await repo.outbox.due(now + 1000, 'A');
+    expect(due.map((d) => d.key)).toEqual(['p1', 'u1']);
+    expect((await repo.outbox.get('u1'))?.args).toEqual({ text: 'v2' });
+    const p1 = due[0]!;
+    expect(await repo.outbox.markSending(p1.id, 'A')).toBe(true);
+    expect(await repo.outbox.head('p1')).toEqual({ state: 'sending', ts: undefined, channel: 'C1' });
+    expect(await repo.outbox.markSent(p1.id, '111.222', 'A')).toBe(true);
+    expect(await repo.outbox.head('p1')).toEqual({ state: 'sent', ts: '111.222', channel: 'C1' });
+    expect((await repo.outbox.due(now + 1000, 'A')).map((d) => d.key)).toEqual(['r1', 'u1']);
+    const r1 = (await repo.outbox.get('r1'))!;
+    expect(await repo.outbox.markSending(r1.id, 'A')).toBe(true);
+    expect(await repo.outbox.markRetry(r1.id, now + 5000, 'ratelimited', 'A', true)).toBe(true);
+    expect(await repo.outbox.get('r1')).toMatchObject({ state: 'pending', attempts: 0, notBefore: now + 5000, error: 'ratelimited' });
+    expect(await repo.outbox.markSending(r1.id, 'A')).toBe(true);
+    // a restart: the reply in flight is not re-sent (unknown), never doubled
+    expect(await repo.outbox.recoverInFlight('A')).toBe(1);
+    expect((await repo.outbox.get('r1'))?.state).toBe('unknown');
+    await repo.outbox.releaseChannel({ channel: 'C1', owner: 'A' });
+  });
+
+  it('repo agent tokens, secrets and readiness', async () => {
+    const { repo } = store();
+    await repo.agentTokens.record({ id: 't1', deployment: 'sales', name: 'first', endAt: '2027-01-01T00:00:00.000Z', jobId: 'job-1' }, '2026-01-01T00:00:00.000Z');
+    await repo.agentTokens.record({ id: 't2', deployment: 'sales', name: 'second' }, '2026-02-01T00:00:00.000Z');
+    await repo.agentTokens.record({ id: 't2', deployment: 'sales', name: 'second, renamed' }, '2026-03-01T00:00:00.000Z');
+    expect(await repo.agentTokens.live('sales')).toEqual({ id: 't2', deployment: 'sales', name: 'second, renamed', createdAt: '2026-02-01T00:00:00.000Z' });
+    await repo.agentTokens.markDeleted('t2', '2026-04-01T00:00:00.000Z');
+    expect(await repo.agentTokens.live('sales')).toEqual({ id: 't1', deployment: 'sales', name: 'first', createdAt: '2026-01-01T00:00:00.000Z', endAt: '2027-01-01T00:00:00.000Z', jobId: 'job-1' });
+    expect((await repo.agentTokens.rows('sales')).map((r) => [r.id, r.deletedAt])).toEqual([['t2', '2026-04-01T00:00:00.000Z'], ['t1', undefined]]);
+    expect(await repo.agentTokens.live('other')).toBeUndefined();
+
+    const id = await repo.secrets.seal('repo-sealed-value-31337', 'git-token');
+    expect(await repo.secrets.open(id)).toBe('repo-sealed-value-31337');
+    expect(await store().everyRowAsText()).not.toContain('repo-sealed-value-31337');
+    await repo.secrets.erase(id);
+    await expect(repo.secrets.open(id)).rejects.toThrow(`sealed secret ${id} was erased`);
+    expect(await repo.ping(2000)).toBe(true);
+  });
+
+  it('openRepository: the same database opened again (another replica) sees the same rows and the same lock', async () => {
+    const s = store();
+    const other = await s.openAgain();
+    try {
+      expect(other.dialect).toBe(s.repo.dialect);
+      await submit(s.repo, 'job-1');
+      expect(await lockedBy(submit(other, 'job-2'))).toEqual({ deployment: 'sales', holder: 'job-1', state: 'queued' });
+      const id = await s.repo.secrets.seal('shared-between-replicas-77');
+      expect(await other.secrets.open(id)).toBe('shared-between-replicas-77');
+      expect(await other.jobs.claimNext({ owner: 'w2', leaseMs: 60_000 })).toBe('job-1');
+      expect(await s.repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+}
 
 describe('sealed values without a store', () => {
   it('sealValue/openValue: the aad is authenticated and the IV is fresh', () => {
@@ -238,5 +486,21 @@ describe('sealed values without a store', () => {
     const key = randomBytes(32);
     expect(pgSecretKey({ RE_BOT_SECRET_KEY: key.toString('base64') }).equals(key)).toBe(true);
   });
-});
 
+  it('openRepository on PostgreSQL without RE_BOT_SECRET_KEY is refused by name before connecting; a malformed URL names RE_BOT_DATABASE_URL', async () => {
+    const saved = process.env.RE_BOT_SECRET_KEY;
+    delete process.env.RE_BOT_SECRET_KEY;
+    try {
+      // port 1: nothing listens there, so a connection attempt would fail with another message
+      const err = await openRepository('postgres://rebot:s3cret-pw@127.0.0.1:1/rebot').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/^RE_BOT_SECRET_KEY: is required with RE_BOT_DATABASE_URL/);
+      expect((err as Error).message).not.toContain('s3cret-pw');
+      const bad = await openRepository('postgres://rebot@:99999/rebot', { secretKey: randomBytes(32) }).catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(ConfigError);
+      expect((bad as Error).message).toMatch(/^RE_BOT_DATABASE_URL: /);
+    } finally {
+      if (saved !== undefined) process.env.RE_BOT_SECRET_KEY = saved;
+    }
+  });
+});

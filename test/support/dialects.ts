@@ -18,6 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { claimNext, renewLease } from '../../src/jobs/queue.ts';
 import { createSecretBox } from '../../src/store/crypto.ts';
 import { createPgSecretBox } from '../../src/store/pg/secrets.ts';
+import { openRepository, sqliteRepository, type Repository, type RepoClock } from '../../src/store/repo.ts';
+import { pgRepository } from '../../src/store/pg/repo.ts';
 import { appendAudit, verifyAuditChain, type AuditInput } from '../../src/store/audit.ts';
 import { openStore, type Store } from '../../src/store/db.ts';
 import * as lite from '../../src/store/schema.ts';
@@ -77,7 +79,19 @@ export interface DialectStore {
   setSealedRow(id: string, values: Partial<SealedRow>): Promise<void>;
   /** every row of every table, as text (to look for plaintext) */
   everyRowAsText(): Promise<string>;
+  /** src/store/repo.ts over this store, on the test clock, sealing with SECRET_KEY */
+  repo: Repository;
+  /** another Repository opened through `openRepository` on the same database (another replica on PostgreSQL) */
+  openAgain(): Promise<Repository>;
+  /** moves the repository clock (row times, audit times, approval expiry; on SQLite also lease deadlines) */
+  tick(ms: number): void;
   reset(): Promise<void>;
+}
+
+/** Real time plus an offset tests move with `tick`; reset to 0 before each test. */
+function testClock(): RepoClock & { offset: number } {
+  const c = { offset: 0, now: () => Date.now() + c.offset };
+  return c;
 }
 
 export interface AsyncSecretBox {
@@ -125,7 +139,11 @@ function sqliteUnique(err: unknown, column: string): boolean {
 
 function sqliteStore(s: Store): DialectStore {
   const { db } = s;
+  const clock = testClock();
   return {
+    repo: sqliteRepository(s, { clock, secretKey: SECRET_KEY }),
+    openAgain: () => openRepository(undefined, { sqlitePath: s.path, clock, secretKey: SECRET_KEY }),
+    tick: (ms) => void (clock.offset += ms),
     dialect: 'sqlite',
     appendAudit: async (e, at) => appendAudit(s, e, at),
     verifyAudit: async () => verifyAuditChain(s),
@@ -168,14 +186,21 @@ function sqliteStore(s: Store): DialectStore {
       return tables.map((t) => JSON.stringify(s.sqlite.prepare(`SELECT * FROM "${t}"`).all())).join('\n');
     },
     // audit seq is AUTOINCREMENT: its counter is reset too, so seq numbers start at 1 in each test
-    reset: async () => void s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events; DELETE FROM sealed_secrets;
-      DELETE FROM sqlite_sequence WHERE name = 'audit_events';`),
+    reset: async () => {
+      clock.offset = 0;
+      s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events; DELETE FROM sealed_secrets;
+      DELETE FROM deployments; DELETE FROM slack_outbox; DELETE FROM agent_tokens; DELETE FROM sqlite_sequence WHERE name = 'audit_events';`);
+    },
   };
 }
 
-function postgresStore(s: PgStore): DialectStore {
+function postgresStore(s: PgStore, url: string): DialectStore {
   const { db, pool } = s;
+  const clock = testClock();
   return {
+    repo: pgRepository(s, { clock, secretKey: SECRET_KEY }),
+    openAgain: () => openRepository(url, { clock, secretKey: SECRET_KEY }),
+    tick: (ms) => void (clock.offset += ms),
     dialect: 'postgres',
     appendAudit: (e, at) => appendAuditPg(db, e, at),
     verifyAudit: () => verifyAuditChainPg(db),
@@ -216,7 +241,10 @@ function postgresStore(s: PgStore): DialectStore {
       return out.join('\n');
     },
     // restart identity: seq numbers start at 1 in each test
-    reset: async () => void (await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events, sealed_secrets restart identity cascade`)),
+    reset: async () => {
+      clock.offset = 0;
+      await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events, sealed_secrets, deployments, slack_outbox, slack_channel_leases, agent_tokens restart identity cascade`);
+    },
   };
 }
 
@@ -243,8 +271,9 @@ export function describeEachDialect(name: string, fn: (store: () => DialectStore
         } else {
           const cluster: PgCluster = await startPostgres();
           try {
-            const s = await openPgStore(await cluster.createDatabase(`contract_${process.pid}_${++databases}`));
-            store = postgresStore(s);
+            const url = await cluster.createDatabase(`contract_${process.pid}_${++databases}`);
+            const s = await openPgStore(url);
+            store = postgresStore(s, url);
             close = async () => {
               await s.close().catch(() => {});
               cluster.stop();
