@@ -108,7 +108,7 @@ export function sealedTtlMsFromEnv(env: Record<string, string | undefined> = pro
 }
 
 /** Every `{ stored: id }` secret reference in a spec (or any JSON value). */
-function storedRefs(v: unknown, out: Set<string>): Set<string> {
+export function storedRefs(v: unknown, out: Set<string>): Set<string> {
   if (Array.isArray(v)) v.forEach((x) => storedRefs(x, out));
   else if (v && typeof v === 'object') {
     const keys = Object.keys(v);

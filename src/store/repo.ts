@@ -27,7 +27,7 @@ import { SqliteOutboxStore, type OutboxEntry } from '../slack/outbox-store.ts';
 import type { Plan } from '../spec/plan.ts';
 import { agentTokenRows, liveAgentToken, markAgentTokenDeleted, recordAgentToken, type AgentTokenRow } from './agent-tokens.ts';
 import { appendAudit, exportAudit, verifyAuditChain, type AuditInput } from './audit.ts';
-import { createSecretBox } from './crypto.ts';
+import { createSecretBox, sweepSealedSecrets } from './crypto.ts';
 import { openStore, type Store } from './db.ts';
 import { approvals as approvalsT, auditEvents, deployments as deploymentsT, jobs as jobsT, jobSteps, slackOutbox } from './schema.ts';
 
@@ -125,6 +125,8 @@ export interface SecretsRepo {
   seal(value: string, purpose?: string): Promise<string>;
   open(id: string): Promise<string>;
   erase(id: string): Promise<void>;
+  /** erases secrets older than `ttlMs` that no active or recently failed job refers to (sweepSealedSecrets); the erased ids */
+  sweep(ttlMs: number): Promise<string[]>;
 }
 
 /**
@@ -164,6 +166,8 @@ export interface DeploymentsRepo {
   /** alphabetical */
   names(): Promise<string[]>;
   exists(name: string): Promise<boolean>;
+  /** the spec of the deployment's last submitted job */
+  lastSpec(name: string): Promise<unknown>;
 }
 
 export interface StatusRepo {
@@ -320,6 +324,7 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
       seal: async (value, purpose) => secretBox().sealSecret(value, purpose),
       open: async (id) => secretBox().openSecret(id),
       erase: async (id) => secretBox().eraseSecret(id),
+      sweep: async (ttlMs) => sweepSealedSecrets(store, ttlMs, clock.now()),
     },
     outbox: {
       upsert: async (e) => outbox().upsert(e),
@@ -349,6 +354,7 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
     deployments: {
       names: async () => db.select({ name: deploymentsT.name }).from(deploymentsT).orderBy(asc(deploymentsT.name)).all().map((r) => r.name),
       exists: async (name) => statusQueries(store).deploymentExists(name),
+      lastSpec: async (name) => db.select({ spec: deploymentsT.lastSpec }).from(deploymentsT).where(eq(deploymentsT.name, name)).get()?.spec ?? undefined,
     },
     status: {
       async answer(deployment) {

@@ -448,6 +448,45 @@ function repositoryContract(store: () => DialectStore) {
     expect(await repo.ping(2000)).toBe(true);
   });
 
+  it('repo secrets: the sweep erases old secrets no active or recently failed job refers to, and audits it', async () => {
+    const s = store();
+    const { repo } = s;
+    const H = 3600_000;
+    const old = new Date(Date.now() - 25 * H).toISOString();
+    const sealOld = async (value: string) => {
+      const id = await repo.secrets.seal(value, 'agent.token');
+      await s.setSealedRow(id, { createdAt: old });
+      return id;
+    };
+    const [abandoned, active, failedLongAgo, failedRecently] = [await sealOld('abandoned-wizard-token'), await sealOld('active-job-token'), await sealOld('old-failure-token'), await sealOld('new-failure-token')];
+    const fresh = await repo.secrets.seal('fresh-wizard-token');
+    const submitUsing = (id: string, deployment: string, secret: string) => {
+      const spec = { ...fakeSpec(deployment), agent: { token: { stored: secret } } } as unknown as ReturnType<typeof fakeSpec>;
+      return repo.jobs.submit({ spec, requestedBy: alice, origin: { kind: 'cli' }, id, plan: fakePlan(spec) });
+    };
+    await submitUsing('job-active', 'sales', active);
+    s.tick(-25 * H);
+    await submitUsing('job-old', 'old', failedLongAgo);
+    await repo.jobs.fail('job-old', 'boom');
+    s.tick(24 * H);
+    await submitUsing('job-recent', 'recent', failedRecently);
+    await repo.jobs.fail('job-recent', 'boom');
+    s.tick(H);
+    expect((await repo.secrets.sweep(24 * H)).sort()).toEqual([abandoned, failedLongAgo].sort());
+    expect(await repo.secrets.sweep(24 * H)).toEqual([]);
+    for (const id of [abandoned, failedLongAgo]) await expect(repo.secrets.open(id)).rejects.toThrow(`sealed secret ${id} was erased`);
+    expect(await repo.secrets.open(active)).toBe('active-job-token');
+    expect(await repo.secrets.open(failedRecently)).toBe('new-failure-token');
+    expect(await repo.secrets.open(fresh)).toBe('fresh-wizard-token');
+    const swept = (await repo.audit.export()).filter((r) => r.action === 'secrets.swept');
+    expect(swept).toHaveLength(1);
+    expect(swept[0]).toMatchObject({ actor: 'system', result: 'erased', details: { olderThanHours: 24 } });
+    expect(((swept[0]!.details as { ids: string[] }).ids).sort()).toEqual([abandoned, failedLongAgo].sort());
+    expect(await repo.audit.verify()).toMatchObject({ ok: true });
+    expect(await repo.deployments.lastSpec('sales')).toMatchObject({ agent: { token: { stored: active } } });
+    expect(await repo.deployments.lastSpec('nope')).toBeUndefined();
+  });
+
   it('openRepository: the same database opened again (another replica) sees the same rows and the same lock', async () => {
     const s = store();
     const other = await s.openAgain();

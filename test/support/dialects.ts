@@ -76,7 +76,7 @@ export interface DialectStore {
   secretsWithKey(key: Buffer): AsyncSecretBox;
   sealedRow(id: string): Promise<SealedRow | undefined>;
   /** writes columns of a sealed_secrets row behind the box's back */
-  setSealedRow(id: string, values: Partial<SealedRow>): Promise<void>;
+  setSealedRow(id: string, values: Partial<SealedRow & { createdAt: string }>): Promise<void>;
   /** every row of every table, as text (to look for plaintext) */
   everyRowAsText(): Promise<string>;
   /** src/store/repo.ts over this store, on the test clock, sealing with SECRET_KEY */
@@ -117,9 +117,9 @@ function asyncBox(box: ReturnType<typeof createSecretBox>): AsyncSecretBox {
     eraseSecret: async (id) => box.eraseSecret(id),
   };
 }
-const SEALED_COLUMNS: Record<keyof SealedRow, string> = { ciphertext: 'ciphertext', iv: 'iv', tag: 'tag', purpose: 'purpose', erasedAt: 'erased_at' };
-function setClause(values: Partial<SealedRow>, param: (i: number) => string): { text: string; args: unknown[] } {
-  const entries = Object.entries(values) as Array<[keyof SealedRow, unknown]>;
+const SEALED_COLUMNS: Record<keyof SealedRow | 'createdAt', string> = { ciphertext: 'ciphertext', iv: 'iv', tag: 'tag', purpose: 'purpose', erasedAt: 'erased_at', createdAt: 'created_at' };
+function setClause(values: Partial<SealedRow & { createdAt: string }>, param: (i: number) => string): { text: string; args: unknown[] } {
+  const entries = Object.entries(values) as Array<[keyof typeof SEALED_COLUMNS, unknown]>;
   return { text: entries.map(([k], i) => `${SEALED_COLUMNS[k]} = ${param(i + 1)}`).join(', '), args: entries.map(([, v]) => v) };
 }
 

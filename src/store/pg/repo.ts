@@ -16,7 +16,7 @@ import {
 import { openPgStore, parseDatabaseUrl, type PgStore, type PgStoreOptions } from './open.ts';
 import { PgOutboxStore } from './outbox.ts';
 import { approvals, auditEvents, deployments, jobs } from './schema.ts';
-import { createPgSecretBox, pgSecretKey } from './secrets.ts';
+import { createPgSecretBox, pgSecretKey, sweepSealedSecretsPg } from './secrets.ts';
 import { jobViewPg, statusAnswerPg } from './status.ts';
 
 /** `DONE_STEP` of src/jobs/runner.ts: a step in one of these states is finished */
@@ -98,6 +98,7 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
       seal: (value, purpose) => secretBox().sealSecret(value, purpose),
       open: (id) => secretBox().openSecret(id),
       erase: (id) => secretBox().eraseSecret(id),
+      sweep: (ttlMs) => sweepSealedSecretsPg(db, ttlMs, clock.now()),
     },
     outbox: {
       upsert: (e) => outbox.upsert(e, clock.now()),
@@ -125,6 +126,7 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
     deployments: {
       names: async () => (await db.select({ name: deployments.name }).from(deployments).orderBy(asc(deployments.name))).map((r) => r.name),
       exists: async (name) => (await db.select({ name: deployments.name }).from(deployments).where(eq(deployments.name, name))).length > 0,
+      lastSpec: async (name) => (await db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)))[0]?.spec ?? undefined,
     },
     status: {
       answer: (deployment) => statusAnswerPg(pool, deployment),
