@@ -102,6 +102,20 @@ export interface StepsRepo {
   update(jobId: string, stepId: string, values: Partial<StepRow>): Promise<void>;
   /** a running step's write, applied only while `owner` holds an unexpired lease on the running, not-cancelled job */
   writeLeased(o: { jobId: string; stepId: string; owner: string }, values: Partial<StepRow>): Promise<boolean>;
+  /**
+   * The runner's finish of a step, in one transaction under the lease (as `writeLeased`): the step's row, its audit
+   * row, then the promotions `promote` picks among the job's `prepared` steps (each its state and audit row).
+   * Returns the promoted step ids, or false when `owner` lost the job and nothing was written.
+   */
+  finish(o: { job: AuditSubject; stepId: string; owner: string }, f: StepFinish): Promise<string[] | false>;
+}
+
+export type AuditSubject = Pick<JobRow, 'id' | 'deployment' | 'valuesHash'>;
+export interface StepFinish {
+  values: Partial<StepRow>;
+  audit: { action: string; extra?: AuditExtra };
+  /** given the job's `prepared` steps in execution order (after `values` was written), those to promote now, in order */
+  promote?: (prepared: StepRow[]) => Array<{ stepId: string; state: string; audit: { action: string; extra?: AuditExtra } }>;
 }
 
 export interface ApprovalsRepo {
@@ -242,6 +256,12 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
     return { a, seen };
   }
   const getApproval = (id: string) => db.select().from(approvalsT).where(eq(approvalsT.id, id)).get();
+  /** the lease check of src/store/pg/jobs.ts's writeStepLeased, by the repository clock */
+  const writeLeased = (w: { jobId: string; stepId: string; owner: string }, values: Partial<StepRow>) => db.update(jobSteps).set(values).where(and(
+    eq(jobSteps.jobId, w.jobId), eq(jobSteps.stepId, w.stepId),
+    sql`exists (select 1 from jobs where jobs.id = ${w.jobId} and jobs.lease_owner = ${w.owner} and jobs.state = 'running'
+      and jobs.cancel_requested = 0 and jobs.lease_expires_at > ${clock.now()})`,
+  )).run().changes === 1;
 
   return {
     dialect: 'sqlite',
@@ -275,11 +295,18 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
       get: async (jobId, stepId) => db.select().from(jobSteps).where(and(eq(jobSteps.jobId, jobId), eq(jobSteps.stepId, stepId))).get(),
       next: async (jobId) => nextStep(store, jobId),
       update: async (jobId, stepId, values) => updateStep(store, jobId, stepId, values),
-      writeLeased: async (w, values) => db.update(jobSteps).set(values).where(and(
-        eq(jobSteps.jobId, w.jobId), eq(jobSteps.stepId, w.stepId),
-        sql`exists (select 1 from jobs where jobs.id = ${w.jobId} and jobs.lease_owner = ${w.owner} and jobs.state = 'running'
-          and jobs.cancel_requested = 0 and jobs.lease_expires_at > ${clock.now()})`,
-      )).run().changes === 1,
+      writeLeased: async (w, values) => writeLeased(w, values),
+      finish: async (w, f) => store.sqlite.transaction((): string[] | false => {
+        if (!writeLeased({ jobId: w.job.id, stepId: w.stepId, owner: w.owner }, f.values)) return false;
+        audit(w.job, 'system', f.audit.action, f.audit.extra);
+        const prepared = db.select().from(jobSteps).where(and(eq(jobSteps.jobId, w.job.id), eq(jobSteps.state, 'prepared'))).orderBy(asc(jobSteps.execOrder)).all();
+        const promoted = f.promote?.(prepared) ?? [];
+        for (const p of promoted) {
+          updateStep(store, w.job.id, p.stepId, { state: p.state });
+          audit(w.job, 'system', p.audit.action, p.audit.extra);
+        }
+        return promoted.map((p) => p.stepId);
+      }).immediate(),
     },
     approvals: {
       get: async (id) => getApproval(id),

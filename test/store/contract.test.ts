@@ -11,7 +11,7 @@ import { forgetAllSecrets, redact } from '../../src/redact.ts';
 import { ConfigError } from '../../src/config-error.ts';
 import { DeploymentLockedError } from '../../src/jobs/types.ts';
 import type { ApprovalRequest } from '../../src/checklist/types.ts';
-import { openRepository, type Repository } from '../../src/store/repo.ts';
+import { openRepository, type Repository, type StepRow } from '../../src/store/repo.ts';
 import { fakePlan, fakeSpec, policy } from '../jobs/helpers.ts';
 import { ConstraintError, describeEachDialect, SECRET_KEY, type DialectStore } from '../support/dialects.ts';
 
@@ -335,6 +335,44 @@ function repositoryContract(store: () => DialectStore) {
     await repo.steps.update('job-1', 'a', { state: 'succeeded' });
     await repo.steps.update('job-1', 'b', { state: 'prepared' });
     expect((await repo.steps.next('job-1'))?.stepId).toBe('c');
+  });
+
+  it('repo steps: finishing a step writes it, its audit row and the prepared steps it applies in one go, only under the lease', async () => {
+    const { repo } = store();
+    await submit(repo, 'job-1');
+    expect(await repo.jobs.claimNext({ owner: 'w1', leaseMs: 60_000 })).toBe('job-1');
+    // a is applied with c, b with a (as the runner's PREPARED_KEY checkpoint says)
+    await repo.steps.update('job-1', 'a', { state: 'prepared', checkpoint: { prep: { status: 'succeeded', appliedWith: 'c' } } });
+    await repo.steps.update('job-1', 'b', { state: 'prepared', checkpoint: { prep: { status: 'warned', appliedWith: 'a' } } });
+    await repo.steps.update('job-1', 'c', { state: 'running' });
+    const promote = (from: string) => (prepared: StepRow[]) => {
+      const out: Array<{ stepId: string; state: string; audit: { action: string; extra: { result: string; details: Record<string, unknown> } } }> = [];
+      const walk = (applied: string) => {
+        for (const s of prepared) {
+          const p = (s.checkpoint as { prep?: { status: string; appliedWith: string } } | null)?.prep;
+          if (p?.appliedWith !== applied) continue;
+          out.push({ stepId: s.stepId, state: p.status, audit: { action: 'step.applied', extra: { result: p.status, details: { stepId: s.stepId, appliedWith: applied } } } });
+          walk(s.stepId);
+        }
+      };
+      walk(from);
+      return out;
+    };
+    const job = (await repo.jobs.get('job-1'))!;
+    const finish = (stepId: string, owner: string) => repo.steps.finish({ job, stepId, owner }, {
+      values: { state: 'succeeded', summary: `${stepId} done` }, audit: { action: 'step.finished', extra: { result: 'succeeded', details: { stepId } } }, promote: promote(stepId),
+    });
+    expect(await finish('d', 'w2')).toBe(false);
+    expect(await finish('c', 'w1')).toEqual(['a', 'b']);
+    expect((await repo.steps.list('job-1')).map((s) => [s.stepId, s.state, s.summary])).toEqual([['a', 'succeeded', null], ['b', 'warned', null], ['c', 'succeeded', 'c done'], ['d', 'pending', null]]);
+    expect((await repo.audit.export({ jobId: 'job-1' })).slice(1).map((r) => [r.action, r.result, (r.details as { stepId: string }).stepId])).toEqual([
+      ['step.finished', 'succeeded', 'c'], ['step.applied', 'succeeded', 'a'], ['step.applied', 'warned', 'b'],
+    ]);
+    // the lease is gone: nothing is written, not even the audit row
+    await repo.jobs.complete('job-1');
+    expect(await finish('d', 'w1')).toBe(false);
+    expect((await repo.steps.get('job-1', 'd'))?.state).toBe('pending');
+    expect(await repo.audit.export({ jobId: 'job-1' })).toHaveLength(4);
   });
 
   it('repo approvals: a request parks the job once per hash; refusals keep their reasons; the approval requeues the job and a later ask is granted', async () => {

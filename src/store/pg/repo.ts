@@ -15,7 +15,7 @@ import {
 } from './jobs.ts';
 import { openPgStore, parseDatabaseUrl, type PgStore, type PgStoreOptions } from './open.ts';
 import { PgOutboxStore } from './outbox.ts';
-import { approvals, auditEvents, deployments, jobs } from './schema.ts';
+import { approvals, auditEvents, deployments, jobs, jobSteps } from './schema.ts';
 import { createPgSecretBox, pgSecretKey, sweepSealedSecretsPg } from './secrets.ts';
 import { jobViewPg, statusAnswerPg } from './status.ts';
 
@@ -76,6 +76,17 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
       next: async (jobId) => (await stepsOfPg(db, jobId)).find((s) => !DONE_STEP.includes(s.state)),
       update: (jobId, stepId, values) => updateStepPg(db, jobId, stepId, values),
       writeLeased: (w, values) => writeStepLeased(db, w, values),
+      finish: (w, f) => db.transaction(async (tx): Promise<string[] | false> => {
+        if (!(await writeStepLeased(tx, { jobId: w.job.id, stepId: w.stepId, owner: w.owner }, f.values))) return false;
+        await audit(tx, w.job, 'system', f.audit.action, f.audit.extra);
+        const prepared = await tx.select().from(jobSteps).where(and(eq(jobSteps.jobId, w.job.id), eq(jobSteps.state, 'prepared'))).orderBy(asc(jobSteps.execOrder));
+        const promoted = f.promote?.(prepared) ?? [];
+        for (const p of promoted) {
+          await updateStepPg(tx, w.job.id, p.stepId, { state: p.state });
+          await audit(tx, w.job, 'system', p.audit.action, p.audit.extra);
+        }
+        return promoted.map((p) => p.stepId);
+      }),
     },
     approvals: {
       get: getApproval,
