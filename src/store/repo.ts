@@ -184,6 +184,19 @@ export interface DeploymentsRepo {
   lastSpec(name: string): Promise<unknown>;
 }
 
+/** The bot's gauges, `/readyz` and the Slack history list (src/app/bot.ts). */
+export interface MetricsRepo {
+  /** number of jobs per state */
+  jobCounts(): Promise<Record<string, number>>;
+  approvalsPending(): Promise<number>;
+  /** some job is queued, running or waiting for approval (the worker has work) */
+  hasActiveJobs(): Promise<boolean>;
+  /** the deployment's newest jobs, newest first */
+  recentJobs(deployment: string, limit: number): Promise<Array<{ id: string; state: string; createdAt: string; requestedBy: string }>>;
+  /** `created_at` of the newest applied migration (the migration folder's timestamp), 0 when none */
+  lastMigrationAt(): Promise<number>;
+}
+
 export interface StatusRepo {
   answer(deployment: string): Promise<StatusAnswer>;
   jobView(jobId: string): Promise<JobView | undefined>;
@@ -202,6 +215,7 @@ export interface Repository {
   agentTokens: AgentTokensRepo;
   deployments: DeploymentsRepo;
   status: StatusRepo;
+  metrics: MetricsRepo;
   /** true when the database answers within `timeoutMs`; never throws */
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -398,6 +412,14 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
         };
       },
       jobView: async (jobId) => jobView(store, jobId),
+    },
+    metrics: {
+      jobCounts: async () => Object.fromEntries((store.sqlite.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n])),
+      approvalsPending: async () => (store.sqlite.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending'`).get() as { n: number }).n,
+      hasActiveJobs: async () => Boolean(store.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('queued', 'running', 'waiting_approval')) AS active`).pluck().get()),
+      recentJobs: async (deployment, limit) => store.sqlite.prepare('SELECT id, state, created_at AS createdAt, requested_by AS requestedBy FROM jobs WHERE deployment = ? ORDER BY created_at DESC LIMIT ?')
+        .all(deployment, limit) as Array<{ id: string; state: string; createdAt: string; requestedBy: string }>,
+      lastMigrationAt: async () => Number(store.sqlite.prepare('SELECT MAX(created_at) FROM __drizzle_migrations').pluck().get() ?? 0),
     },
     async ping() {
       try {

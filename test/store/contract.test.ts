@@ -436,6 +436,33 @@ function repositoryContract(store: () => DialectStore) {
     expect(await repo.status.jobView('nope')).toBeUndefined();
   });
 
+  it('repo metrics: job counts per state, pending approvals, whether any job is active, a deployment\'s recent jobs, the applied migrations', async () => {
+    const s = store();
+    const { repo } = s;
+    expect(await repo.metrics.jobCounts()).toEqual({});
+    expect(await repo.metrics.hasActiveJobs()).toBe(false);
+    expect(await repo.metrics.lastMigrationAt()).toBeGreaterThan(Date.UTC(2025, 0, 1));
+    await waitingJob(repo);
+    s.tick(1000);
+    await submit(repo, 'job-2', 'other');
+    s.tick(1000);
+    await submit(repo, 'job-3', 'third');
+    await repo.jobs.fail('job-3', 'boom');
+    expect(await repo.metrics.jobCounts()).toEqual({ waiting_approval: 1, queued: 1, failed: 1 });
+    expect(await repo.metrics.approvalsPending()).toBe(1);
+    expect(await repo.metrics.hasActiveJobs()).toBe(true);
+    await repo.jobs.cancel((await repo.jobs.get('job-1'))!, bob);
+    await repo.jobs.fail('job-2', 'boom');
+    expect(await repo.metrics.hasActiveJobs()).toBe(false);
+    expect(await repo.metrics.approvalsPending()).toBe(0);
+    s.tick(1000);
+    await submit(repo, 'job-4');
+    expect(await repo.metrics.recentJobs('sales', 10)).toEqual([
+      { id: 'job-4', state: 'queued', createdAt: expect.any(String), requestedBy: 'UALICE' }, { id: 'job-1', state: 'cancelled', createdAt: expect.any(String), requestedBy: 'UALICE' },
+    ]);
+    expect(await repo.metrics.recentJobs('sales', 1)).toHaveLength(1);
+  });
+
   it('repo outbox: thread order, updates replaced while pending, sending → sent, the poll takes the channels with due rows', async () => {
     const { repo } = store();
     const now = Date.now();

@@ -143,6 +143,13 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
       answer: (deployment) => statusAnswerPg(pool, deployment),
       jobView: (jobId) => jobViewPg(pool, jobId),
     },
+    metrics: {
+      jobCounts: async () => Object.fromEntries((await pool.query('select state, count(*)::int as n from jobs group by state')).rows.map((r) => [r.state as string, r.n as number])),
+      approvalsPending: async () => (await pool.query(`select count(*)::int as n from approvals where state = 'pending'`)).rows[0].n as number,
+      hasActiveJobs: async () => (await pool.query(`select exists (select 1 from jobs where state in ('queued', 'running', 'waiting_approval')) as active`)).rows[0].active as boolean,
+      recentJobs: async (deployment, limit) => (await pool.query('select id, state, created_at as "createdAt", requested_by as "requestedBy" from jobs where deployment = $1 order by created_at desc limit $2', [deployment, limit])).rows,
+      lastMigrationAt: async () => Number((await pool.query('select max(created_at) as m from drizzle.__drizzle_migrations')).rows[0].m ?? 0),
+    },
     ping: (timeoutMs) => store.ping(timeoutMs),
     close: async () => {
       if (o.closeStore) await store.close();
