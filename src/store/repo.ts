@@ -21,7 +21,7 @@ import { createApprovals, type DecideInput } from '../jobs/approvals.ts';
 import * as queue from '../jobs/queue.ts';
 import { nextStep, SuspendForApproval, updateStep, type StepRow } from '../jobs/runner.ts';
 import { statusQueries, type LockHolder } from '../jobs/status-queries.ts';
-import type { Actor, ApprovalPolicy, ApprovalView, JobEvent, JobView, SubmitInput } from '../jobs/types.ts';
+import type { Actor, ApprovalPolicy, ApprovalView, DecisionResult, JobEvent, JobView, SubmitInput } from '../jobs/types.ts';
 import { approvalView, jobView } from '../jobs/views.ts';
 import { SqliteOutboxStore, type OutboxEntry } from '../slack/outbox-store.ts';
 import type { Plan } from '../spec/plan.ts';
@@ -51,7 +51,7 @@ export type ApprovalAsk = { granted: { approvalId: string; hash: string; approve
 /** What a decision changed, for the caller's events and kick: `jobFailed` is the job's error when it was failed. */
 export type Decision =
   | { ok: true; approvalId: string; jobId: string; outcome: 'pending' | 'approved' | 'rejected'; jobRequeued: boolean; jobFailed?: string }
-  | { ok: false; reason: Extract<import('../jobs/types.ts').DecisionResult, { ok: false }>['reason']; message: string; jobId?: string; jobFailed?: string };
+  | { ok: false; reason: Extract<DecisionResult, { ok: false }>['reason']; message: string; jobId?: string; jobFailed?: string };
 
 /** Everything `/re status` reads about one deployment (src/jobs/status.ts composes the answer from it). */
 export interface StatusAnswer {
