@@ -41,29 +41,46 @@ export function loadSecretKey(store: Store): Buffer {
   return key;
 }
 
+/** One sealed value as stored: AES-256-GCM ciphertext, 12-byte IV and 16-byte tag, each base64. */
+export interface SealedValue {
+  ciphertext: string;
+  iv: string;
+  tag: string;
+}
+
+/**
+ * Seals `plaintext` with AES-256-GCM under `key` and a fresh random IV; `aad` (the secret's id) is authenticated,
+ * so a sealed record copied under another id does not open. Pure: no store, no redaction registry.
+ */
+export function sealValue(key: Buffer, plaintext: string, aad: string): SealedValue {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return { ciphertext: ct.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+}
+
+/** The plaintext of `sealed`; throws when the key, the `aad` or any byte of the record differs from the sealing. */
+export function openValue(key: Buffer, sealed: SealedValue, aad: string): string {
+  const d = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
+  d.setAAD(Buffer.from(aad));
+  d.setAuthTag(Buffer.from(sealed.tag, 'base64'));
+  return Buffer.concat([d.update(Buffer.from(sealed.ciphertext, 'base64')), d.final()]).toString('utf8');
+}
+
 export function createSecretBox(store: Store, key: Buffer = loadSecretKey(store)) {
   return {
     sealSecret(value: string, purpose = 'secret'): string {
       registerSecret(value);
       const id = `sec_${randomUUID()}`;
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      cipher.setAAD(Buffer.from(id));
-      const ct = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
-      store.db.insert(sealedSecrets).values({
-        id, ciphertext: ct.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'),
-        createdAt: new Date().toISOString(), purpose,
-      }).run();
+      store.db.insert(sealedSecrets).values({ id, ...sealValue(key, value, id), createdAt: new Date().toISOString(), purpose }).run();
       return id;
     },
     openSecret(id: string): string {
       const row = store.db.select().from(sealedSecrets).where(eq(sealedSecrets.id, id)).get();
       if (!row) throw new Error(`sealed secret ${id} not found`);
       if (row.erasedAt || !row.ciphertext || !row.iv || !row.tag) throw new Error(`sealed secret ${id} was erased`);
-      const d = createDecipheriv('aes-256-gcm', key, Buffer.from(row.iv, 'base64'));
-      d.setAAD(Buffer.from(id));
-      d.setAuthTag(Buffer.from(row.tag, 'base64'));
-      const value = Buffer.concat([d.update(Buffer.from(row.ciphertext, 'base64')), d.final()]).toString('utf8');
+      const value = openValue(key, { ciphertext: row.ciphertext, iv: row.iv, tag: row.tag }, id);
       registerSecret(value);
       return value;
     },
@@ -91,7 +108,7 @@ export function sealedTtlMsFromEnv(env: Record<string, string | undefined> = pro
 }
 
 /** Every `{ stored: id }` secret reference in a spec (or any JSON value). */
-function storedRefs(v: unknown, out: Set<string>): Set<string> {
+export function storedRefs(v: unknown, out: Set<string>): Set<string> {
   if (Array.isArray(v)) v.forEach((x) => storedRefs(x, out));
   else if (v && typeof v === 'object') {
     const keys = Object.keys(v);

@@ -14,7 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import { sql as pgSql } from 'drizzle-orm';
+import { randomBytes } from 'node:crypto';
 import { claimNext, renewLease } from '../../src/jobs/queue.ts';
+import { createSecretBox } from '../../src/store/crypto.ts';
+import { createPgSecretBox } from '../../src/store/pg/secrets.ts';
+import { openRepository, sqliteRepository, type Repository, type RepoClock } from '../../src/store/repo.ts';
+import { pgRepository } from '../../src/store/pg/repo.ts';
 import { appendAudit, verifyAuditChain, type AuditInput } from '../../src/store/audit.ts';
 import { openStore, type Store } from '../../src/store/db.ts';
 import * as lite from '../../src/store/schema.ts';
@@ -65,7 +70,57 @@ export interface DialectStore {
   claim(o: { owner: string; leaseMs: number; exclude?: string[] }): Promise<string | undefined>;
   renew(o: { jobId: string; owner: string; leaseMs: number }): Promise<boolean>;
   requestCancel(jobId: string): Promise<void>;
+  /** the secret box of this dialect, sealing with `SECRET_KEY` */
+  secrets: AsyncSecretBox;
+  /** a box over the same rows sealing and opening with another key */
+  secretsWithKey(key: Buffer): AsyncSecretBox;
+  sealedRow(id: string): Promise<SealedRow | undefined>;
+  /** writes columns of a sealed_secrets row behind the box's back */
+  setSealedRow(id: string, values: Partial<SealedRow & { createdAt: string }>): Promise<void>;
+  /** every row of every table, as text (to look for plaintext) */
+  everyRowAsText(): Promise<string>;
+  /** src/store/repo.ts over this store, on the test clock, sealing with SECRET_KEY */
+  repo: Repository;
+  /** another Repository opened through `openRepository` on the same database (another replica on PostgreSQL) */
+  openAgain(): Promise<Repository>;
+  /** moves the repository clock (row times, audit times, approval expiry; on SQLite also lease deadlines) */
+  tick(ms: number): void;
   reset(): Promise<void>;
+}
+
+/** Real time plus an offset tests move with `tick`; reset to 0 before each test. */
+function testClock(): RepoClock & { offset: number } {
+  const c = { offset: 0, now: () => Date.now() + c.offset };
+  return c;
+}
+
+export interface AsyncSecretBox {
+  sealSecret(value: string, purpose?: string): Promise<string>;
+  openSecret(id: string): Promise<string>;
+  eraseSecret(id: string): Promise<void>;
+}
+export interface SealedRow {
+  ciphertext: string | null;
+  iv: string | null;
+  tag: string | null;
+  purpose: string;
+  erasedAt: string | null;
+}
+
+/** the key both dialects' boxes seal with in contract tests */
+export const SECRET_KEY = randomBytes(32);
+
+function asyncBox(box: ReturnType<typeof createSecretBox>): AsyncSecretBox {
+  return {
+    sealSecret: async (value, purpose) => box.sealSecret(value, purpose),
+    openSecret: async (id) => box.openSecret(id),
+    eraseSecret: async (id) => box.eraseSecret(id),
+  };
+}
+const SEALED_COLUMNS: Record<keyof SealedRow | 'createdAt', string> = { ciphertext: 'ciphertext', iv: 'iv', tag: 'tag', purpose: 'purpose', erasedAt: 'erased_at', createdAt: 'created_at' };
+function setClause(values: Partial<SealedRow & { createdAt: string }>, param: (i: number) => string): { text: string; args: unknown[] } {
+  const entries = Object.entries(values) as Array<[keyof typeof SEALED_COLUMNS, unknown]>;
+  return { text: entries.map(([k], i) => `${SEALED_COLUMNS[k]} = ${param(i + 1)}`).join(', '), args: entries.map(([, v]) => v) };
 }
 
 const jobValues = (j: JobInput) => ({
@@ -84,7 +139,11 @@ function sqliteUnique(err: unknown, column: string): boolean {
 
 function sqliteStore(s: Store): DialectStore {
   const { db } = s;
+  const clock = testClock();
   return {
+    repo: sqliteRepository(s, { clock, secretKey: SECRET_KEY }),
+    openAgain: () => openRepository(undefined, { sqlitePath: s.path, clock, secretKey: SECRET_KEY }),
+    tick: (ms) => void (clock.offset += ms),
     dialect: 'sqlite',
     appendAudit: async (e, at) => appendAudit(s, e, at),
     verifyAudit: async () => verifyAuditChain(s),
@@ -115,15 +174,33 @@ function sqliteStore(s: Store): DialectStore {
     },
     renew: async (o) => renewLease(s, o.jobId, o.owner, Date.now() + o.leaseMs),
     requestCancel: async (jobId) => void s.sqlite.prepare('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(jobId),
+    secrets: asyncBox(createSecretBox(s, SECRET_KEY)),
+    secretsWithKey: (key) => asyncBox(createSecretBox(s, key)),
+    sealedRow: async (id) => s.sqlite.prepare('SELECT ciphertext, iv, tag, purpose, erased_at AS erasedAt FROM sealed_secrets WHERE id = ?').get(id) as SealedRow | undefined,
+    async setSealedRow(id, values) {
+      const c = setClause(values, () => '?');
+      s.sqlite.prepare(`UPDATE sealed_secrets SET ${c.text} WHERE id = ?`).run(...c.args, id);
+    },
+    async everyRowAsText() {
+      const tables = s.sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+      return tables.map((t) => JSON.stringify(s.sqlite.prepare(`SELECT * FROM "${t}"`).all())).join('\n');
+    },
     // audit seq is AUTOINCREMENT: its counter is reset too, so seq numbers start at 1 in each test
-    reset: async () => void s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events;
-      DELETE FROM sqlite_sequence WHERE name = 'audit_events';`),
+    reset: async () => {
+      clock.offset = 0;
+      s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events; DELETE FROM sealed_secrets;
+      DELETE FROM deployments; DELETE FROM slack_outbox; DELETE FROM agent_tokens; DELETE FROM sqlite_sequence WHERE name = 'audit_events';`);
+    },
   };
 }
 
-function postgresStore(s: PgStore): DialectStore {
+function postgresStore(s: PgStore, url: string): DialectStore {
   const { db, pool } = s;
+  const clock = testClock();
   return {
+    repo: pgRepository(s, { clock, secretKey: SECRET_KEY }),
+    openAgain: () => openRepository(url, { clock, secretKey: SECRET_KEY }),
+    tick: (ms) => void (clock.offset += ms),
     dialect: 'postgres',
     appendAudit: (e, at) => appendAuditPg(db, e, at),
     verifyAudit: () => verifyAuditChainPg(db),
@@ -150,8 +227,24 @@ function postgresStore(s: PgStore): DialectStore {
     claim: async (o) => (await claimNextJob(db, o))?.id,
     renew: (o) => renewJobLease(db, o),
     requestCancel: async (jobId) => void (await pool.query('update jobs set cancel_requested = true where id = $1', [jobId])),
+    secrets: createPgSecretBox(db, SECRET_KEY),
+    secretsWithKey: (key) => createPgSecretBox(db, key),
+    sealedRow: async (id) => (await pool.query('select ciphertext, iv, tag, purpose, erased_at as "erasedAt" from sealed_secrets where id = $1', [id])).rows[0],
+    async setSealedRow(id, values) {
+      const c = setClause(values, (i) => `$${i}`);
+      await pool.query(`update sealed_secrets set ${c.text} where id = $${c.args.length + 1}`, [...c.args, id]);
+    },
+    async everyRowAsText() {
+      const tables = (await pool.query("select table_schema || '.' || quote_ident(table_name) as t from information_schema.tables where table_schema in ('public', 'drizzle') and table_type = 'BASE TABLE'")).rows.map((r) => r.t as string);
+      const out: string[] = [];
+      for (const t of tables) out.push(JSON.stringify((await pool.query(`select x::text as row from ${t} x`)).rows.map((r) => r.row)));
+      return out.join('\n');
+    },
     // restart identity: seq numbers start at 1 in each test
-    reset: async () => void (await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events restart identity cascade`)),
+    reset: async () => {
+      clock.offset = 0;
+      await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events, sealed_secrets, deployments, slack_outbox, slack_channel_leases, agent_tokens restart identity cascade`);
+    },
   };
 }
 
@@ -178,8 +271,9 @@ export function describeEachDialect(name: string, fn: (store: () => DialectStore
         } else {
           const cluster: PgCluster = await startPostgres();
           try {
-            const s = await openPgStore(await cluster.createDatabase(`contract_${process.pid}_${++databases}`));
-            store = postgresStore(s);
+            const url = await cluster.createDatabase(`contract_${process.pid}_${++databases}`);
+            const s = await openPgStore(url);
+            store = postgresStore(s, url);
             close = async () => {
               await s.close().catch(() => {});
               cluster.stop();
