@@ -1,6 +1,7 @@
 /**
  * Contract tests: what exists on both stores today behaves the same on SQLite and on PostgreSQL. Each test runs
- * once per dialect (test/support/dialects.ts), through each side's own code and schema.
+ * once per dialect (test/support/dialects.ts), through each side's own code and schema: the audit chain, votes,
+ * the deployment lock, claims and leases, sealed secrets, and every operation of the repository (src/store/repo.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
