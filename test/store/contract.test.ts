@@ -397,6 +397,15 @@ function repositoryContract(store: () => DialectStore) {
     ]);
   });
 
+  it('repo approvals: an approval granted after its job failed for another reason leaves the job failed and says it was not requeued', async () => {
+    const { repo } = store();
+    const id = await waitingJob(repo);
+    await repo.jobs.fail('job-1', 'the cluster went away');
+    expect(await repo.approvals.decide(id, { by: bob, decision: 'approve', hash: 'hash-1' })).toEqual({ ok: true, approvalId: id, jobId: 'job-1', outcome: 'approved', jobRequeued: false });
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'failed', error: 'the cluster went away' });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('waiting_approval');
+  });
+
   it('repo approvals: a rejection fails the job with its reason; an expired request is expired once and fails its job', async () => {
     const s = store();
     const { repo } = s;
