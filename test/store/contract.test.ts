@@ -1,6 +1,7 @@
 /**
  * Contract tests: what exists on both stores today behaves the same on SQLite and on PostgreSQL. Each test runs
- * once per dialect (test/support/dialects.ts), through each side's own code and schema.
+ * once per dialect (test/support/dialects.ts), through each side's own code and schema: the audit chain, votes,
+ * the deployment lock, claims and leases, sealed secrets, and every operation of the repository (src/store/repo.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -394,6 +395,15 @@ function repositoryContract(store: () => DialectStore) {
       ['approval.requested', null], ['approval.refused', 'self_approval'], ['approval.refused', 'stale_hash'], ['approval.refused', 'not_found'],
       ['approval.decided', 'approved'], ['approval.refused', 'already_decided'],
     ]);
+  });
+
+  it('repo approvals: an approval granted after its job failed for another reason leaves the job failed and says it was not requeued', async () => {
+    const { repo } = store();
+    const id = await waitingJob(repo);
+    await repo.jobs.fail('job-1', 'the cluster went away');
+    expect(await repo.approvals.decide(id, { by: bob, decision: 'approve', hash: 'hash-1' })).toEqual({ ok: true, approvalId: id, jobId: 'job-1', outcome: 'approved', jobRequeued: false });
+    expect(await repo.jobs.get('job-1')).toMatchObject({ state: 'failed', error: 'the cluster went away' });
+    expect((await repo.steps.get('job-1', 'b'))?.state).toBe('waiting_approval');
   });
 
   it('repo approvals: a rejection fails the job with its reason; an expired request is expired once and fails its job', async () => {

@@ -4,10 +4,10 @@
  * cluster (test/support/postgres.ts; skipped with a reason when PostgreSQL is missing, failing under
  * RE_BOT_REQUIRE_TOOLS=1). Tables are emptied before each test.
  *
- * `DialectStore` is what exists on both sides today, each side calling its own code (src/store/audit.ts vs
- * src/store/pg/audit.ts, claimNext/renewLease of src/jobs/queue.ts vs src/store/pg/claim.ts) and its own schema,
- * everything async. It is the seed of the async repository (docs/ha.md, step 1): when src/store/repo.ts lands,
- * this fixture hands out its two implementations instead and the contract tests stay as they are.
+ * `DialectStore` is what exists on both sides, each side calling its own code (src/store/audit.ts vs
+ * src/store/pg/audit.ts, claimNext/renewLease of src/jobs/queue.ts vs src/store/pg/claim.ts, the secret boxes of
+ * src/store/crypto.ts vs src/store/pg/secrets.ts) and its own schema, everything async, plus raw access for tests
+ * (tampering, rows behind the box's back) and `repo`: that dialect's Repository of src/store/repo.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
