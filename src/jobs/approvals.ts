@@ -31,10 +31,48 @@ export interface ApprovalDeps {
 /** `reason`: a rejection's reason, shown in the thread and written to the audit log */
 export type DecideInput = { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[]; reason?: string };
 
+/** What `decide` reads of a request before it knows the click changes anything. */
+interface DecideApproval {
+  id: string;
+  jobId: string;
+  stepId: string;
+  hash: string;
+  title: string;
+  state: string;
+  required: number;
+  /** JSON text of the frozen ApprovalPolicy */
+  policy: string;
+  expiresAt: string;
+}
+type DecideJob = Pick<JobRow, 'id' | 'deployment' | 'valuesHash' | 'requestedBy' | 'state'>;
+
+/**
+ * `decide`'s reads, prepared once per DB handle: most clicks are refused (already decided, a repeat vote, not
+ * an approver), and drizzle rebuilt and re-prepared each query on every click, and read the whole job row
+ * (spec and plan JSON) for the five columns a decision needs.
+ */
+const decideQueries = new WeakMap<Store['sqlite'], { approval: (id: string) => DecideApproval | undefined; job: (id: string) => DecideJob | undefined; voted: (approvalId: string, user: string) => boolean }>();
+function decideReads(store: Store) {
+  let q = decideQueries.get(store.sqlite);
+  if (!q) {
+    const approval = store.sqlite.prepare(`SELECT id, job_id AS jobId, step_id AS stepId, hash, title, state, required, policy, expires_at AS expiresAt FROM approvals WHERE id = ?`);
+    const job = store.sqlite.prepare(`SELECT id, deployment, values_hash AS valuesHash, requested_by AS requestedBy, state FROM jobs WHERE id = ?`);
+    const voted = store.sqlite.prepare(`SELECT 1 FROM approval_votes WHERE approval_id = ? AND user = ?`).pluck();
+    q = {
+      approval: (id) => approval.get(id) as DecideApproval | undefined,
+      job: (id) => job.get(id) as DecideJob | undefined,
+      voted: (approvalId, user) => voted.get(approvalId, user) !== undefined,
+    };
+    decideQueries.set(store.sqlite, q);
+  }
+  return q;
+}
+
 export function createApprovals(d: ApprovalDeps) {
   const { store } = d;
   const { db } = store;
   const getApproval = (id: string) => db.select().from(approvals).where(eq(approvals.id, id)).get();
+  const reads = decideReads(store);
 
   /** A step's `ctx.requireApproval`: the grant when this hash is approved; otherwise records the request and suspends the job. */
   async function requireApproval(job: JobRow, stepId: string, req: ApprovalRequest): Promise<ApprovalGrant> {
@@ -92,16 +130,14 @@ export function createApprovals(d: ApprovalDeps) {
 
   async function decide(approvalId: string, input: DecideInput): Promise<DecisionResult> {
     const reason = input.reason?.trim() ? redact(input.reason.trim()).slice(0, 500) : undefined;
-    const a = getApproval(approvalId);
+    const a = reads.approval(approvalId);
+    const job = a && reads.job(a.jobId);
     const refuse = (reason: Extract<DecisionResult, { ok: false }>['reason'], message: string): DecisionResult => {
-      const j = a ? getJob(store, a.jobId) : undefined;
-      appendAudit(store, { actor: input.by.id, action: 'approval.refused', jobId: a?.jobId, deployment: j?.deployment,
-        valuesHash: j?.valuesHash, decision: input.decision, result: reason, details: { approvalId, hash: input.hash, message } }, new Date(d.now()));
+      appendAudit(store, { actor: input.by.id, action: 'approval.refused', jobId: a?.jobId, deployment: job?.deployment,
+        valuesHash: job?.valuesHash, decision: input.decision, result: reason, details: { approvalId, hash: input.hash, message } }, new Date(d.now()));
       return { ok: false, reason, message };
     };
-    if (!a) return refuse('not_found', `approval ${approvalId} not found`);
-    const job = getJob(store, a.jobId)!;
-    const p = a.policy as ApprovalPolicy;
+    if (!a || !job) return refuse('not_found', `approval ${approvalId} not found`);
     if (a.state === 'pending' && Date.parse(a.expiresAt) <= d.now()) {
       expireApproval(a.id);
       return refuse('expired', `this approval expired at ${a.expiresAt}; the job failed — retry it to ask again`);
@@ -110,13 +146,13 @@ export function createApprovals(d: ApprovalDeps) {
     if (a.state !== 'pending') return refuse(a.state === 'superseded' ? 'stale_hash' : 'already_decided', a.state === 'superseded'
       ? 'these values changed after this request; approve the newer request instead' : `this approval is already ${a.state}`);
     if (input.hash !== a.hash) return refuse('stale_hash', `you approved values hash ${input.hash.slice(0, 12)}, but the pending request is for ${a.hash.slice(0, 12)}`);
+    const p = JSON.parse(a.policy) as ApprovalPolicy;
     if (input.by.id === job.requestedBy && !p.allowSelfApproval) return refuse('self_approval', 'the requester cannot approve their own job');
     if (p.approvers.length > 0) {
       const ids = [input.by.id, ...(input.userGroups ?? [])];
       if (!ids.some((id) => p.approvers.includes(id))) return refuse('not_approver', 'you are not on the approver list for this deployment');
     }
-    const prior = db.select().from(approvalVotes).where(and(eq(approvalVotes.approvalId, a.id), eq(approvalVotes.user, input.by.id))).get();
-    if (prior) return refuse('duplicate', 'you already voted on this request; another approver is needed');
+    if (reads.voted(a.id, input.by.id)) return refuse('duplicate', 'you already voted on this request; another approver is needed');
 
     let outcome = 'pending' as 'pending' | 'approved' | 'rejected';
     store.sqlite.transaction(() => {

@@ -5,7 +5,7 @@ import { HELP } from './blocks.ts';
 import { afterAck, type SlackContext } from './context.ts';
 import { jobAction } from './job-actions.ts';
 import { closest } from './policy.ts';
-import { historyMessage, reportFromJob, statusMessage } from './status-blocks.ts';
+import { historyMessage, reportFromJob, statusMessage, type StatusReport } from './status-blocks.ts';
 import { parentKey } from './progress.ts';
 import { esc } from './text.ts';
 import { openWizard } from './wizard-handlers.ts';
@@ -20,6 +20,20 @@ function threadUrl(ctx: SlackContext, jobId: string): string | undefined {
 }
 
 const ephemeral = (m: { text: string; blocks?: unknown[] }) => ({ response_type: 'ephemeral' as const, ...m });
+
+/**
+ * The rendered answer of a report: the status reads are reused between commits (src/app/status-cache.ts) and
+ * return the same report object, so a burst of `/re status` renders each deployment's answer once, not once
+ * per request. statusMessage depends on the report and the thread link only.
+ */
+const rendered = new WeakMap<StatusReport, { url?: string; message: ReturnType<typeof statusMessage> }>();
+function statusAnswer(report: StatusReport, url: string | undefined): ReturnType<typeof statusMessage> {
+  const hit = rendered.get(report);
+  if (hit && hit.url === url) return hit.message;
+  const message = statusMessage(report, url);
+  rendered.set(report, { url, message });
+  return message;
+}
 
 export function registerCommands(app: App, ctx: SlackContext): void {
   const { engine, deps } = ctx;
@@ -61,7 +75,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         await ack();
         return reply(respond, () => {
           const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
-          return report ? statusMessage(report, report.job && threadUrl(ctx, report.job.id)) : { text: unknownDeployment(arg) };
+          return report ? statusAnswer(report, report.job && threadUrl(ctx, report.job.id)) : { text: unknownDeployment(arg) };
         });
       }
       case 'history': {

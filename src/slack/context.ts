@@ -67,8 +67,9 @@ export interface SlackContext {
   isOperator(user: string): Promise<boolean>;
   audit(e: AuditEntry): void;
   /**
-   * approval clicks already refused, by `approvalId|user`: a repeated click by the same user on the same
-   * request is acked and nothing else (no decision, audit row or ephemeral); bounded, oldest forgotten first
+   * approval clicks already refused, by `approvalId|user|decision`: a repeated click by the same user on the
+   * same button of the same request is acked and nothing else (no decision, audit row or ephemeral); bounded,
+   * oldest forgotten first (src/slack/job-actions.ts says how long each refusal is remembered)
    */
   refusedClicks: BoundedSet;
 }
@@ -79,17 +80,24 @@ export interface SlackContext {
  */
 export const afterAck = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** A set that forgets its oldest entries past `max`. */
+/** A set that forgets its oldest entries past `max`, and an entry added with a lifetime once it has passed. */
 export class BoundedSet {
-  private s = new Set<string>();
-  constructor(private max = 10_000) {}
+  /** key → when it is forgotten (ms since epoch; Infinity: only when evicted) */
+  private s = new Map<string, number>();
+  constructor(private max = 10_000, private now: () => number = () => Date.now()) {}
   has(k: string): boolean {
-    return this.s.has(k);
+    const until = this.s.get(k);
+    if (until === undefined) return false;
+    if (until !== Infinity && until <= this.now()) {
+      this.s.delete(k);
+      return false;
+    }
+    return true;
   }
-  add(k: string): void {
+  add(k: string, ttlMs = Infinity): void {
     this.s.delete(k);
-    this.s.add(k);
-    if (this.s.size > this.max) this.s.delete(this.s.values().next().value as string);
+    this.s.set(k, ttlMs === Infinity ? Infinity : this.now() + ttlMs);
+    if (this.s.size > this.max) this.s.delete(this.s.keys().next().value as string);
   }
   get size(): number {
     return this.s.size;

@@ -67,17 +67,29 @@ export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref
   }
 }
 
-async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject', approvalId: string, hash: string, user: string, channel: string, reason?: string): Promise<void> {
+/**
+ * How long a refused click is remembered (a repeat only acked). Every refusal but one is final for that user,
+ * request and button: the request was decided, expired, superseded or never existed, the user is its
+ * requester, or already voted. "Not an approver" can change: the user may be added to an approver user group
+ * (whose membership the directory caches), so that refusal is remembered for a minute, not for good.
+ */
+export const REFUSAL_MEMORY_MS: Partial<Record<string, number>> = { not_approver: 60_000 };
+
+/**
+ * `viaModal`: a rejection submitted with its reason is always answered; only button clicks are deduplicated
+ * (a refused Approve must not silence the Reject the same user then types a reason for).
+ */
+async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject', approvalId: string, hash: string, user: string, channel: string, reason?: string, viaModal = false): Promise<void> {
   const noun = decision === 'approve' ? 'approval' : 'rejection';
-  // answered once per user and request: a repeated refused click is only acked
-  const once = `${approvalId}|${user}`;
-  if (ctx.refusedClicks.has(once)) return;
+  // answered once per user, request and button: a repeated refused click is only acked
+  const once = `${approvalId}|${user}|${decision}`;
+  if (!viaModal && ctx.refusedClicks.has(once)) return;
   await afterAck();
   try {
     const [userGroups, display] = await Promise.all([ctx.directory.groups.groupsOf(user, ctx.config.approvers), ctx.directory.displayName(user, 500)]);
     const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups, ...(reason ? { reason } : {}) });
     if (!r.ok) {
-      ctx.refusedClicks.add(once);
+      if (!viaModal) ctx.refusedClicks.add(once, REFUSAL_MEMORY_MS[r.reason]);
       ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
       const why = REFUSAL[r.reason]?.(approversText(ctx.config.approvers)) ?? `${esc(r.message)}.`;
       ctx.tell(channel, user, `Your ${noun} was not recorded: ${why}`);
@@ -136,7 +148,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
     if (!reason) return ack({ response_action: 'errors', errors: { reason: 'Say why, so the requester knows what to change.' } });
     await ack();
     const meta = JSON.parse(view.private_metadata || '{}') as { approvalId?: string; hash?: string; channel?: string };
-    await recordDecision(ctx, 'reject', meta.approvalId ?? '', meta.hash ?? '', body.user.id, meta.channel ?? '', reason);
+    await recordDecision(ctx, 'reject', meta.approvalId ?? '', meta.hash ?? '', body.user.id, meta.channel ?? '', reason, true);
   });
   app.action('re_view_diff', async ({ ack, body, action, client }) => {
     await ack();

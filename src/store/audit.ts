@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { asc, desc } from 'drizzle-orm';
+import { asc } from 'drizzle-orm';
 import type { Store } from './db.ts';
 import { auditEvents } from './schema.ts';
 
@@ -23,17 +23,36 @@ export function rowHash(prevHash: string, r: Omit<Row, 'seq' | 'prevHash' | 'has
   return createHash('sha256').update(body).digest('hex');
 }
 
-/** Append-only: each row's hash covers the previous row's hash. Runs in a transaction so the chain never forks. */
-export function appendAudit(store: Store, e: AuditInput, at = new Date()): Row {
-  return store.sqlite.transaction(() => {
-    const last = store.db.select({ hash: auditEvents.hash }).from(auditEvents).orderBy(desc(auditEvents.seq)).limit(1).get();
-    const prevHash = last?.hash ?? GENESIS;
+/**
+ * The append's two statements, prepared once per DB handle: every refused click writes a row, and drizzle
+ * rebuilt and re-prepared both statements on every append (most of a refused click's cost, BENCHMARKS.md).
+ */
+const appenders = new WeakMap<Store['sqlite'], (e: AuditInput, at: Date) => Row>();
+function appender(store: Store): (e: AuditInput, at: Date) => Row {
+  let append = appenders.get(store.sqlite);
+  if (append) return append;
+  const last = store.sqlite.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1').pluck();
+  const insert = store.sqlite.prepare(`INSERT INTO audit_events (at, actor, action, job_id, deployment, values_hash, decision, result, details, prev_hash, hash)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const tx = store.sqlite.transaction((e: AuditInput, at: Date): Row => {
+    const prevHash = (last.get() as string | undefined) ?? GENESIS;
     const r = {
       at: at.toISOString(), actor: e.actor, action: e.action, jobId: e.jobId ?? null, deployment: e.deployment ?? null,
       valuesHash: e.valuesHash ?? null, decision: e.decision ?? null, result: e.result ?? null, details: e.details ?? null,
     };
-    return store.db.insert(auditEvents).values({ ...r, prevHash, hash: rowHash(prevHash, r) }).returning().get();
-  }).immediate();
+    const hash = rowHash(prevHash, r);
+    // details as drizzle's json mode stores it: JSON text, or NULL
+    const { lastInsertRowid } = insert.run(r.at, r.actor, r.action, r.jobId, r.deployment, r.valuesHash, r.decision, r.result, r.details === null ? null : JSON.stringify(r.details), prevHash, hash);
+    return { seq: Number(lastInsertRowid), ...r, details: r.details === null ? null : JSON.parse(JSON.stringify(r.details)), prevHash, hash };
+  });
+  append = (e, at) => tx.immediate(e, at);
+  appenders.set(store.sqlite, append);
+  return append;
+}
+
+/** Append-only: each row's hash covers the previous row's hash. Runs in a transaction so the chain never forks. */
+export function appendAudit(store: Store, e: AuditInput, at = new Date()): Row {
+  return appender(store)(e, at);
 }
 
 export function verifyAuditChain(store: Store): { ok: true; count: number } | { ok: false; brokenAtSeq: number; reason: string } {
