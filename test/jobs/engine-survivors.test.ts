@@ -1,8 +1,9 @@
 /**
  * What the worker loop (src/jobs/engine.ts) tells an operator in its log when something outside a step goes
  * wrong: a listener that throws, a job taken back from a worker whose lease ran out, a job that failed outside
- * its step; and how soon a caller waiting on `settled()` hears the outcome, and how often an idle worker looks
- * for jobs another process queued. Written from the jobs-loop mutation run (TESTING.md): the job's own outcome was asserted, the log
+ * its step; how soon a caller waiting on `settled()` hears the outcome, and how often an idle worker looks for
+ * jobs another process queued; that an engine not running (never started, or stopped) does no worker's duty; and
+ * that stop() gives up waiting for a step that ignores the abort after 10 s. Written from the jobs-loop mutation run (TESTING.md): the job's own outcome was asserted, the log
  * line an operator greps for was not.
  */
 import { Writable } from 'node:stream';
@@ -10,8 +11,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { StepHandler } from '../../src/checklist/types.ts';
 import { createLogger, logger, setLogger } from '../../src/log.ts';
 import { forgetAllSecrets, registerSecret } from '../../src/redact.ts';
+import type { JobEngine } from '../../src/jobs/types.ts';
+import type { Store } from '../../src/store/db.ts';
 import { makeEngine, ok } from './helpers.ts';
-import { stopEnginesAfterEach, submit } from './engine-harness.ts';
+import { sleep, stopEnginesAfterEach, submit } from './engine-harness.ts';
 
 const lines: Array<Record<string, unknown>> = [];
 const capture = createLogger({}, new Writable({ write: (c, _e, cb) => { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } }));
@@ -113,5 +116,59 @@ describe('an idle worker looks for jobs queued by another process every 500 ms b
     await vi.advanceTimersByTimeAsync(1);
     await new Promise((r) => setImmediate(r));
     expect(worker.job(j.id)!.state).not.toBe('queued');
+  });
+});
+
+describe('an engine that is not running leaves other workers’ jobs alone', () => {
+  const T = 1_800_000_000_000;
+  /** a job whose worker crashed: running, lease expired an hour ago, owner on another host */
+  async function crashedJob(engine: JobEngine, store: Store) {
+    const j = await submit(engine);
+    store.sqlite.prepare("update jobs set state = 'running', lease_owner = 'otherhost:9:gone', lease_expires_at = ?, started_at = created_at where id = ?").run(T - 3_600_000, j.id);
+    return j.id;
+  }
+  const holder = (store: Store, id: string) => store.sqlite.prepare('select state, lease_owner as owner from jobs where id = ?').get(id);
+
+  it('an engine that only submits (the Slack process, never started) does not take back a job whose lease ran out', async () => {
+    const { engine, store } = track(makeEngine([], { clock: () => T }));
+    const id = await crashedJob(engine, store);
+    await submit(engine, 'another'); // a submit kicks the loop, which only a started engine runs
+    await sleep(50);
+    expect(holder(store, id)).toEqual({ state: 'running', owner: 'otherhost:9:gone' });
+  });
+
+  it('a stopped engine (also one started twice) no longer polls: a job whose lease runs out afterwards is left for the running workers', async () => {
+    for (const twice of [false, true]) {
+      const { engine, store } = track(makeEngine(four(), { clock: () => T, pollMs: 10 }));
+      engine.start();
+      if (twice) engine.start();
+      await sleep(20); // start()'s own first look has run
+      await engine.stop();
+      const id = await crashedJob(engine, store);
+      await sleep(80); // eight polls, had the timer been left running
+      expect(holder(store, id)).toEqual({ state: 'running', owner: 'otherhost:9:gone' });
+    }
+  });
+});
+
+describe('stop() and a step that ignores the abort', () => {
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('stop() waits for the step, but returns after 10 s if it never ends', async () => {
+    let started = false;
+    const stubborn: StepHandler = { id: 'b', run: () => { started = true; return new Promise(() => {}); } };
+    const { engine, store } = makeEngine([ok('a'), stubborn, ok('c'), ok('d')]);
+    engine.start();
+    const j = await submit(engine);
+    await vi.waitFor(() => expect(started).toBe(true), { timeout: 5000, interval: 5 });
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout'] });
+    let stopped = false;
+    void engine.stop().then(() => { stopped = true; });
+    await vi.advanceTimersByTimeAsync(9_980);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(stopped).toBe(true);
+    // the job is left to any worker at once
+    expect(store.sqlite.prepare('select lease_expires_at as expires from jobs where id = ?').get(j.id)).toEqual({ expires: 0 });
   });
 });
