@@ -16,6 +16,7 @@ import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
 import { sealedTtlMsFromEnv, sweepSealedSecrets } from '../store/crypto.ts';
 import { deployments, jobs } from '../store/schema.ts';
+import { sqliteRepository, type Repository } from '../store/repo.ts';
 import { cachedReads } from './status-cache.ts';
 import { reportingSlotWaits, type SlotWaitReporter } from '../infra/child-limit.ts';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
 
 export interface Runtime {
   store: Store;
+  /** the same database through the async repository (src/store/repo.ts): what call sites move to, one by one (docs/ha.md) */
+  repo: Repository;
   engine: LocalJobEngine;
   secretBox: SecretBox;
   /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
@@ -55,6 +58,8 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const sealedTtlMs = opts.sealedTtlMs ?? sealedTtlMsFromEnv();
   const store = openStore({ path: opts.dbPath });
+  // the same better-sqlite3 handle: no second connection, one view of every write
+  const repo = sqliteRepository(store);
   const secretBox = createSecretBox(store);
   const resolveAnySecret = createSecretResolver((id) => {
     try {
@@ -142,6 +147,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
 
   return {
     store,
+    repo,
     engine,
     secretBox,
     db: store.sqlite,
@@ -155,6 +161,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       offErase();
       offTokens();
       await engine.stop();
+      await repo.close();
       store.close();
     },
   };
