@@ -168,7 +168,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     logger: log,
     outboxStore: outboxStore,
     sealSecret: runtime.sealSecret,
-    eraseSecret: (id) => runtime.secretBox.eraseSecret(id),
+    eraseSecret: runtime.eraseSecret,
     deployments: runtime.deployments,
     status: runtime.status,
     lastSpec: runtime.lastSpec,

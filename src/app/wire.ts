@@ -12,8 +12,8 @@ import type { ApprovalPolicy } from '../jobs/types.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
-import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
-import { sealedTtlMsFromEnv } from '../store/crypto.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { loadSecretKey, sealedTtlMsFromEnv } from '../store/crypto.ts';
 import { deployments } from '../store/schema.ts';
 import { sqliteRepository, type Repository } from '../store/repo.ts';
 import { cachedReads } from './status-cache.ts';
@@ -42,10 +42,10 @@ export interface Runtime {
   /** the same database through the async repository (src/store/repo.ts): what call sites move to, one by one (docs/ha.md) */
   repo: Repository;
   engine: LocalJobEngine;
-  secretBox: SecretBox;
   /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
   db: Store['sqlite'];
-  sealSecret(value: string, purpose: string): string;
+  sealSecret(value: string, purpose: string): Promise<string>;
+  eraseSecret(id: string): Promise<void>;
   deployments(): string[];
   lastSpec(deployment: string): SetupSpec | undefined;
   status(deployment: string): StatusReport | undefined;
@@ -57,16 +57,10 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const sealedTtlMs = opts.sealedTtlMs ?? sealedTtlMsFromEnv();
   const store = openStore({ path: opts.dbPath });
-  // the same better-sqlite3 handle: no second connection, one view of every write
-  const repo = sqliteRepository(store);
-  const secretBox = createSecretBox(store);
-  const resolveAnySecret = createSecretResolver((id) => {
-    try {
-      return secretBox.openSecret(id);
-    } catch {
-      return null;
-    }
-  });
+  // the same better-sqlite3 handle: no second connection, one view of every write. The sealed-secret key is read
+  // (or its file created) now, so that a malformed RE_BOT_SECRET_KEY stops the start, not the first seal.
+  const repo = sqliteRepository(store, { secretKey: loadSecretKey(store) });
+  const resolveAnySecret = createSecretResolver((id) => repo.secrets.open(id).catch(() => null));
   // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
   const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
   const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
@@ -103,8 +97,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
         infra: { ...infra, helm: reportingSlotWaits(infra.helm, waits), images: reportingSlotWaits(infra.images, waits) },
         resolveSecret: resolveForJob,
         // a token an API returns once stays sealed between its creation and its write (src/checklist/agent-token.ts)
-        sealSecret: (value: string, purpose: string) => secretBox.sealSecret(value, purpose),
-        eraseSecret: (id: string) => secretBox.eraseSecret(id),
+        sealSecret: (value: string, purpose: string) => repo.secrets.seal(value, purpose),
+        eraseSecret: (id: string) => repo.secrets.erase(id),
       };
     },
   }));
@@ -113,7 +107,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const offErase = engine.on(async (e) => {
     if (e.type !== 'job.succeeded' && e.type !== 'job.cancelled') return;
     try {
-      for (const { ref } of secretRefsOf(await specOf(repo, e.job.id))) if ('stored' in ref) secretBox.eraseSecret(ref.stored);
+      for (const { ref } of secretRefsOf(await specOf(repo, e.job.id))) if ('stored' in ref) await repo.secrets.erase(ref.stored);
     } catch (err) {
       logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not erase sealed secrets of a finished job');
     }
@@ -149,9 +143,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     store,
     repo,
     engine,
-    secretBox,
     db: store.sqlite,
-    sealSecret: (value, purpose) => secretBox.sealSecret(value, purpose),
+    sealSecret: (value, purpose) => repo.secrets.seal(value, purpose),
+    eraseSecret: (id) => repo.secrets.erase(id),
     deployments: () => store.db.select({ name: deployments.name }).from(deployments).all().map((r) => r.name),
     lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
     // reused between commits: a burst of `/re status` for the same deployments reads the store once each
