@@ -14,7 +14,6 @@ import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } fr
 import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
 import type { HistoryRow } from '../slack/status-blocks.ts';
 import { specPolicyFromEnv } from '../policy-env.ts';
-import { appendAudit } from '../store/audit.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
@@ -169,12 +168,12 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     logger: log,
     outboxStore: outboxStore,
     sealSecret: runtime.sealSecret,
-    eraseSecret: (id) => runtime.secretBox.eraseSecret(id),
+    eraseSecret: runtime.eraseSecret,
     deployments: runtime.deployments,
     status: runtime.status,
     lastSpec: runtime.lastSpec,
     history: (deployment) => sql.history.all(deployment) as HistoryRow[],
-    audit: (e) => void appendAudit(runtime.store, e),
+    audit: (e) => void runtime.repo.audit.append(e).catch((err) => log.error({ err: String(err) }, 'audit write failed')),
     specPolicy: settings.specPolicy,
     metrics,
     ...(config.mode === 'http' ? { customRoutes: healthRoutes(health), port: settings.port, host } : {}),

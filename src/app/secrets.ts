@@ -5,8 +5,8 @@ import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 
 export type AnySecretRef = { env: string } | { file: string } | { stored: string };
 
-/** Opens secrets sealed by the Slack wizard; absent in CLI-only runtimes. */
-export type SealedSecretOpener = (id: string) => string | null;
+/** Opens secrets sealed by the Slack wizard (null: gone); absent in CLI-only runtimes. */
+export type SealedSecretOpener = (id: string) => Promise<string | null>;
 
 export type SecretResolver = (ref: AnySecretRef) => Promise<string>;
 
@@ -31,7 +31,7 @@ export function createSecretResolver(openStored?: SealedSecretOpener, env: NodeJ
       }
       if (!value) throw new StepFailure(`secret file ${ref.file} is empty`);
     } else {
-      value = openStored?.(ref.stored) ?? null;
+      value = (await openStored?.(ref.stored)) ?? null;
       if (!value) throw new StepFailure(`stored secret ${ref.stored} is gone (already erased or never saved); enter it again with /re setup`);
     }
     registerSecret(value, { scope });

@@ -7,15 +7,15 @@ import type { Infra } from '../infra/types.ts';
 import type { StepHandler } from '../checklist/types.ts';
 import { createJobEngine, type JobKind, type LocalJobEngine } from '../jobs/engine.ts';
 import { JOB_KINDS } from '../spec/rotate-plan.ts';
-import { markAgentTokenDeleted, recordAgentToken } from '../store/agent-tokens.ts';
 import { statusReport, type StatusReport } from '../jobs/status.ts';
 import type { ApprovalPolicy } from '../jobs/types.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
-import { createSecretBox, openStore, type SecretBox, type Store } from '../store/index.ts';
-import { sealedTtlMsFromEnv, sweepSealedSecrets } from '../store/crypto.ts';
-import { deployments, jobs } from '../store/schema.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { loadSecretKey, sealedTtlMsFromEnv } from '../store/crypto.ts';
+import { deployments } from '../store/schema.ts';
+import { sqliteRepository, type Repository } from '../store/repo.ts';
 import { cachedReads } from './status-cache.ts';
 import { reportingSlotWaits, type SlotWaitReporter } from '../infra/child-limit.ts';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
@@ -39,11 +39,13 @@ export interface RuntimeOptions {
 
 export interface Runtime {
   store: Store;
+  /** the same database through the async repository (src/store/repo.ts): what call sites move to, one by one (docs/ha.md) */
+  repo: Repository;
   engine: LocalJobEngine;
-  secretBox: SecretBox;
   /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
   db: Store['sqlite'];
-  sealSecret(value: string, purpose: string): string;
+  sealSecret(value: string, purpose: string): Promise<string>;
+  eraseSecret(id: string): Promise<void>;
   deployments(): string[];
   lastSpec(deployment: string): SetupSpec | undefined;
   status(deployment: string): StatusReport | undefined;
@@ -55,14 +57,10 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const sealedTtlMs = opts.sealedTtlMs ?? sealedTtlMsFromEnv();
   const store = openStore({ path: opts.dbPath });
-  const secretBox = createSecretBox(store);
-  const resolveAnySecret = createSecretResolver((id) => {
-    try {
-      return secretBox.openSecret(id);
-    } catch {
-      return null;
-    }
-  });
+  // the same better-sqlite3 handle: no second connection, one view of every write. The sealed-secret key is read
+  // (or its file created) now, so that a malformed RE_BOT_SECRET_KEY stops the start, not the first seal.
+  const repo = sqliteRepository(store, { secretKey: loadSecretKey(store) });
+  const resolveAnySecret = createSecretResolver((id) => repo.secrets.open(id).catch(() => null));
   // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
   const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
   const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
@@ -75,7 +73,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pollMs: opts.pollMs,
     jobKinds,
     buildContext: async (job, stepId) => {
-      const spec = specOf(store, job.id);
+      const spec = await specOf(repo, job.id);
       // values resolved for a job are masked until it ends (forgetScope in the engine), not for the process's life
       const resolveSecret = (ref: SetupSpec['deployment']['apiToken']) => resolveAnySecret(ref, job.id);
       // an unresolvable reference names its spec field
@@ -99,53 +97,55 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
         infra: { ...infra, helm: reportingSlotWaits(infra.helm, waits), images: reportingSlotWaits(infra.images, waits) },
         resolveSecret: resolveForJob,
         // a token an API returns once stays sealed between its creation and its write (src/checklist/agent-token.ts)
-        sealSecret: (value: string, purpose: string) => secretBox.sealSecret(value, purpose),
-        eraseSecret: (id: string) => secretBox.eraseSecret(id),
+        sealSecret: (value: string, purpose: string) => repo.secrets.seal(value, purpose),
+        eraseSecret: (id: string) => repo.secrets.erase(id),
       };
     },
   }));
 
   // Secrets typed into the wizard live (encrypted) only until the job is done with them.
-  const offErase = engine.on((e) => {
+  const offErase = engine.on(async (e) => {
     if (e.type !== 'job.succeeded' && e.type !== 'job.cancelled') return;
     try {
-      for (const { ref } of secretRefsOf(specOf(store, e.job.id))) if ('stored' in ref) secretBox.eraseSecret(ref.stored);
+      for (const { ref } of secretRefsOf(await specOf(repo, e.job.id))) if ('stored' in ref) await repo.secrets.erase(ref.stored);
     } catch (err) {
       logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not erase sealed secrets of a finished job');
     }
   });
 
   // Agent tokens re-bot created or deleted (ids and expiry only), for `/re status`
-  const offTokens = engine.on((e) => {
+  const offTokens = engine.on(async (e) => {
     if (e.type !== 'step.finished') return;
     const out = e.job.steps.find((s) => s.stepId === e.stepId)?.output as { agentToken?: { id: string; name: string; endAt?: string }; deletedAgentToken?: { id: string } } | undefined;
     try {
-      if (out?.agentToken) recordAgentToken(store, { ...out.agentToken, deployment: e.job.deployment, jobId: e.job.id });
-      if (out?.deletedAgentToken) markAgentTokenDeleted(store, out.deletedAgentToken.id);
+      if (out?.agentToken) await repo.agentTokens.record({ ...out.agentToken, deployment: e.job.deployment, jobId: e.job.id });
+      if (out?.deletedAgentToken) await repo.agentTokens.markDeleted(out.deletedAgentToken.id);
     } catch (err) {
       logger().warn({ jobId: e.job.id, err: errorMessage(err) }, 'could not record the agent token');
     }
   });
 
   // Secrets of abandoned wizards (and of failed jobs nobody retried) are erased once they are older than the TTL.
-  const sweep = () => {
+  const sweep = async () => {
     try {
-      const erased = sweepSealedSecrets(store, sealedTtlMs);
+      const erased = await repo.secrets.sweep(sealedTtlMs);
       if (erased.length) logger().info({ erased: erased.length }, 'erased sealed secrets no job needs any more');
     } catch (err) {
       logger().warn({ err: errorMessage(err) }, 'could not sweep sealed secrets');
     }
   };
-  sweep();
+  // done before the runtime is handed out: a secret past its TTL is never opened again
+  await sweep();
   const sweeper = setInterval(sweep, Math.min(3600_000, sealedTtlMs / 4));
   sweeper.unref();
 
   return {
     store,
+    repo,
     engine,
-    secretBox,
     db: store.sqlite,
-    sealSecret: (value, purpose) => secretBox.sealSecret(value, purpose),
+    sealSecret: (value, purpose) => repo.secrets.seal(value, purpose),
+    eraseSecret: (id) => repo.secrets.erase(id),
     deployments: () => store.db.select({ name: deployments.name }).from(deployments).all().map((r) => r.name),
     lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
     // reused between commits: a burst of `/re status` for the same deployments reads the store once each
@@ -155,6 +155,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       offErase();
       offTokens();
       await engine.stop();
+      await repo.close();
       store.close();
     },
   };
@@ -170,8 +171,8 @@ function createEngineOrClose(store: Store, create: () => LocalJobEngine): LocalJ
   }
 }
 
-function specOf(store: Store, jobId: string): SetupSpec {
-  const row = store.db.select({ spec: jobs.spec }).from(jobs).where(eq(jobs.id, jobId)).get();
+async function specOf(repo: Repository, jobId: string): Promise<SetupSpec> {
+  const row = await repo.jobs.get(jobId);
   if (!row) throw new Error(`job ${jobId} not found`);
   return row.spec as SetupSpec;
 }

@@ -125,7 +125,7 @@ export async function createAgentTokenOnce(ctx: StepContext, key: string, t: New
   ctx.checkpoint.set(`${key}.creating`, description);
   ctx.progress(newTokenText(t));
   const r = await astro.createAgentToken(org, dep, { name: t.name, description, expiresInDays: t.expiresInDays }, opts);
-  const sealed = ctx.sealSecret?.(r.value, `agent token ${r.token.id} in flight`);
+  const sealed = await ctx.sealSecret?.(r.value, `agent token ${r.token.id} in flight`);
   const rec: InFlight = { ...recordOf(r.token), ...(sealed ? { sealed } : {}) };
   ctx.checkpoint.set(`${key}.token`, rec);
   ctx.audit?.('agent-token.created', { tokenId: rec.id, name: rec.name, endAt: rec.endAt ?? null });
@@ -166,6 +166,6 @@ export async function writeAgentTokenSecret(ctx: StepContext, key: string, t: Ne
   }
   const result = { token: recordOf(rec), action };
   ctx.checkpoint.set(`${key}.written`, result);
-  if (rec.sealed) ctx.eraseSecret?.(rec.sealed);
+  if (rec.sealed) await ctx.eraseSecret?.(rec.sealed);
   return result;
 }

@@ -72,8 +72,8 @@ export interface StepContext {
    * again with `resolveSecret({ stored: id })`, erase it once written. Absent: nothing can be sealed (the value
    * lives in memory only).
    */
-  sealSecret?(value: string, purpose: string): string;
-  eraseSecret?(id: string): void;
+  sealSecret?(value: string, purpose: string): Promise<string>;
+  eraseSecret?(id: string): Promise<void>;
   /** this step's checkpoint; `set` persists immediately (survives kill -9) */
   checkpoint: {
     get<T = unknown>(key: string): T | undefined;

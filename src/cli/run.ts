@@ -7,7 +7,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { eq } from 'drizzle-orm';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../app/wire.ts';
 import type { ApprovalView, JobView } from '../jobs/types.ts';
 import { ACTIVE_STATES } from '../jobs/views.ts';
@@ -19,7 +18,6 @@ import { buildPlan } from '../spec/plan.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { renderValues, valuesYaml } from '../spec/values.ts';
 import { defaultDbPath } from '../store/db.ts';
-import { jobs } from '../store/schema.ts';
 import { displayPath } from './paths.ts';
 import { checklistText, createProgressPrinter } from './progress.ts';
 import { formatStatus } from './status.ts';
@@ -150,7 +148,7 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
 async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: (l: string) => void, kind?: string): Promise<JobView> {
   const latest = rt.engine.latestJobFor(spec.deployment.name);
   if (latest && ACTIVE_STATES.includes(latest.state)) {
-    const stored = rt.store.db.select({ spec: jobs.spec, plan: jobs.plan }).from(jobs).where(eq(jobs.id, latest.id)).get();
+    const stored = await rt.repo.jobs.get(latest.id);
     if (JSON.stringify(stored?.spec) === JSON.stringify(spec) && ((stored?.plan as { kind?: string } | undefined)?.kind ?? 'setup') === (kind ?? 'setup')) {
       say(`resuming job ${latest.id} (${latest.state}, attempt ${latest.attempt}) for ${spec.deployment.name}`);
       return latest;

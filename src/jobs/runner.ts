@@ -21,8 +21,8 @@ export type StepRow = typeof jobSteps.$inferSelect;
 export interface StepEnvironment {
   infra: Infra;
   resolveSecret(ref: SecretRef): Promise<string>;
-  sealSecret?(value: string, purpose: string): string;
-  eraseSecret?(id: string): void;
+  sealSecret?(value: string, purpose: string): Promise<string>;
+  eraseSecret?(id: string): Promise<void>;
   log?: Logger;
 }
 

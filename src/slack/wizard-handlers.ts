@@ -57,8 +57,15 @@ function safe<T>(fn: () => T): T | undefined {
   }
 }
 
-function eraseAll(ctx: SlackContext, ids: string[]): void {
-  for (const id of ids) safe(() => ctx.deps.eraseSecret?.(id));
+/** best effort: a secret left behind is erased by the TTL sweep (src/store/crypto.ts) */
+async function eraseAll(ctx: SlackContext, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    try {
+      await ctx.deps.eraseSecret?.(id);
+    } catch {
+      // the sweep erases it
+    }
+  }
 }
 
 async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, user: string, teamId?: string): Promise<void> {
@@ -67,11 +74,11 @@ async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, us
   try {
     allowed = await ctx.isOperator(user);
   } catch (err) {
-    eraseAll(ctx, sealed);
+    await eraseAll(ctx, sealed);
     return ctx.tell(s.channel, user, `Setup not started: ${esc(errorMessage(err))}`);
   }
   if (!allowed) {
-    eraseAll(ctx, sealed);
+    await eraseAll(ctx, sealed);
     return ctx.tell(s.channel, user, NOT_OPERATOR);
   }
   // a slash command in someone else's DM: the bot cannot post there, so the thread goes to our DM
@@ -80,7 +87,7 @@ async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, us
     const display = await ctx.directory.displayName(user);
     await ctx.engine.submit({ spec, requestedBy: { id: user, display }, origin: { kind: 'slack', channel, ...(teamId ? { teamId } : {}) } });
   } catch (err) {
-    eraseAll(ctx, sealed);
+    await eraseAll(ctx, sealed);
     if (err instanceof DeploymentLockedError) {
       const h = err.holder;
       return ctx.tell(s.channel, user, `🔒 \`${esc(err.deployment)}\` is locked by job \`${esc(h.jobId)}\` (requested by <@${h.requestedBy}>, ${h.state.replace(/_/g, ' ')} since ${when(h.since)}). See \`/re status ${esc(err.deployment)}\`; nothing was started and your secrets were discarded. Wait for it, or release it with \`/re cancel ${esc(err.deployment)}\`; a job waiting for approval also expires after ${ctx.config.approvalTtlMs / 3600_000} h (RE_BOT_APPROVAL_TTL_HOURS).`);
@@ -103,13 +110,13 @@ export function registerWizard(app: App, ctx: SlackContext): void {
     // fail closed before anything typed here is sealed: a non-operator, or a failed user-group lookup, ends the wizard
     const allowed = await Promise.race([operatorCheck(ctx, s), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 2000).unref())]);
     if (allowed !== true) {
-      eraseAll(ctx, ctx.wizards.delete(key));
+      await eraseAll(ctx, ctx.wizards.delete(key));
       const why = allowed === false ? NOT_OPERATOR : lookupFailed(allowed === 'pending' ? { failed: 'Slack did not answer in time' } : allowed);
       return ack({ response_action: 'update', view: noticeView('RE setup', why) as any });
     }
-    let outcome: ReturnType<typeof submitPage>;
+    let outcome: Awaited<ReturnType<typeof submitPage>>;
     try {
-      outcome = submitPage(s, page, view.state.values as any, seal, erase);
+      outcome = await submitPage(s, page, view.state.values as any, seal, erase);
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err), page }, 'wizard page failed');
       return ack({ response_action: 'update', view: noticeView('RE setup', `Something went wrong: ${esc(errorMessage(err))}. Run \`/re setup\` again.`) as any });
@@ -125,7 +132,7 @@ export function registerWizard(app: App, ctx: SlackContext): void {
   app.view({ callback_id: WIZARD_CALLBACK, type: 'view_closed' }, async ({ ack, view }) => {
     await ack();
     await afterAck();
-    eraseAll(ctx, ctx.wizards.delete(parseMetadata(view.private_metadata).key));
+    await eraseAll(ctx, ctx.wizards.delete(parseMetadata(view.private_metadata).key));
   });
 
   // a provider choice (dispatch_action) or Back: keep what was typed (never secrets), re-render with views.update

@@ -10,8 +10,8 @@ import { PAGE_IDS, pageById, visibleFields, isChoice, type Field, type PageId } 
 import { keepFor, invalidKeeps } from './wizard-keep.ts';
 import { buildRaw, pageErrors, prefillFromSpec, validate, type Located, type SecretState, type Values } from './wizard-spec.ts';
 
-export type SealFn = (value: string, purpose: string) => string;
-export type EraseFn = (id: string) => void;
+export type SealFn = (value: string, purpose: string) => Promise<string>;
+export type EraseFn = (id: string) => Promise<void>;
 
 export interface WizardSession {
   key: string;
@@ -121,7 +121,7 @@ function firstProblem(errors: Located[]): PageOutcome {
  * A page was submitted: validate it with the spec schema (errors of this page only), then seal its
  * secrets, store its values and move on. The review page submits the whole spec.
  */
-export function submitPage(session: WizardSession, page: PageId, state: StateValues, seal: SealFn, erase?: EraseFn): PageOutcome {
+export async function submitPage(session: WizardSession, page: PageId, state: StateValues, seal: SealFn, erase?: EraseFn): Promise<PageOutcome> {
   if (page === 'review') {
     const v = validate(session.values, session.secrets, session.base, session.policy);
     return v.ok ? { kind: 'done', spec: v.spec } : firstProblem(v.errors);
@@ -139,8 +139,8 @@ export function submitPage(session: WizardSession, page: PageId, state: StateVal
   session.values = values;
   for (const [path, value] of typed) {
     const old = session.secrets.sealed[path];
-    session.secrets.sealed[path] = seal(value, path);
-    if (old) erase?.(old);
+    session.secrets.sealed[path] = await seal(value, path);
+    if (old) await erase?.(old);
   }
   const to = next(page);
   if (to === 'review' && !v.ok) return firstProblem(v.errors);

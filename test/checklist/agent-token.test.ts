@@ -41,8 +41,8 @@ function ctxWith(checkpoint: Record<string, unknown>, v = vault()) {
     }
     return resolve(ref);
   };
-  h.ctx.sealSecret = (value) => v.seal(value);
-  h.ctx.eraseSecret = (id) => v.erase(id);
+  h.ctx.sealSecret = async (value) => v.seal(value);
+  h.ctx.eraseSecret = async (id) => v.erase(id);
   return { ...h, vault: v };
 }
 

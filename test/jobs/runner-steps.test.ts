@@ -50,11 +50,11 @@ describe('the context a step runs with', () => {
     const sealed: string[] = [];
     const erased: string[] = [];
     const { engine } = track(makeEngine([{ id: 'a', run: async (ctx) => {
-      const id = ctx.sealSecret!('tok', 'agent token');
-      ctx.eraseSecret!(id);
+      const id = await ctx.sealSecret!('tok', 'agent token');
+      await ctx.eraseSecret!(id);
       return { status: 'succeeded', summary: 'a' };
     } }, ok('b'), ok('c'), ok('d')], {
-      buildContext: () => ({ infra: {} as never, resolveSecret: async () => 'x', sealSecret: (v, p) => { sealed.push(`${v}/${p}`); return 'sec_1'; }, eraseSecret: (id) => { erased.push(id); } }),
+      buildContext: () => ({ infra: {} as never, resolveSecret: async () => 'x', sealSecret: async (v, p) => { sealed.push(`${v}/${p}`); return 'sec_1'; }, eraseSecret: async (id) => { erased.push(id); } }),
     }));
     engine.start();
     const j = await submit(engine);

@@ -30,12 +30,12 @@ export class TestVault {
   values = new Map<string, string>();
   erased = new Set<string>();
   constructor(private box: SecretBox) {}
-  seal = (value: string, purpose: string) => {
+  seal = async (value: string, purpose: string) => {
     const id = this.box.sealSecret(value, purpose);
     this.values.set(id, value);
     return id;
   };
-  erase = (id: string) => {
+  erase = async (id: string) => {
     this.box.eraseSecret(id);
     this.erased.add(id);
   };

@@ -24,7 +24,7 @@ it('Socket Mode: connects via apps.connections.open + hello, acks slash commands
     config,
     logger: createLogger({ test: 'socket' }),
     outboxStore: new MemoryOutboxStore(),
-    sealSecret: () => 'sec_x',
+    sealSecret: async () => 'sec_x',
     deployments: () => [],
   });
   await rt.start();

@@ -95,6 +95,21 @@ describe('wizard: no job started, no secret left sealed', () => {
     expect(h.box.openSecret(apiId)).toBe(SECRETS.apiToken);
   });
 
+  it('an erase the database refuses (closed wizard) does not stop the others, and nothing is left unhandled', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy) });
+    await h.wizard(REQUESTER, wizardPages().slice(0, 1));
+    const [first, second] = [...h.vault.values.keys()];
+    const erase = h.box.eraseSecret.bind(h.box);
+    vi.spyOn(h.box, 'eraseSecret').mockImplementation((id) => {
+      if (id === first) throw new Error('connection terminated unexpectedly');
+      erase(id);
+    });
+    await h.closeWizard(REQUESTER);
+    await until(() => h!.vault.erased.has(second), 3000, 'the second secret erased');
+    expect(h.vault.erased.has(first)).toBe(false);
+    expect(() => h!.box.openSecret(second)).toThrow(/erased/);
+  });
+
   it('sealing failing on a page ends the wizard with a notice instead of an error Slack shows as "We had some trouble connecting"', async () => {
     h = await startHarness({ engine: new FakeEngine(policy) });
     await h.command(REQUESTER, 'setup');

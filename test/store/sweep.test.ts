@@ -64,8 +64,8 @@ describe('sealed secret sweep', () => {
       store.close();
       const rt = await createRuntime({ dbPath });
       try {
-        expect(() => rt.secretBox.openSecret(old)).toThrow(/erased/);
-        expect(rt.secretBox.openSecret(young)).toBe('typed-a-minute-ago');
+        await expect(rt.repo.secrets.open(old)).rejects.toThrow(/erased/);
+        expect(await rt.repo.secrets.open(young)).toBe('typed-a-minute-ago');
       } finally {
         await rt.close();
       }
