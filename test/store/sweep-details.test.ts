@@ -60,5 +60,6 @@ describe('sealed secret sweep, details', () => {
     }
     expect(err?.message).toBe('RE_BOT_SECRET_KEY: expected base64 of exactly 32 bytes, got 16 bytes (generate one with `openssl rand -base64 32`)');
     expect(err?.message).not.toContain(short);
+    expect(() => secretKeyFromEnv({ RE_BOT_SECRET_KEY: 'not base64!' })).toThrow('RE_BOT_SECRET_KEY: expected base64 of exactly 32 bytes, got a value that is not base64 (generate one with `openssl rand -base64 32`)');
   });
 });
