@@ -197,7 +197,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
       port = server.port;
     }
     if (jobsInProcess) runtime.engine.start();
-    else worker = startJobWorker(runtime.engine, { env: { ...env, RE_BOT_DB: settings.dbPath }, log, hasWork, onDrop: () => metrics.dropped.inc({ queue: 'relay' }) });
+    else worker = startJobWorker(runtime.engine, { env: { ...env, RE_BOT_DB: settings.dbPath }, log, hasWork, onDrop: () => metrics.dropped.inc({ queue: 'relay' }), onOutbox: () => slack.outbox.wake() });
     const httpServer = await slack.start();
     if (httpServer) port = (httpServer.address() as { port: number }).port;
     if (config.mode === 'http') slackUp = true;

@@ -1,9 +1,11 @@
 /**
  * Setup jobs run in a child process (`re-bot worker`), not in the Slack process: a job forks helm and buildah
  * and parses manifests, and on one event loop that work delays acks past Slack's 3 s window (bench/ack.ts).
- * Both processes share the SQLite store; the worker claims jobs with leases as any engine does. This side
- * relays the worker's job events to the Slack process's listeners and nudges the worker when a decision
- * made here (submit, approve, retry, cancel) gives it work, so it need not wait for its next poll.
+ * Both processes share the SQLite store; the worker claims jobs with leases as any engine does. The worker
+ * renders its jobs' progress into the shared Slack outbox itself (enqueue-only: this process is the one
+ * sender, and wakes its outbox when the worker says it wrote rows); it relays a lean copy of each state event
+ * to this process's other listeners (logs, metrics), and this side nudges the worker when a decision made
+ * here (submit, approve, retry, cancel) gives it work, so it need not wait for its next poll.
  *
  * The worker runs only while there is work (≈ 110 MB it would otherwise hold idle): it is forked on the
  * first decision that gives it some (or at start when the store has active jobs), and exits by itself after
@@ -18,6 +20,7 @@ import type { LocalJobEngine } from '../jobs/engine.ts';
 import type { JobEvent } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import { workerEnv } from '../infra/child-env.ts';
+import { renderedElsewhere } from '../slack/progress.ts';
 
 const HERE = fileURLToPath(import.meta.url);
 const BIN = join(dirname(HERE), '..', '..', 'bin', 're-bot.mjs');
@@ -27,26 +30,52 @@ const FROM_SOURCE = HERE.endsWith('.ts');
 export const DEFAULT_WORKER_IDLE_SECONDS = 300;
 
 export type ToWorker = { type: 'kick' } | { type: 'cancel'; jobId: string } | { type: 'stop' };
-/** `idle`: the worker found no work for its idle period and is exiting (not a crash: not restarted) */
-export type FromWorker = { type: 'event'; event: JobEvent } | { type: 'ready'; pid: number } | { type: 'idle' };
+/**
+ * `idle`: the worker found no work for its idle period and is exiting (not a crash: not restarted).
+ * `outbox`: the worker wrote Slack outbox rows (no payload: they are in the store).
+ */
+export type FromWorker = { type: 'event'; event: JobEvent } | { type: 'ready'; pid: number } | { type: 'idle' } | { type: 'outbox' };
 
 /**
- * What the worker sends of an event: the approvals' diff text left out (`''`). It is often most of a job
- * view's bytes (a first install's diff holds every rendered manifest), every event carries the job's
- * approvals, and nothing in the Slack process reads it from an event — "View full diff" reads the store.
- * Less to serialise in the worker, to queue on the IPC channel and to parse on the Slack process's loop.
+ * What the worker sends of an event, now that it renders Slack progress itself: nothing of a progress line,
+ * and of a state event only what the Slack process's remaining listeners read (log line, step-duration
+ * metric, the job id for the listeners that read the store): the job view without its other steps, its
+ * approvals and any step output, and the event's approval without its diff text. A full view (every step's
+ * output, every approval with its diff of all rendered manifests) was most of the IPC bytes and of the
+ * Slack process's parsing.
  */
-export function relayedEvent(e: JobEvent): JobEvent {
-  const lean = <A extends { diffText: string }>(a: A): A => (a.diffText ? { ...a, diffText: '' } : a);
-  const job = e.job.approvals.some((a) => a.diffText) ? { ...e.job, approvals: e.job.approvals.map(lean) } : e.job;
-  return 'approval' in e ? { ...e, job, approval: lean(e.approval) } : { ...e, job };
+export function relayedEvent(e: JobEvent): JobEvent | undefined {
+  if (e.type === 'step.progress') return undefined;
+  const stepId = 'stepId' in e ? e.stepId : undefined;
+  const steps = e.job.steps.filter((s) => s.stepId === stepId).map(({ output: _output, ...s }) => s);
+  const job = { ...e.job, steps, approvals: [] };
+  return 'approval' in e ? { ...e, job, approval: { ...e.approval, diffText: '' } } : { ...e, job };
 }
 
 /**
- * The worker's events, applied to the Slack process's listeners (progress rendering → outbox) a batch at a
- * time, so a burst of events from many jobs never holds the event loop while acks wait. Bounded: a job's
- * `step.progress` lines coalesce (only its newest waits), and past `max` entries the oldest progress line is
- * dropped (counted, logged). State events (step/approval/job) are never dropped: each is a Slack post.
+ * Coalesces the worker's "I wrote outbox rows" into at most one message per `minGapMs` (the last write of a
+ * burst is always followed by one): each message makes the sender look at the store at once.
+ */
+export function outboxNudger(send: () => void, minGapMs = 20): () => void {
+  let last = -Infinity;
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    timer = undefined;
+    last = Date.now();
+    send();
+  };
+  return () => {
+    if (timer) return;
+    timer = setTimeout(fire, Math.max(0, last + minGapMs - Date.now()));
+  };
+}
+
+/**
+ * The worker's events, applied to the Slack process's listeners (logs, metrics; not progress rendering, the
+ * worker did that) a batch at a time, so a burst of events from many jobs never holds the event loop while
+ * acks wait. Bounded: a job's `step.progress` lines coalesce (only its newest waits), and past `max` entries
+ * the oldest progress line is dropped (counted, logged). State events (step/approval/job) are never dropped.
+ * (The worker sends no progress lines any more: the bound is a safety net.)
  */
 export class EventRelay {
   private q: JobEvent[] = [];
@@ -105,6 +134,8 @@ export interface JobWorkerOptions {
   hasWork: () => boolean;
   /** a progress line dropped from the full relay queue */
   onDrop?: () => void;
+  /** the worker wrote Slack outbox rows: wake the sender */
+  onOutbox?: () => void;
   /** relay queue bound (default 1000) */
   relayMax?: number;
   /** how often to look for active jobs while no worker runs (default 2000 ms) */
@@ -118,7 +149,7 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
   let forks = 0;
   let restartTimer: NodeJS.Timeout | undefined;
   let lastDropLog = 0;
-  const relay = new EventRelay((e) => engine.relay(e), {
+  const relay = new EventRelay((e) => engine.relay(renderedElsewhere(e)), {
     max: o.relayMax,
     onDrop: (e) => {
       o.onDrop?.();
@@ -147,6 +178,7 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
     let idleExit = false;
     c.on('message', (m: FromWorker) => {
       if (m.type === 'event') relay.push(m.event);
+      else if (m.type === 'outbox') o.onOutbox?.();
       else if (m.type === 'idle') idleExit = true;
       else if (m.type === 'ready') {
         restarts = 0;

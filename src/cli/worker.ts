@@ -1,14 +1,18 @@
 /**
  * `re-bot worker`: runs setup jobs for a `re-bot start` process that forked it (src/app/job-worker.ts).
- * Same store, same approver policy (from the same environment); reports job events over IPC.
+ * Same store, same approver policy (from the same environment). It renders its jobs' Slack progress into the
+ * shared outbox (enqueue-only: the Slack process sends), tells the Slack process when it wrote rows, and
+ * reports a lean copy of each state event over IPC.
  */
 import { resolve } from 'node:path';
 import { createRuntime } from '../app/wire.ts';
-import { ACTIVE_JOBS_SQL, relayedEvent, workerIdleSecondsFromEnv, type FromWorker, type ToWorker } from '../app/job-worker.ts';
+import { ACTIVE_JOBS_SQL, outboxNudger, relayedEvent, workerIdleSecondsFromEnv, type FromWorker, type ToWorker } from '../app/job-worker.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
 import { defaultDbPath } from '../store/db.ts';
+import { OutboxWriter, SqliteOutboxStore } from '../slack/outbox.ts';
+import { attachProgress } from '../slack/progress.ts';
 
 export async function run(_args: string[]): Promise<number> {
   if (!process.send) {
@@ -21,17 +25,28 @@ export async function run(_args: string[]): Promise<number> {
   // the worker is not given the Slack credentials (src/infra/child-env.ts workerEnv); the approval policy is
   // read from the RE_BOT_* variables alone, the Slack ones stand in only to satisfy the shared parser
   const policyEnv = { ...process.env, RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-not-given-to-the-worker', SLACK_SIGNING_SECRET: 'not-given-to-the-worker' };
-  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(loadSlackConfig(policyEnv)), concurrency });
+  const config = loadSlackConfig(policyEnv);
+  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(config), concurrency });
   const tell = (m: FromWorker) => {
     if (process.connected) process.send!(m);
   };
-  rt.engine.on((event) => tell({ type: 'event', event: relayedEvent(event) }));
+  // Slack progress is rendered here, where the events happen; the Slack process only sends the rows
+  const nudge = outboxNudger(() => tell({ type: 'outbox' }));
+  const outbox = new OutboxWriter(new SqliteOutboxStore(rt.db), nudge);
+  const detachProgress = attachProgress(rt.engine, outbox, log, { approvers: config.approvers });
+  rt.engine.on((event) => {
+    const lean = relayedEvent(event);
+    if (lean) tell({ type: 'event', event: lean });
+  });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       try {
-        await rt.close(); // aborts running steps; their jobs stay resumable
+        await rt.engine.stop(); // aborts running steps; their jobs stay resumable
+        detachProgress(); // after the last event: writes the checklist updates still coalescing
+        tell({ type: 'outbox' });
+        await rt.close();
       } catch (err) {
         log.error({ err: errorMessage(err) }, 'job worker: stopping failed');
       }

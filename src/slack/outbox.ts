@@ -34,7 +34,55 @@ export interface OutboxOptions {
 
 const MAX_EPHEMERALS_IN_FLIGHT = 4;
 
-export class Outbox {
+/**
+ * The enqueue side of the outbox: writes rows to the store and sends nothing. The job worker renders its
+ * jobs' progress through one (`re-bot worker`, src/cli/worker.ts) into the store it shares with the Slack
+ * process, whose `Outbox` is the only sender; `onWrite` nudges that sender. Idempotency is the store's: a
+ * post key is inserted once (a second post with it is a no-op), an update row is last-write-wins.
+ */
+export class OutboxWriter {
+  constructor(
+    protected readonly store: OutboxStore,
+    private readonly onWrite?: () => void,
+  ) {}
+  /** called after every enqueue */
+  protected written(): void {
+    this.onWrite?.();
+  }
+
+  /** `priority` > 0: sent before earlier-queued posts of the channel once its thread parent is posted */
+  post(key: string, channel: string, args: Record<string, unknown>, threadOf?: string, priority = 0): void {
+    this.store.upsert({ key, kind: 'post', channel, ref: threadOf, args, priority });
+    this.written();
+  }
+  /** update the message posted under `postKey` (coalesced: last write wins) */
+  update(postKey: string, channel: string, args: Record<string, unknown>): void {
+    this.store.upsert({ key: `${postKey}#update`, kind: 'update', channel, ref: postKey, args });
+    this.written();
+  }
+  ephemeral(key: string, channel: string, user: string, args: Record<string, unknown>): void {
+    this.store.upsert({ key, kind: 'ephemeral', channel, args: { ...args, user } });
+    this.written();
+  }
+  tsOf(postKey: string): string | undefined {
+    return this.store.head(postKey)?.ts;
+  }
+  /** where and when a post went out (undefined until Slack answered it) */
+  postedAt(postKey: string): { channel: string; ts: string } | undefined {
+    const h = this.store.head(postKey);
+    return h?.ts ? { channel: h.channel, ts: h.ts } : undefined;
+  }
+  /** a post with this key was enqueued at some point (sent or not) */
+  has(postKey: string): boolean {
+    return this.store.head(postKey) !== undefined;
+  }
+  /** the latest args written for a post (its pending update if any): lets a caller edit what it posted */
+  argsOf(postKey: string): Record<string, unknown> | undefined {
+    return this.store.get(`${postKey}#update`)?.args ?? this.store.get(postKey)?.args;
+  }
+}
+
+export class Outbox extends OutboxWriter {
   private lastPost = new Map<string, number>();
   private lastUpdate = new Map<string, number>();
   /** key → time before which nothing of that kind is sent: `post:<channel>`, `update`, `ephemeral` */
@@ -47,39 +95,17 @@ export class Outbox {
   readonly updateIntervalMs: number;
 
   constructor(private o: OutboxOptions) {
+    super(o.store);
     this.pacingMs = o.pacingMs ?? 1000;
     this.updateIntervalMs = o.updateIntervalMs ?? this.pacingMs;
   }
 
-  /** `priority` > 0: sent before earlier-queued posts of the channel once its thread parent is posted */
-  post(key: string, channel: string, args: Record<string, unknown>, threadOf?: string, priority = 0): void {
-    this.o.store.upsert({ key, kind: 'post', channel, ref: threadOf, args, priority });
+  protected override written(): void {
     this.kick();
   }
-  /** update the message posted under `postKey` (coalesced: last write wins) */
-  update(postKey: string, channel: string, args: Record<string, unknown>): void {
-    this.o.store.upsert({ key: `${postKey}#update`, kind: 'update', channel, ref: postKey, args });
+  /** rows were written by another process (the job worker): look now rather than at the next poll */
+  wake(): void {
     this.kick();
-  }
-  ephemeral(key: string, channel: string, user: string, args: Record<string, unknown>): void {
-    this.o.store.upsert({ key, kind: 'ephemeral', channel, args: { ...args, user } });
-    this.kick();
-  }
-  tsOf(postKey: string): string | undefined {
-    return this.o.store.head(postKey)?.ts;
-  }
-  /** where and when a post went out (undefined until Slack answered it) */
-  postedAt(postKey: string): { channel: string; ts: string } | undefined {
-    const h = this.o.store.head(postKey);
-    return h?.ts ? { channel: h.channel, ts: h.ts } : undefined;
-  }
-  /** a post with this key was enqueued at some point (sent or not) */
-  has(postKey: string): boolean {
-    return this.o.store.head(postKey) !== undefined;
-  }
-  /** the latest args written for a post (its pending update if any): lets a caller edit what it posted */
-  argsOf(postKey: string): Record<string, unknown> | undefined {
-    return this.o.store.get(`${postKey}#update`)?.args ?? this.o.store.get(postKey)?.args;
   }
 
   start(): void {

@@ -1,7 +1,7 @@
 import type { JobEngine, JobEvent, JobView } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
-import type { Outbox } from './outbox.ts';
+import type { OutboxWriter } from './outbox.ts';
 import { esc, mentionIds } from './text.ts';
 import { approvalMessage, checklistMessage, failureMessage, finalMessage, resolvedFailure, stepResultMessage } from './blocks.ts';
 
@@ -16,14 +16,28 @@ export const failureKey = (jobId: string, attempt: number) => `job:${jobId}:a${a
 export const finalKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:final`;
 
 /** Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. */
-export function settleFailure(outbox: Outbox, job: JobView, attempt: number, outcome: string): void {
+export function settleFailure(outbox: OutboxWriter, job: JobView, attempt: number, outcome: string): void {
   if (job.origin.kind !== 'slack') return;
   const fk = failureKey(job.id, attempt);
   if (outbox.has(fk)) outbox.update(fk, job.origin.channel, resolvedFailure(outbox.argsOf(fk), outcome));
 }
 
-/** Turns job events into outbox writes: parent checklist updated in place, results in its thread. */
-export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logger, opts: { approvers?: string[] } = {}): () => void {
+/**
+ * Events the job worker relayed to the Slack process (src/app/job-worker.ts): the worker that ran the job has
+ * rendered them into the shared outbox already, and what it sends is a lean copy that could not be rendered.
+ */
+const renderedByWorker = new WeakSet<JobEvent>();
+export function renderedElsewhere<E extends JobEvent>(e: E): E {
+  renderedByWorker.add(e);
+  return e;
+}
+
+/**
+ * Turns job events into outbox writes: parent checklist updated in place, results in its thread. Runs where
+ * the event happens: in the job worker for its jobs' events (enqueue-only outbox), in the Slack process for
+ * the decisions taken there (submit, approve, retry, cancel) and for every event when jobs run in-process.
+ */
+export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?: Logger, opts: { approvers?: string[] } = {}): () => void {
   const approvers = opts.approvers;
   // latest progress line per job; shown in the parent only (it would blow the post budget as replies)
   const activity = new Map<string, string>();
@@ -114,6 +128,7 @@ export function attachProgress(engine: JobEngine, outbox: Outbox, logger?: Logge
   }
 
   const off = engine.on((e) => {
+    if (renderedByWorker.has(e)) return;
     try {
       handle(e);
     } catch (err) {
