@@ -20,7 +20,7 @@ export const GROUPS = [
   { name: 'jobs-state', files: ['src/jobs/queue.ts', 'src/jobs/lease.ts', 'src/jobs/approvals.ts'], tests: [...JOB_TESTS, 'test/jobs/queue-state.test.ts', 'test/jobs/approvals-votes.test.ts', 'test/jobs/lease-alive.test.ts'] },
   { name: 'jobs-loop', files: ['src/jobs/engine.ts', 'src/jobs/runner.ts'], tests: [...JOB_TESTS, 'test/jobs/engine-loop.test.ts', 'test/jobs/runner-steps.test.ts', 'test/jobs/engine-survivors.test.ts'] },
   { name: 'slack-policy', files: ['src/slack/policy.ts', 'src/slack/wizard-handlers.ts'], tests: ['test/slack/policy.test.ts', 'test/slack/policy-cache.test.ts', 'test/slack/wizard-auth.test.ts', 'test/slack/wizard-operator.test.ts', 'test/slack/wizard-errors.test.ts', 'test/slack/wizard.test.ts', 'test/slack/wizard-origin.test.ts'] },
-  { name: 'outbox', files: ['src/slack/outbox.ts', 'src/slack/outbox-store.ts'], tests: ['test/slack/outbox-pacing.test.ts', 'test/slack/outbox-retry.test.ts', 'test/slack/outbox-lifecycle.test.ts', 'test/slack/outbox-rows.test.ts', 'test/slack/outbox.test.ts', 'test/slack/outbox-store.test.ts'] },
+  { name: 'outbox', files: ['src/slack/outbox.ts', 'src/slack/outbox-store.ts'], tests: ['test/slack/outbox-pacing.test.ts', 'test/slack/outbox-retry.test.ts', 'test/slack/outbox-lifecycle.test.ts', 'test/slack/outbox-rows.test.ts', 'test/slack/outbox.test.ts', 'test/slack/outbox-store.test.ts', 'test/slack/outbox-writer.test.ts'] },
   { name: 'infra-argv', files: ['src/infra/helm.ts', 'src/infra/images.ts'], tests: ['test/infra/helm.test.ts', 'test/infra/helm-argv.test.ts', 'test/infra/helm-text.test.ts', 'test/infra/images-argv.test.ts', 'test/infra/images-errors.test.ts', 'test/infra/helm-survivors.test.ts'] },
 ];
 

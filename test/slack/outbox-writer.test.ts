@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OutboxWriter, SqliteOutboxStore } from '../../src/slack/outbox.ts';
+import { MemoryOutboxStore, OutboxWriter, SqliteOutboxStore } from '../../src/slack/outbox.ts';
 import { openStore, type Store } from '../../src/store/db.ts';
 import { scratchDir } from '../e2e/support.ts';
 import { at, fakeOutbox, useStartedOutboxes } from './outbox-fakes.ts';
@@ -76,5 +76,14 @@ describe('enqueue-only outbox writer (job worker) and the one sender (Slack proc
     release();
     await at(600);
     expect(slack.to('chat.update').map((c) => c.args.text)).toEqual(['v1', 'v3']);
+  });
+
+  it('a writer with no one to nudge still enqueues (the sender finds the rows at its next poll)', () => {
+    const store = new MemoryOutboxStore();
+    const writer = new OutboxWriter(store);
+    writer.post('job:2:parent', 'C2', { text: 'checklist' });
+    writer.update('job:2:parent', 'C2', { text: 'checklist, step 1 done' });
+    expect(writer.has('job:2:parent')).toBe(true);
+    expect(writer.argsOf('job:2:parent')).toEqual({ text: 'checklist, step 1 done' });
   });
 });
