@@ -35,6 +35,8 @@ export function cachedReads<R>(db: Database, read: (key: string) => R, o: Status
     const value = read(key);
     if (cache.size >= max) cache.clear();
     cache.set(key, { at: t, value });
+    // an async read (the repository) is shared while pending; a failed one is not reused: the next ask reads again
+    if (value instanceof Promise) value.catch(() => { if (cache.get(key)?.value === value) cache.delete(key); });
     return value;
   };
 }

@@ -2,19 +2,17 @@
  * One runtime for every entry point (CLI `run`/`demo`, the Slack bot): the store, the sealed-secret box,
  * the job engine with the eight checklist steps, and the adapters each step gets.
  */
-import { eq } from 'drizzle-orm';
 import type { Infra } from '../infra/types.ts';
 import type { StepHandler } from '../checklist/types.ts';
 import { createJobEngine, type JobKind, type LocalJobEngine } from '../jobs/engine.ts';
 import { JOB_KINDS } from '../spec/rotate-plan.ts';
-import { statusReport, type StatusReport } from '../jobs/status.ts';
+import { statusReportOf, type StatusReport } from '../jobs/status.ts';
 import type { ApprovalPolicy } from '../jobs/types.ts';
 import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { loadSecretKey, sealedTtlMsFromEnv } from '../store/crypto.ts';
-import { deployments } from '../store/schema.ts';
 import { sqliteRepository, type Repository } from '../store/repo.ts';
 import { cachedReads } from './status-cache.ts';
 import { reportingSlotWaits, type SlotWaitReporter } from '../infra/child-limit.ts';
@@ -46,9 +44,10 @@ export interface Runtime {
   db: Store['sqlite'];
   sealSecret(value: string, purpose: string): Promise<string>;
   eraseSecret(id: string): Promise<void>;
-  deployments(): string[];
-  lastSpec(deployment: string): SetupSpec | undefined;
-  status(deployment: string): StatusReport | undefined;
+  /** known deployment names, alphabetical */
+  deployments(): Promise<string[]>;
+  lastSpec(deployment: string): Promise<SetupSpec | undefined>;
+  status(deployment: string): Promise<StatusReport | undefined>;
   close(): Promise<void>;
 }
 
@@ -146,10 +145,11 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     db: store.sqlite,
     sealSecret: (value, purpose) => repo.secrets.seal(value, purpose),
     eraseSecret: (id) => repo.secrets.erase(id),
-    deployments: () => store.db.select({ name: deployments.name }).from(deployments).all().map((r) => r.name),
-    lastSpec: (name) => store.db.select({ spec: deployments.lastSpec }).from(deployments).where(eq(deployments.name, name)).get()?.spec as SetupSpec | undefined,
-    // reused between commits: a burst of `/re status` for the same deployments reads the store once each
-    status: cachedReads(store.sqlite, (name) => statusReport(store, name)),
+    deployments: () => repo.deployments.names(),
+    lastSpec: async (name) => (await repo.deployments.lastSpec(name)) as SetupSpec | undefined,
+    // reused between commits: a burst of `/re status` for the same deployments reads the store once each (the
+    // cache keeps the read's promise, so concurrent askers share one read and get the same report object)
+    status: cachedReads(store.sqlite, (name) => statusReportOf(repo, name)),
     async close() {
       clearInterval(sweeper);
       offErase();

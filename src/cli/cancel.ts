@@ -7,7 +7,7 @@ import { createJobEngine } from '../jobs/engine.ts';
 import { isActive, resolveJobRef } from '../jobs/status.ts';
 import type { JobView } from '../jobs/types.ts';
 import type { Store } from '../store/db.ts';
-import { activeJobFor } from '../jobs/views.ts';
+import type { Repository } from '../store/repo.ts';
 import { localActor } from './run.ts';
 import { EXIT, withExistingDb } from './status.ts';
 
@@ -35,19 +35,19 @@ export function parseRef(cmd: string, args: string[]): { ref?: string; error?: s
  * The shared frame of `cancel` and `retry`: parse the one argument, open the existing DB (never creating
  * it), resolve the deployment or job id, then hand the job to `fn`. Usage and unknown-ref errors exit 2.
  */
-export async function withJobRef(cmd: string, args: string[], fn: (store: Store, job: JobView) => number | Promise<number>): Promise<number> {
+export async function withJobRef(cmd: string, args: string[], fn: (store: Store, job: JobView, repo: Repository) => number | Promise<number>): Promise<number> {
   const p = parseRef(cmd, args);
   if (p.error) {
     process.stderr.write(`${p.error}\n`);
     return EXIT.usage;
   }
-  return withExistingDb(cmd, 'write', async (store) => {
-    const r = resolveJobRef(store, p.ref!, store.path);
+  return withExistingDb(cmd, 'write', async (store, repo) => {
+    const r = await resolveJobRef(repo, p.ref!, store.path);
     if (!r.ok) {
       process.stderr.write(`re-bot ${cmd}: ${r.message}\n`);
       return r.reason === 'no_jobs' ? EXIT.failed : EXIT.usage;
     }
-    return fn(store, r.job);
+    return fn(store, r.job, repo);
   });
 }
 
@@ -66,7 +66,7 @@ export function nothingToCancel(j: JobView): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  return withJobRef('cancel', args, async (store, before) => {
+  return withJobRef('cancel', args, async (store, before, repo) => {
     if (!isActive(before.state)) {
       process.stderr.write(`re-bot cancel: ${nothingToCancel(before)}\n`);
       return EXIT.failed;
@@ -80,7 +80,7 @@ export async function run(args: string[]): Promise<number> {
     }
     const out = [`cancelled ${label(after)} as ${actor}; it was ${before.state.replace(/_/g, ' ')} (attempt ${after.attempt}, requested by ${after.requestedBy}).`];
     if (before.state === 'running') out.push('The process running it stops its current step (a running helm or buildah is stopped).');
-    const holder = activeJobFor(store, after.deployment);
+    const holder = await repo.jobs.activeFor(after.deployment);
     out.push(holder
       ? `Deployment ${after.deployment} is still locked by job ${holder.id} (${holder.state}).`
       : `Deployment ${after.deployment} is unlocked: \`re-bot run <spec.yaml>\` starts a new job; \`re-bot retry ${after.id}\` resumes this one.`);

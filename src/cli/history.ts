@@ -48,10 +48,10 @@ export async function run(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   const name = p.name!;
-  return withExistingDb('history', 'read', (store) => {
-    const h = jobHistory(store, name, p.limit);
-    if (!h.total && !deploymentExists(store, name)) {
-      process.stderr.write(`re-bot history: ${unknownDeploymentMessage(store, name, store.path)}\n`);
+  return withExistingDb('history', 'read', async (store, repo) => {
+    const h = await jobHistory(repo, name, p.limit);
+    if (!h.total && !(await deploymentExists(repo, name))) {
+      process.stderr.write(`re-bot history: ${await unknownDeploymentMessage(repo, name, store.path)}\n`);
       return EXIT.usage;
     }
     const out = [`Database ${store.path}`];

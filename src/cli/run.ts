@@ -115,7 +115,7 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
         say('');
         say(checklistText(v));
         say('');
-        say(formatStatus(rt.status(v.deployment)!));
+        say(formatStatus((await rt.status(v.deployment))!));
         if (logFile) say(`log: ${displayPath(logFile)}`);
         const code = v.state === 'succeeded' ? EXIT.ok : interrupted ? EXIT.interrupted : EXIT.failed;
         return { exitCode: code, job: v, valuesFile, dbPath, logFile };

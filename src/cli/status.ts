@@ -1,8 +1,9 @@
 import { ConfigError } from '../config-error.ts';
 /** `re-bot status <deployment>`: the stored state of the deployment's latest job — the facts `/re status` shows. */
-import { statusReport, unknownDeploymentMessage, type StatusReport } from '../jobs/status.ts';
+import { statusReportOf, unknownDeploymentMessage, type StatusReport } from '../jobs/status.ts';
 import { errorMessage } from '../redact.ts';
 import { DbOpenError, openExistingStore, openStoreReadOnly, type Store } from '../store/db.ts';
+import { sqliteRepository, type Repository } from '../store/repo.ts';
 import { formatDuration } from './progress.ts';
 
 const ICON: Record<string, string> = { pending: '·', running: '▶', waiting_approval: '⏸', prepared: '◇', succeeded: '✔', warned: '⚠', skipped: '–', failed: '✖', cancelled: '■' };
@@ -33,10 +34,10 @@ export function formatStatus(r: StatusReport): string {
 
 /**
  * Opens the existing DB (RE_BOT_DB, default ./data/re-bot.db) — read-only for `read`, never created —
- * runs `fn`, closes it. A DB that is missing or not re-bot's is a config error (exit 2); any other
+ * runs `fn` with the store and the repository on it (the reads go through the repository), closes it. A DB that is missing or not re-bot's is a config error (exit 2); any other
  * error is reported in one line (exit 1). Never a stack trace.
  */
-export async function withExistingDb(cmd: string, mode: 'read' | 'write', fn: (store: Store) => number | Promise<number>): Promise<number> {
+export async function withExistingDb(cmd: string, mode: 'read' | 'write', fn: (store: Store, repo: Repository) => number | Promise<number>): Promise<number> {
   let store: Store;
   try {
     store = mode === 'read' ? openStoreReadOnly() : openExistingStore();
@@ -45,7 +46,7 @@ export async function withExistingDb(cmd: string, mode: 'read' | 'write', fn: (s
     return err instanceof DbOpenError || err instanceof ConfigError ? EXIT.usage : EXIT.failed;
   }
   try {
-    return await fn(store);
+    return await fn(store, sqliteRepository(store));
   } catch (err) {
     process.stderr.write(`re-bot ${cmd}: ${errorMessage(err)}\n`);
     return EXIT.failed;
@@ -62,11 +63,11 @@ export async function run(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   const name = names[0];
-  return withExistingDb('status', 'read', (store) => {
-    const r = statusReport(store, name);
+  return withExistingDb('status', 'read', async (store, repo) => {
+    const r = await statusReportOf(repo, name);
     if (!r) {
       // an unknown name is a usage error, like an unknown command
-      process.stderr.write(`re-bot status: ${unknownDeploymentMessage(store, name, store.path)}\n`);
+      process.stderr.write(`re-bot status: ${await unknownDeploymentMessage(repo, name, store.path)}\n`);
       return EXIT.usage;
     }
     process.stdout.write(`Database ${store.path}\n${formatStatus(r)}\n`);

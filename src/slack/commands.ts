@@ -38,18 +38,18 @@ function statusAnswer(report: StatusReport, url: string | undefined): ReturnType
 export function registerCommands(app: App, ctx: SlackContext): void {
   const { engine, deps } = ctx;
 
-  const unknownDeployment = (name: string) => {
-    const near = closest(name, deps.deployments());
+  const unknownDeployment = async (name: string) => {
+    const near = closest(name, await deps.deployments());
     return `Unknown deployment \`${esc(name)}\`.${near.length ? ' Closest known: ' + near.map((n) => `\`${esc(n)}\``).join(', ') : ' No deployments are known yet.'}`;
   };
 
   // answers that read the store or render Block Kit go through response_url, after the ack: the ack itself
   // never waits for SQLite or rendering (Slack's 3 s window, and the Bolt floor under bursts)
-  const reply = async (respond: RespondFn, build: () => { text: string; blocks?: unknown[] }) => {
+  const reply = async (respond: RespondFn, build: () => Promise<{ text: string; blocks?: unknown[] }>) => {
     await afterAck();
     let m: { text: string; blocks?: unknown[] };
     try {
-      m = build();
+      m = await build();
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err) }, 'slash command answer failed');
       m = { text: `Something went wrong: ${esc(errorMessage(err))}` };
@@ -73,17 +73,17 @@ export function registerCommands(app: App, ctx: SlackContext): void {
       case 'status': {
         if (!arg) return ack(ephemeral({ text: 'Usage: `/re status <deployment>`' }));
         await ack();
-        return reply(respond, () => {
-          const report = deps.status ? deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
-          return report ? statusAnswer(report, report.job && threadUrl(ctx, report.job.id)) : { text: unknownDeployment(arg) };
+        return reply(respond, async () => {
+          const report = deps.status ? await deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
+          return report ? statusAnswer(report, report.job && threadUrl(ctx, report.job.id)) : { text: await unknownDeployment(arg) };
         });
       }
       case 'history': {
         if (!arg) return ack(ephemeral({ text: 'Usage: `/re history <deployment>`' }));
         await ack();
-        return reply(respond, () => {
-          const rows = deps.history?.(arg) ?? [];
-          if (!rows.length && !deps.deployments().includes(arg)) return { text: unknownDeployment(arg) };
+        return reply(respond, async () => {
+          const rows = (await deps.history?.(arg)) ?? [];
+          if (!rows.length && !(await deps.deployments()).includes(arg)) return { text: await unknownDeployment(arg) };
           return historyMessage(arg, rows);
         });
       }

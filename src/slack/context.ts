@@ -9,6 +9,9 @@ import type { Directory } from './directory.ts';
 import type { HistoryRow, StatusReport } from './status-blocks.ts';
 import type { EraseFn, SealFn, WizardSessions } from './wizard.ts';
 
+/** A read the deps may answer now (test fakes) or later (the repository, src/store/repo.ts). */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface AuditEntry {
   actor: string;
   action: string;
@@ -28,12 +31,12 @@ export interface SlackAppDeps {
   /** erase a sealed secret the wizard dropped (replaced by a new value, or the wizard was closed) */
   eraseSecret?: EraseFn;
   /** known deployment names (for "did you mean") */
-  deployments: () => string[];
+  deployments: () => Awaitable<string[]>;
   /** `/re status` from stored state (statusReport(store, name)); default: built from engine.latestJobFor */
-  status?: (deployment: string) => StatusReport | undefined;
+  status?: (deployment: string) => Awaitable<StatusReport | undefined>;
   /** the last spec submitted for a deployment: prefills the wizard (secrets never are) */
-  lastSpec?: (deployment: string) => SetupSpec | undefined;
-  history?: (deployment: string) => HistoryRow[];
+  lastSpec?: (deployment: string) => Awaitable<SetupSpec | undefined>;
+  history?: (deployment: string) => Awaitable<HistoryRow[]>;
   /** records refused clicks/commands the engine does not see (appendAudit) */
   audit?: (e: AuditEntry) => void;
   pacingMs?: number;

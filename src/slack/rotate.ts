@@ -32,9 +32,9 @@ export async function rotateTokenCommand(
       ctx.audit({ actor: a.user, action: 'rotate-token.refused', deployment: name, result: 'not_operator' });
       return answer('Only operators may rotate agent tokens (RE_BOT_OPERATORS).');
     }
-    const spec = ctx.deps.lastSpec?.(name);
+    const spec = await ctx.deps.lastSpec?.(name);
     if (!spec) {
-      const near = closest(name, ctx.deps.deployments());
+      const near = closest(name, await ctx.deps.deployments());
       return answer(`Unknown deployment \`${esc(name)}\`.${near.length ? ' Closest known: ' + near.map((n) => `\`${esc(n)}\``).join(', ') : ''}`);
     }
     if (!('create' in spec.agent.token)) {

@@ -3,7 +3,7 @@ import type { App } from '@slack/bolt';
 import { DeploymentLockedError } from '../jobs/types.ts';
 import { errorMessage } from '../redact.ts';
 import type { SetupSpec } from '../spec/schema.ts';
-import { afterAck, type SlackContext } from './context.ts';
+import { afterAck, type Awaitable, type SlackContext } from './context.ts';
 import { esc, when } from './text.ts';
 import { BACK_ACTION, CHOICE_ACTION, WIZARD_CALLBACK, noticeView, pageView } from './wizard-view.ts';
 import { parseMetadata, previous, readPage, submitPage, type WizardSession } from './wizard.ts';
@@ -12,7 +12,7 @@ const NOT_OPERATOR = 'You are not allowed to start setups (RE_BOT_OPERATORS).';
 
 /** `/re setup [deployment]`, after the ack: the trigger id is valid for 3 s and only once */
 export async function openWizard(ctx: SlackContext, o: { triggerId: string; channel: string; user: string; deployment?: string }): Promise<void> {
-  const previousSpec = o.deployment ? safe(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
+  const previousSpec = o.deployment ? await safeRead(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
   // who submitted that spec (the latest job): only they may reuse its env/file secret refs
   const previousBy = previousSpec ? safe(() => ctx.engine.latestJobFor(o.deployment!)?.requestedBy) : undefined;
   const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec, previousBy, policy: ctx.deps.specPolicy });
@@ -48,6 +48,15 @@ function operatorCheck(ctx: SlackContext, s: WizardSession): Promise<boolean | {
 }
 const lookupFailed = (r: { failed: string }) =>
   `Setup not started: could not check that you may start setups (RE_BOT_OPERATORS) — ${esc(r.failed)}. Nothing was saved; run \`/re setup\` again in a moment.`;
+
+/** A prefill read that fails opens an empty wizard rather than none. */
+async function safeRead<T>(fn: () => Awaitable<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch {
+    return undefined;
+  }
+}
 
 function safe<T>(fn: () => T): T | undefined {
   try {

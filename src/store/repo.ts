@@ -405,7 +405,8 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
         const lock = q.lockHolder(deployment);
         const good = q.lastSucceededJobId(deployment);
         return {
-          deploymentExists: q.deploymentExists(deployment),
+          // a job's deployment row always exists (submit upserts it): the read is only needed without one
+          deploymentExists: latestJobId ? true : q.deploymentExists(deployment),
           ...(latestJobId ? { latestJobId, view } : {}),
           ...(lock ? { lock } : {}),
           ...(good ? { lastSucceededJobId: good, lastGood: good === latestJobId ? view : q.jobView(good) } : {}),

@@ -161,7 +161,7 @@ describe('setup jobs in the job worker', () => {
       expect(JSON.stringify(bot.slack.outbox.argsOf(parentKey(job.id)))).not.toContain('agent pods ready');
       expect(Date.now() - t0).toBeLessThan(10_000);
       expect(engine.job(job.id)!.state).toBe('cancelled');
-      expect(bot.runtime.status('wk-cancel')!.lock).toBeUndefined();
+      expect((await bot.runtime.status('wk-cancel'))!.lock).toBeUndefined();
     } finally {
       kube.heal('wk-cancel-worker-default-worker');
       await local.stop();

@@ -55,4 +55,20 @@ describe('status reads reused between commits', () => {
     status('prod');
     expect(reads).toEqual(['prod', 'prod']);
   });
+
+  it('shares a pending async read between askers, and reads again after a failed one', async () => {
+    const db = new Database(join(dir, 'async.db'));
+    let n = 0;
+    const status = cachedReads(db, async (d) => {
+      n++;
+      if (n === 1) throw new Error('database unreachable');
+      return `${d}:${n}`;
+    });
+    await expect(status('prod')).rejects.toThrow('database unreachable');
+    const [a, b] = [status('prod'), status('prod')];
+    expect(a).toBe(b);
+    expect(await a).toBe('prod:2');
+    expect(n).toBe(2);
+    db.close();
+  });
 });

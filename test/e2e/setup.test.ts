@@ -84,7 +84,7 @@ describe('a complete setup from examples/demo.yaml', () => {
   it('`re-bot status` shows every step, the chart, the revision and who approved', async () => {
     const rt = await createRuntime({ dbPath: join(work, 're-bot.db') });
     try {
-      const text = formatStatus(rt.status('e2e-full')!);
+      const text = formatStatus((await rt.status('e2e-full'))!);
       for (let n = 1; n <= 8; n++) expect(text).toMatch(new RegExp(`\\b${n}\\. `));
       expect(text).toMatch(/Helm revision [12]/);
       expect(text).toMatch(/approval .*approved by cli:/);

@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { statusReport, closestDeployments } from '../../src/jobs/status.ts';
+import { statusReport, statusReportOf, closestDeployments, jobHistory, resolveJobRef } from '../../src/jobs/status.ts';
+import { sqliteRepository } from '../../src/store/repo.ts';
 import { fakeSpec, makeEngine, ok } from './helpers.ts';
 
 describe('statusReport', () => {
@@ -16,10 +17,16 @@ describe('statusReport', () => {
     expect(r.steps).toHaveLength(4);
     expect(r.chart).toBe('astro-agent 2.3.3');
     expect(statusReport(store, 'nope')).toBeUndefined();
+    // the repository's answer (what the CLI reads) is the same report
+    const repo = sqliteRepository(store);
+    expect(await statusReportOf(repo, 'sales')).toEqual(r);
+    expect(await statusReportOf(repo, 'nope')).toBeUndefined();
+    expect((await jobHistory(repo, 'sales')).jobs.map((v) => v.id)).toEqual([j.id]);
+    expect(await resolveJobRef(repo, j.id.slice(0, 10), 'db')).toMatchObject({ ok: true, via: 'prefix', job: { id: j.id } });
     const ins = store.sqlite.prepare('insert into deployments(name, updated_at) values (?, ?)');
     store.sqlite.transaction(() => { for (let i = 0; i < 10_000; i++) ins.run(`dep-${i}`, 'x'); })();
     const t0 = performance.now();
-    expect(closestDeployments(store, 'sale')).toContain('sales');
+    expect(await closestDeployments(repo, 'sale')).toContain('sales');
     expect(statusReport(store, 'sales')!.job!.id).toBe(j.id);
     expect(performance.now() - t0).toBeLessThan(500);
   });

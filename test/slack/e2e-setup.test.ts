@@ -140,7 +140,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     expect(st.text).toContain(`Chart: local chart ${LOCAL_CHART}`);
 
     // the cluster: the agent token typed in the wizard is in the agent-token Secret; the components exist
-    const spec = s.rt.lastSpec(s.name)!;
+    const spec = (await s.rt.lastSpec(s.name))!;
     const secret = kube.get('v1', 'Secret', s.namespace, secretNames(spec).agentToken);
     expect(Buffer.from(secret.data.token, 'base64').toString()).toBe(SECRETS.agentToken);
     const git = kube.get('v1', 'Secret', s.namespace, secretNames(spec).gitConnection);
@@ -308,7 +308,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     expect(done.state, done.error).toBe('succeeded');
     await h.rt.outbox.idle();
     // positive control: the values did travel — into the cluster, where they belong
-    const spec = s.rt.lastSpec(s.name)!;
+    const spec = (await s.rt.lastSpec(s.name))!;
     const inCluster = kube.get('v1', 'Secret', s.namespace, secretNames(spec).agentToken).data;
     expect(Buffer.from(inCluster.token, 'base64').toString()).toBe(SECRETS.agentToken);
     expect(hitsIn(JSON.stringify(inCluster), TYPED_SECRETS), 'the scan finds a base64 form').toHaveLength(1);

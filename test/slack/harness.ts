@@ -53,7 +53,7 @@ export interface HarnessOptions extends OptionalDeps {
   secretKey?: Buffer;
   pacingMs?: number;
   retryAfterUnitMs?: number;
-  deployments?: () => string[];
+  deployments?: SlackAppDeps['deployments'];
   /** internal: a restarted harness still owns the emulator its first instance created */
   ownsEmu?: boolean;
 }

@@ -84,7 +84,7 @@ describe('issue 14: the approval is a review, the thread is a story', () => {
 
     // the review: chart, release/namespace new or existing, values by key path, Secrets, token URLs, short hash
     const review = messageText(approval);
-    const spec = s.rt.lastSpec(s.name)!;
+    const spec = (await s.rt.lastSpec(s.name))!;
     const names = secretNames(spec);
     expect(review).toMatch(/Chart .+ — 🆕 new/);
     expect(review).toContain(`Release ${spec.cluster.release} — 🆕 new (helm install)`);
