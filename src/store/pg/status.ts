@@ -5,21 +5,12 @@
  * (BENCHMARKS.md). Mapped to the same JobView / LockHolder shapes, same columns, order and optional fields.
  */
 import type { ApprovalReview } from '../../checklist/types.ts';
-import type { LockHolder } from '../../jobs/status-queries.ts';
 import type { ApprovalView, JobOrigin, JobState, JobStepView, JobView, StepState } from '../../jobs/types.ts';
+import type { StatusAnswer } from '../repo.ts';
 import type { PgStore } from './open.ts';
 
 type Queryable = Pick<PgStore['pool'], 'query'>;
 
-export interface PgStatusAnswer {
-  deploymentExists: boolean;
-  latestJobId?: string;
-  view?: JobView;
-  lock?: LockHolder;
-  lastSucceededJobId?: string;
-  /** the last succeeded setup's view (the same object as `view` when it is the latest job) */
-  lastGood?: JobView;
-}
 
 /** one job's view as json: a scalar subquery over `jobs j` */
 const VIEW_JSON = `json_build_object(
@@ -85,7 +76,7 @@ export async function jobViewPg(db: Queryable, jobId: string): Promise<JobView |
 }
 
 /** Everything the status answer reads about `deployment`, in one statement. */
-export async function statusAnswerPg(db: Queryable, deployment: string): Promise<PgStatusAnswer> {
+export async function statusAnswerPg(db: Queryable, deployment: string): Promise<StatusAnswer> {
   const r = (await db.query({ name: 'status_answer', text: STATUS_SQL, values: [deployment] })).rows[0] as {
     deployment_exists: boolean; latest_id: string | null; good_id: string | null; lock: Json | null; views: Json[] | null;
   };
