@@ -136,7 +136,14 @@ export async function stopNow(outbox: Outbox, maxMs = 600_000): Promise<void> {
  * Fake clock for each test, and every outbox a test started stopped after it. Returns `started(o)`, which
  * starts `o.outbox` and hands `o` back.
  */
-export function useStartedOutboxes(): <T extends { outbox: Outbox }>(o: T) => T {
+export type StartedOutboxes = (<T extends { outbox: Outbox }>(o: T) => T) & {
+  /** stop this outbox after the test too (one the test started itself) */
+  track(outbox: Outbox): void;
+  /** stop nothing after this test (its outboxes were left mid-request on purpose) */
+  forgetAll(): void;
+};
+
+export function useStartedOutboxes(): StartedOutboxes {
   let running: Outbox[] = [];
   beforeEach(() => useFakeClock());
   afterEach(async () => {
@@ -144,9 +151,12 @@ export function useStartedOutboxes(): <T extends { outbox: Outbox }>(o: T) => T 
     running = [];
     vi.useRealTimers();
   });
-  return (o) => {
+  const started = (<T extends { outbox: Outbox }>(o: T): T => {
     running.push(o.outbox);
     o.outbox.start();
     return o;
-  };
+  }) as StartedOutboxes;
+  started.track = (outbox) => void running.push(outbox);
+  started.forgetAll = () => void (running = []);
+  return started;
 }

@@ -4,23 +4,12 @@
  * recovered (thread parents and updates re-sent, replies not) and the operator is told; nothing is sent after
  * stop(); idle() resolves when everything is out, or says how much is still pending.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { STORES, at, fakeOutbox, settle, stopNow, useFakeClock } from './outbox-fakes.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { STORES, at, fakeOutbox, settle, useStartedOutboxes } from './outbox-fakes.ts';
 import { openStore } from '../../src/store/db.ts';
-import { SqliteOutboxStore, type Outbox } from '../../src/slack/outbox.ts';
+import { SqliteOutboxStore } from '../../src/slack/outbox.ts';
 
-let running: Outbox[] = [];
-beforeEach(() => useFakeClock());
-afterEach(async () => {
-  for (const o of running) await stopNow(o);
-  running = [];
-  vi.useRealTimers();
-});
-function started(o: ReturnType<typeof fakeOutbox>) {
-  running.push(o.outbox);
-  o.outbox.start();
-  return o;
-}
+const started = useStartedOutboxes();
 
 describe('outbox lifecycle (fake clock)', () => {
   it('a post is recorded as sent, with its ts, only when Slack answers', async () => {
@@ -63,7 +52,7 @@ describe('outbox lifecycle (fake clock)', () => {
     await at(50);
     expect(slack.posted()).toHaveLength(20);
     expect(polls).toBeLessThanOrEqual(3); // the burst, then once when the answers came back
-    running.push(outbox);
+    started.track(outbox);
   });
 
   it('argsOf gives what was last written for a post: its pending update, else the post', async () => {
@@ -193,7 +182,7 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(dflt).toBeUndefined();
     await at(30_000);
     expect(dflt).toBe('outbox not idle after 30000 ms (2 pending)');
-    running = []; // the held request never ends
+    started.forgetAll(); // the held request never ends
     (outbox as any).running = false;
     clearInterval((outbox as any).timer);
   });
