@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
+import { ConfigError } from '../config-error.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../app/wire.ts';
 import type { ApprovalView, JobView } from '../jobs/types.ts';
 import { ACTIVE_STATES } from '../jobs/views.ts';
@@ -220,6 +221,7 @@ export async function run(args: string[]): Promise<number> {
     const r = await runSetupJob({ spec: loaded.spec, yes: p.yes, outDir: p.out, logFile: defaultLogFile(defaultDbPath()) });
     return r.exitCode;
   } catch (err) {
+    if (err instanceof ConfigError) throw err; // the CLI prints it and exits 2, as for every setting
     process.stderr.write(`re-bot run: ${errorMessage(err)}\n`);
     return EXIT.failed;
   }

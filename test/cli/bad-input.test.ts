@@ -52,6 +52,7 @@ const CASES: Case[] = [
   { name: 'a 3,000-character trackingRef', args: () => ['plan', edited((s) => (s.dagSource.trackingRef = 'x'.repeat(3000)))], code: 2, says: [/dagSource\.trackingRef: is too long: 3,000 characters, at most 2,048/] },
   { name: 'RE_BOT_APPROVAL_TTL_HOURS=abc', args: () => ['run', join(ROOT, 'examples/demo.yaml')], env: { RE_BOT_APPROVAL_TTL_HOURS: 'abc' }, code: 2, says: [/RE_BOT_APPROVAL_TTL_HOURS: expected a positive number of hours, got "abc"/] },
   { name: 'RE_BOT_REQUIRED_APPROVALS=two for run', args: () => ['run', join(ROOT, 'examples/demo.yaml')], env: { RE_BOT_REQUIRED_APPROVALS: 'two' }, code: 2, says: [/RE_BOT_REQUIRED_APPROVALS: expected a positive integer/] },
+  { name: 'RE_BOT_SEALED_TTL_HOURS=1 for run', args: () => ['run', join(ROOT, 'examples/demo.yaml')], env: { RE_BOT_SEALED_TTL_HOURS: '1' }, code: 2, says: [/RE_BOT_SEALED_TTL_HOURS: expected a number of hours of at least 2/] },
   { name: 'RE_BOT_REQUIRED_APPROVALS=0 for demo', args: () => ['demo'], env: { RE_BOT_REQUIRED_APPROVALS: '0' }, code: 2, says: [/RE_BOT_REQUIRED_APPROVALS: expected a positive integer/] },
   { name: 'a RE_BOT_SECRET_KEY that is not 32 bytes', args: () => ['run', join(ROOT, 'examples/demo.yaml')], env: { RE_BOT_SECRET_KEY: 'c2hvcnQta2V5' }, code: 2, says: [/RE_BOT_SECRET_KEY: expected base64 of exactly 32 bytes/] },
   { name: 'userinfo in a URL', args: () => ['plan', edited((s) => (s.deployment.apiUrl = 'https://tok3n@example.astronomer.run/d1'))], code: 2, says: [/deployment\.apiUrl: /] },
