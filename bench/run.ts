@@ -26,12 +26,13 @@ import { runSlackBudgetBench } from './slack-budget.ts';
 import { runStatusBench } from './status.ts';
 import { runRedactBench } from './redact.ts';
 import { runPgStoreBench } from './pg-store.ts';
+import { runPgJobsBench } from './pg-jobs.ts';
 import { setBenchSecretEnv } from './lib/spec.ts';
 import { markdownTable, textTable, type Row } from './lib/stats.ts';
 
-const SECTIONS = ['status', 'ack', 'overhead', 'slack', 'redact', 'pg'] as const;
+const SECTIONS = ['status', 'ack', 'overhead', 'slack', 'redact', 'pg', 'pg-jobs'] as const;
 /** opt-in sections: run only when named with --only */
-const OPT_IN = new Set<string>(['pg']);
+const OPT_IN = new Set<string>(['pg', 'pg-jobs']);
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -157,6 +158,7 @@ async function main(): Promise<number> {
   await section('slack', 'Slack call budget', () => runSlackBudgetBench({ ...counts.slack, log: say }));
   await section('redact', 'Redactor', () => runRedactBench({ smoke: args.smoke, log: say }));
   await section('pg', 'PostgreSQL vs SQLite (store level; the engine is not on PostgreSQL yet)', () => runPgStoreBench({ ...counts.pg, log: say }));
+  await section('pg-jobs', 'Jobs end to end, SQLite vs PostgreSQL (real re-bot start replicas)', () => runPgJobsBench({ smoke: args.smoke, log: say }));
   const totalS = (performance.now() - t0) / 1000;
   const after = machine();
 

@@ -47,7 +47,8 @@ export interface ChaosDb {
   close(): Promise<void>;
 }
 
-export async function openChaosDb(dialect: Dialect, dir: string): Promise<ChaosDb> {
+/** `durable`: PostgreSQL with fsync/synchronous_commit on, as a real server (benchmarks) */
+export async function openChaosDb(dialect: Dialect, dir: string, o: { durable?: boolean } = {}): Promise<ChaosDb> {
   if (dialect === 'sqlite') {
     const path = join(dir, 're-bot.db');
     let db: Database.Database | undefined;
@@ -67,7 +68,7 @@ export async function openChaosDb(dialect: Dialect, dir: string): Promise<ChaosD
       },
     };
   }
-  const cluster: PgCluster = await startPostgres();
+  const cluster: PgCluster = await startPostgres({ durable: o.durable });
   const url = await cluster.createDatabase('chaos');
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: url, max: 2 });
@@ -126,6 +127,8 @@ export async function startWorld(o: {
   secrets: Record<string, string>;
   spec: (name: string) => Promise<SetupSpec>;
   apiToken: string;
+  /** type the tokens into the wizard on every other setup (default true) */
+  typeSecrets?: boolean;
 }): Promise<World> {
   const users: Record<string, { name: string; realName?: string }> = {};
   for (let i = 0; i < o.setups; i++) users[requesterOf(i)] = { name: `req${i}`, realName: `Requester ${i}` };
@@ -142,7 +145,7 @@ export async function startWorld(o: {
     for (let i = 0; i < o.setups; i++) {
       const name = `${o.prefix}-${String(i).padStart(2, '0')}`;
       const local = await startLocalSetup(await o.spec(name), { dir: join(o.dir, 'local', name), root: o.root, apiToken: o.apiToken, sharedKube: kube, registry: false, dag: { durationMs: 200 } });
-      setups.push({ index: i, name, channel: `C0CHAOS${String(i % o.channels).padStart(3, '0')}`, requester: requesterOf(i), typesSecrets: i % 2 === 1, local });
+      setups.push({ index: i, name, channel: `C0CHAOS${String(i % o.channels).padStart(3, '0')}`, requester: requesterOf(i), typesSecrets: o.typeSecrets !== false && i % 2 === 1, local });
     }
   } catch (err) {
     await close();
