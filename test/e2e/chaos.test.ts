@@ -101,6 +101,7 @@ describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT
     const submitted = new Set<string>();
     let wizardRetries = 0;
     const submitOne = async (s: ChaosSetup) => {
+      const giveUpAt = Date.now() + 120_000;
       for (let attempt = 1; ; attempt++) {
         const r = upReplica(set);
         let finished = false;
@@ -121,7 +122,7 @@ describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT
           await sleep(100);
         }
         if (finished) notes.push(`wizard of ${s.name} on replica ${r!.index} finished, but no job within 5 s (replica ${r!.alive() ? 'up' : 'down'})`);
-        if (attempt >= 10) throw new Error(`${s.name}: no job after ${attempt} wizard attempts:\n${notes.filter((n) => n.includes(s.name)).join('\n')}`);
+        if (Date.now() > giveUpAt) throw new Error(`${s.name}: no job after ${attempt} wizard attempts:\n${notes.filter((n) => n.includes(s.name)).join('\n')}`);
         wizardRetries++;
         await sleep(500);
       }
@@ -161,18 +162,22 @@ describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT
       }
     })();
 
-    await Promise.all(submitters);
-    // every job final (they are real setups: a few minutes at most)
-    const deadline = Date.now() + 8 * 60_000;
-    let rows = await jobs();
-    while (Date.now() < deadline) {
-      rows = await jobs();
-      if (rows.length >= SETUPS && rows.every((j) => FINAL.includes(j.state))) break;
-      await sleep(500);
+    let rows: JobRow[] = [];
+    try {
+      await Promise.all(submitters);
+      // every job final (they are real setups: a few minutes at most)
+      const deadline = Date.now() + 8 * 60_000;
+      while (Date.now() < deadline) {
+        rows = await jobs();
+        if (rows.length >= SETUPS && rows.every((j) => FINAL.includes(j.state))) break;
+        await sleep(500);
+      }
+    } finally {
+      // the last restart completes: every replica is up for the drain below and for afterAll
+      stop = true;
+      await chaos;
+      await approver;
     }
-    stop = true;
-    await chaos;
-    await approver;
     // the Slack writes still queued go out (1 post/s/channel); a replica that is down cannot send them
     const drainEnd = Date.now() + 120_000;
     while (Date.now() < drainEnd) {
@@ -259,7 +264,7 @@ describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT
 
     // ---- pacing across replicas: two posts in one channel never closer than the outbox's gap
     const byChannel = new Map<string, number[]>();
-    for (const p of emu.callsTo('chat.postMessage')) byChannel.set(p.args.channel, [...(byChannel.get(p.args.channel) ?? []), p.at]);
+    for (const p of posts) byChannel.set(p.args.channel, [...(byChannel.get(p.args.channel) ?? []), p.at]);
     const tooClose: string[] = [];
     for (const [channel, times] of byChannel) {
       times.sort((a, b) => a - b);

@@ -31,6 +31,7 @@ export interface Replica {
   /** how many times this replica has been started (1 = first start) */
   starts: number;
   pid(): number | undefined;
+  /** started, answering /readyz, not killed since */
   alive(): boolean;
   /** SIGKILL to the whole process group: Slack process, job worker, helm children */
   kill9(): Promise<void>;
@@ -103,6 +104,8 @@ async function makeReplica(index: number, o: ReplicaSetOptions): Promise<Replica
   const logFile = join(o.dir, `replica-${index}.log`);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  // answering /readyz since its last start (a replica starting up takes no requests, as behind a Service)
+  let ready = false;
 
   const spawnIt = async () => {
     const fd = openSync(logFile, 'a');
@@ -118,10 +121,12 @@ async function makeReplica(index: number, o: ReplicaSetOptions): Promise<Replica
     exited = new Promise((resolve) => c.once('exit', () => resolve()));
     r.starts++;
     await waitReady(port, c, logFile, o.readyTimeoutMs ?? 60_000);
+    ready = true;
   };
 
   const kill9 = async () => {
     const c = child;
+    ready = false;
     if (!c?.pid) return;
     try {
       process.kill(-c.pid, 'SIGKILL');
@@ -141,7 +146,7 @@ async function makeReplica(index: number, o: ReplicaSetOptions): Promise<Replica
     url: `http://127.0.0.1:${port}/slack/events`,
     starts: 0,
     pid: () => child?.pid,
-    alive: () => !!child && child.exitCode === null && child.signalCode === null,
+    alive: () => ready && !!child && child.exitCode === null && child.signalCode === null,
     kill9,
     async restart() {
       await kill9();
@@ -149,6 +154,7 @@ async function makeReplica(index: number, o: ReplicaSetOptions): Promise<Replica
     },
     async stop(timeoutMs = 20_000) {
       const c = child;
+      ready = false;
       if (!c?.pid || c.exitCode !== null || c.signalCode !== null) return;
       c.kill('SIGTERM');
       const t = setTimeout(() => {
