@@ -4,6 +4,10 @@
  * is unchanged — `data_version` moves on a commit by another connection (the job worker, a CLI command),
  * `total_changes()` on one by this connection — and for at most `ttlMs`, since a report's expiry texts count
  * from now. Reading both is one tiny statement; a report is a handful of queries and JSON parses.
+ *
+ * PostgreSQL has no `data_version`: with `db` null (the runtime on RE_BOT_DATABASE_URL) a report is reused for
+ * `ttlMs` only, so a reply can be that much older than a commit made on another replica. There the answer is one
+ * statement (src/store/pg/status.ts), and the cache still makes a burst of identical asks cost one read.
  */
 import type { Database } from 'better-sqlite3';
 
@@ -15,16 +19,16 @@ export interface StatusCacheOptions {
   now?: () => number;
 }
 
-export function cachedReads<R>(db: Database, read: (key: string) => R, o: StatusCacheOptions = {}): (key: string) => R {
+export function cachedReads<R>(db: Database | null, read: (key: string) => R, o: StatusCacheOptions = {}): (key: string) => R {
   const ttlMs = o.ttlMs ?? 2000;
   const max = o.max ?? 500;
   const now = o.now ?? Date.now;
-  const state = db.prepare('SELECT data_version AS v, total_changes() AS c FROM pragma_data_version');
+  const state = db?.prepare('SELECT data_version AS v, total_changes() AS c FROM pragma_data_version');
   let seen = '';
   const cache = new Map<string, { at: number; value: R }>();
   return (key) => {
-    const s = state.get() as { v: number; c: number };
-    const version = `${s.v}:${s.c}`;
+    const s = state?.get() as { v: number; c: number } | undefined;
+    const version = s ? `${s.v}:${s.c}` : '';
     if (version !== seen) {
       cache.clear();
       seen = version;

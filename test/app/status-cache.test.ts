@@ -71,4 +71,18 @@ describe('status reads reused between commits', () => {
     expect(n).toBe(2);
     db.close();
   });
+
+  it('without a SQLite handle (PostgreSQL) reuses a report for ttlMs only, then reads again', () => {
+    let t = 0;
+    let state = 'running';
+    const reads: string[] = [];
+    const status = cachedReads(null, (d) => { reads.push(d); return state; }, { ttlMs: 1000, now: () => t });
+    expect(status('prod')).toBe('running');
+    state = 'succeeded'; // committed by another replica: not visible here until the TTL passes
+    t = 999;
+    expect(status('prod')).toBe('running');
+    t = 1000;
+    expect(status('prod')).toBe('succeeded');
+    expect(reads).toEqual(['prod', 'prod']);
+  });
 });
