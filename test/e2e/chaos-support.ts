@@ -11,6 +11,7 @@
  * spec, which points at the stand-ins, and the user submits every page as prefilled (typing the two tokens on
  * some setups, which then travel as sealed secrets).
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -263,4 +264,25 @@ export function approve(emu: SlackEmulator, r: Replica, approver: string, m: Sto
 export function upReplica(set: ReplicaSet, not?: Replica): Replica | undefined {
   const up = set.replicas.filter((r) => r.alive() && r !== not);
   return up.length ? up[Math.floor(Math.random() * up.length)] : undefined;
+}
+
+/**
+ * Whether `re-bot start` accepts RE_BOT_DATABASE_URL (issue 16: it refused it, exit 2, until the engine and the
+ * outbox ran on the repository). Asked of the real command: with a well-formed URL of a closed port it either
+ * refuses the variable (exit 2 naming it and SQLite) or gets past it and fails to connect.
+ */
+export function botAcceptsDatabaseUrl(root: string): boolean {
+  const r = spawnSync(process.execPath, ['bin/re-bot.mjs', 'start'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+    killSignal: 'SIGKILL',
+    env: {
+      ...process.env, RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: 'http://127.0.0.1:9/api/',
+      SLACK_APP_TOKEN: undefined, PORT: '0', RE_BOT_APPROVERS: APPROVERS.join(','), RE_BOT_OPERATORS: '*', RE_BOT_SECRET_KEY: randomBytes(32).toString('base64'),
+      RE_BOT_DATABASE_URL: 'postgres://probe@127.0.0.1:9/probe', RE_BOT_DB: undefined, LOG_LEVEL: 'fatal',
+    },
+  });
+  const refused = r.status === 2 && /RE_BOT_DATABASE_URL/.test(r.stderr ?? '') && /SQLite only/.test(r.stderr ?? '');
+  return !refused;
 }

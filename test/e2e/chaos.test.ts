@@ -10,8 +10,10 @@
  * all `sent`, no post repeated in a thread, each thread's checklist shows every step final); across replicas no
  * channel got two posts within the pacing interval; no secret in any table of the database.
  *
- * Dialect: PostgreSQL with 3 replicas once the bot accepts RE_BOT_DATABASE_URL; SQLite (one replica: a SQLite
- * file cannot be shared by replicas on different hosts) until then, or with RE_BOT_CHAOS_DIALECT=sqlite.
+ * Dialect: PostgreSQL with 3 replicas when PostgreSQL is installed and the bot accepts RE_BOT_DATABASE_URL; else
+ * SQLite with one replica (a SQLite file cannot be shared by replicas on different hosts). RE_BOT_CHAOS_DIALECT=
+ * sqlite|postgres forces one (postgres without PostgreSQL: skipped with the reason, failed under
+ * RE_BOT_REQUIRE_TOOLS=1).
  * Knobs: RE_BOT_CHAOS_SETUPS (20), RE_BOT_CHAOS_KILLS (most kills, 8), RE_BOT_CHAOS_KILL_EVERY_MS (4000),
  * RE_BOT_CHAOS_REPLICAS, RE_BOT_CHAOS_CHANNELS (5), RE_BOT_CHAOS_KEEP=1 (keep the work dir and its logs).
  */
@@ -19,18 +21,20 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHelmAdapter } from '../../src/infra/helm.ts';
+import { postgresMissing } from '../support/postgres.ts';
 import { describeWithTools } from '../support/tools.ts';
 import {
-  APPROVERS, approvalMessages, approve, isSeed, openChaosDb, runWizard, seedDeployments, startWorld, upReplica,
+  APPROVERS, approvalMessages, approve, botAcceptsDatabaseUrl, isSeed, openChaosDb, runWizard, seedDeployments, startWorld, upReplica,
   type ChaosDb, type ChaosSetup, type Dialect, type World,
 } from './chaos-support.ts';
 import { startReplicas, type ReplicaSet } from './replicas.ts';
 import { demoSpec, ROOT, scratchDir, SECRETS } from './support.ts';
 
-/** flips to 'postgres' once main's bot runs on RE_BOT_DATABASE_URL */
-const DEFAULT_DIALECT: Dialect = 'sqlite';
-const DIALECT = (process.env.RE_BOT_CHAOS_DIALECT as Dialect | undefined) ?? DEFAULT_DIALECT;
-const REPLICAS = Number(process.env.RE_BOT_CHAOS_REPLICAS ?? (DIALECT === 'postgres' ? 3 : 1));
+/** PostgreSQL when it is installed and the bot accepts RE_BOT_DATABASE_URL (asked of `re-bot start`), else SQLite */
+const FORCED = process.env.RE_BOT_CHAOS_DIALECT as Dialect | undefined;
+/** the bot runs on PostgreSQL: the chaos run is PostgreSQL's (skipped with the reason without it) */
+const ON_PG = FORCED ? FORCED === 'postgres' : botAcceptsDatabaseUrl(ROOT);
+const replicasFor = (d: Dialect) => Number(process.env.RE_BOT_CHAOS_REPLICAS ?? (d === 'postgres' ? 3 : 1));
 const SETUPS = Number(process.env.RE_BOT_CHAOS_SETUPS ?? 20);
 const CHANNELS = Number(process.env.RE_BOT_CHAOS_CHANNELS ?? 5);
 const KILLS = Number(process.env.RE_BOT_CHAOS_KILLS ?? 8);
@@ -47,9 +51,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface JobRow { id: string; deployment: string; state: string; error: string | null }
 
-const tools = DIALECT === 'postgres' ? (['postgresql'] as const) : ([] as const);
+if (ON_PG) describeWithTools(['postgresql'], chaosName('postgres'), () => chaosRun('postgres'));
+// SQLite when the bot does not run on PostgreSQL, or PostgreSQL is not installed here
+if (!ON_PG || (!FORCED && postgresMissing())) describe(chaosName('sqlite'), () => chaosRun('sqlite'));
 
-describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT}, ${SETUPS} setups, kill -9 every ${KILL_EVERY_MS / 1000} s`, () => {
+function chaosName(d: Dialect): string {
+  return `chaos: ${replicasFor(d)} re-bot replica(s) on ${d}, ${SETUPS} setups, kill -9 every ${KILL_EVERY_MS / 1000} s`;
+}
+
+function chaosRun(DIALECT: Dialect): void {
+  const REPLICAS = replicasFor(DIALECT);
   const dir = scratchDir('chaos');
   let world: World;
   let db: ChaosDb;
@@ -279,7 +290,7 @@ describeWithTools([...tools], `chaos: ${REPLICAS} re-bot replica(s) on ${DIALECT
     expect(hits).toEqual([]);
     expect(Object.keys(dump).length).toBeGreaterThan(5);
   }, 15 * 60_000);
-});
+}
 
 describe('chaos harness', () => {
   it('kill9 takes down the whole process group and restart brings the replica back on its port', async () => {
