@@ -64,7 +64,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
   const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
   const engine = createEngineOrClose(store, () => createJobEngine({
-    store,
+    repo,
     handlers,
     policy: { ...DEFAULT_POLICY, ...opts.policy },
     concurrency: opts.concurrency,
