@@ -164,7 +164,7 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
 
   // ---------- worker loop ----------
   function kick() {
-    if (started) setImmediate(() => void tick());
+    if (started) setImmediate(() => { if (started) void tick(); });
   }
 
   async function tick(): Promise<void> {
@@ -308,6 +308,9 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     async stop() {
       started = false;
       if (timer) clearInterval(timer);
+      for (const ac of running.values()) ac.abort(new Aborted('engine stopping'));
+      // a tick in flight still reads and claims: let it end before the caller closes the database
+      await ticking;
       for (const ac of running.values()) ac.abort(new Aborted('engine stopping'));
       const t0 = Date.now();
       while (running.size > 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
