@@ -106,8 +106,8 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const jobs: JobView[] = [];
     for (const spec of specs) jobs.push(await rt.engine.submit({ spec, requestedBy: { id: 'U0BENCHREQ' }, origin: { kind: 'slack', channel: CHANNEL } }));
     const deadline = Date.now() + 120_000 + o.jobs * 14 * unit * 3;
-    const terminal = () => jobs.every((j) => ['succeeded', 'failed', 'cancelled'].includes(rt.engine.job(j.id)!.state));
-    while (!terminal() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const terminal = async () => (await Promise.all(jobs.map((j) => rt.engine.job(j.id)))).every((v) => ['succeeded', 'failed', 'cancelled'].includes(v!.state));
+    while (!(await terminal()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const jobsDoneMs = Date.now() - t0;
     await slack.outbox.idle(Math.max(60_000, deadline - Date.now()));
     const drainedMs = Date.now() - t0;
@@ -122,8 +122,9 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const outboxStates = rt.db.prepare('SELECT state, count(*) AS n FROM slack_outbox GROUP BY state').all() as Array<{ state: string; n: number }>;
     const notSent = outboxStates.filter((s) => s.state !== 'sent').reduce((a, s) => a + s.n, 0);
 
-    const perJob = jobs.map((j) => {
-      const v = rt.engine.job(j.id)!;
+    const views = await Promise.all(jobs.map((j) => rt.engine.job(j.id)));
+    const perJob = jobs.map((j, i) => {
+      const v = views[i]!;
       const ts = slack.outbox.tsOf(parentKey(j.id));
       const parent = ts ? emu.messages.get(`${CHANNEL}/${ts}`) : undefined;
       const replies = ts ? emu.replies(CHANNEL, ts) : [];

@@ -64,7 +64,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
   const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
   const engine = createEngineOrClose(store, () => createJobEngine({
-    store,
+    repo,
     handlers,
     policy: { ...DEFAULT_POLICY, ...opts.policy },
     concurrency: opts.concurrency,
@@ -89,7 +89,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
           });
       // a helm/image run waiting for one of the worker's child-process slots shows as the step's progress
       const waits: SlotWaitReporter = {
-        progress: (message) => engine.relay({ type: 'step.progress', job: engine.job(job.id)!, stepId, message }),
+        progress: (message) => void engine.job(job.id).then((v) => v && engine.relay({ type: 'step.progress', job: v, stepId, message }), () => {}),
         fields: { jobId: job.id, stepId },
       };
       return {

@@ -12,9 +12,9 @@ import { localActor } from './run.ts';
 import { EXIT, withExistingDb } from './status.ts';
 
 /** An engine for one cancel/retry: it never starts, so it never claims or runs a step in this process. */
-export function commandEngine(store: Store) {
+export function commandEngine(repo: Repository) {
   return createJobEngine({
-    store,
+    repo,
     handlers: [],
     policy: { approvers: [], required: 1, allowSelfApproval: false, expiresInMs: 24 * 3600_000 },
     buildContext: () => { throw new Error('this process does not run steps'); },
@@ -72,7 +72,7 @@ export async function run(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const actor = localActor();
-    const after = await commandEngine(store).cancel(before.id, { id: actor });
+    const after = await commandEngine(repo).cancel(before.id, { id: actor });
     if (after.state !== 'cancelled') {
       // it finished between our read and the cancel
       process.stderr.write(`re-bot cancel: ${nothingToCancel(after)}\n`);

@@ -17,7 +17,7 @@ export function notRetryable(j: JobView): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  return withJobRef('retry', args, async (store, job) => {
+  return withJobRef('retry', args, async (_store, job, repo) => {
     if (job.state !== 'failed' && job.state !== 'cancelled') {
       process.stderr.write(`re-bot retry: ${notRetryable(job)}\n`);
       return EXIT.failed;
@@ -25,7 +25,7 @@ export async function run(args: string[]): Promise<number> {
     const actor = localActor();
     let v: JobView;
     try {
-      v = await commandEngine(store).retry(job.id, { id: actor });
+      v = await commandEngine(repo).retry(job.id, { id: actor });
     } catch (err) {
       if (err instanceof DeploymentLockedError) {
         process.stderr.write(`re-bot retry: ${err.message}\n`);

@@ -147,7 +147,7 @@ export async function runSetupJob(o: RunSetupOptions): Promise<RunSetupResult> {
 
 /** The deployment's unfinished job with the same spec is resumed; one with another spec holds the lock. */
 async function resumeOrSubmit(rt: Runtime, spec: SetupSpec, actor: string, say: (l: string) => void, kind?: string): Promise<JobView> {
-  const latest = rt.engine.latestJobFor(spec.deployment.name);
+  const latest = await rt.engine.latestJobFor(spec.deployment.name);
   if (latest && ACTIVE_STATES.includes(latest.state)) {
     const stored = await rt.repo.jobs.get(latest.id);
     if (JSON.stringify(stored?.spec) === JSON.stringify(spec) && ((stored?.plan as { kind?: string } | undefined)?.kind ?? 'setup') === (kind ?? 'setup')) {

@@ -1,7 +1,8 @@
 /**
  * The job engine: the public API (submit, cancel, retry, decide, job views, events) and the worker loop
- * (reclaim expired leases, expire approvals, claim queued jobs, run their steps in execution order).
- * SQL lives in queue.ts (jobs) and approvals.ts; running one step is runner.ts.
+ * (reclaim expired leases, expire approvals, claim queued jobs, run their steps in execution order), on a
+ * Repository (src/store/repo.ts), so the same engine runs on SQLite or PostgreSQL. Running one step is runner.ts;
+ * approvals' events are approvals.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { errorMessage, forgetScope, redact } from '../redact.ts';
@@ -10,18 +11,20 @@ const logger = { warn: (o: object, m: string) => rootLogger().warn(o, m), error:
 import { buildPlan, STEP_IDS, type Plan } from '../spec/plan.ts';
 import type { StepHandler } from '../checklist/types.ts';
 import type { Store } from '../store/db.ts';
-import { appendAudit } from '../store/audit.ts';
+import { sqliteRepository, type AuditExtra, type AuditSubject, type Repository } from '../store/repo.ts';
 import type { ApprovalPolicy, JobEngine, JobEvent, JobState, JobView, SubmitInput } from './types.ts';
-import { jobView, latestJobId, TERMINAL_STATES } from './views.ts';
+import { TERMINAL_STATES } from './views.ts';
 import { newOwnerId, ownerIsDeadLocalProcess } from './lease.ts';
-import * as queue from './queue.ts';
-import { createApprovals } from './approvals.ts';
-import { Aborted, nextStep, runStep, type StepEnvironment } from './runner.ts';
+import { createApprovalFlow } from './approvals.ts';
+import { Aborted, runStep, type StepEnvironment } from './runner.ts';
 
 export { SuspendForApproval, type StepEnvironment } from './runner.ts';
 
 export interface JobEngineOptions {
-  store: Store;
+  /** where jobs live: the runtime's `Runtime.repo` (SQLite or PostgreSQL) */
+  repo?: Repository;
+  /** a SQLite store instead of `repo` (tests, the CLI): wrapped with sqliteRepository on the engine's clock */
+  store?: Store;
   /**
    * One per step id the plans contain (checked when the engine is created). An engine without handlers
    * only submits, decides, cancels and reads jobs (a CLI command, the Slack process when a worker runs the
@@ -64,6 +67,10 @@ export type LocalJobEngine = JobEngine & {
   relay(e: JobEvent): void;
   /** abort a job running in this process (its state was already written, e.g. cancelled by another process) */
   interrupt(jobId: string): void;
+  /** the engine's database */
+  repo: Repository;
+  /** stops renewing leases (what a replica that hangs or dies looks like to the others): for tests */
+  pauseHeartbeat(): void;
 };
 
 /** The handlers, by step id; throws (naming each) when a step id has none, or a handler is for no step or given twice. */
@@ -89,13 +96,15 @@ function handlerMap(handlers: StepHandler[], stepIds: readonly string[] | undefi
 }
 
 export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
-  const { store, policy } = opts;
+  const { policy } = opts;
   const concurrency = opts.concurrency ?? Number(process.env.RE_BOT_CONCURRENCY ?? 2);
   const leaseMs = opts.leaseMs ?? 30_000;
   const pollMs = opts.pollMs ?? 500;
   const owner = opts.owner ?? newOwnerId();
   const now = () => (opts.clock ? opts.clock() : Date.now());
   const iso = () => new Date(now()).toISOString();
+  if (!opts.repo && !opts.store) throw new Error('job engine: needs a repository (or a SQLite store)');
+  const repo = opts.repo ?? sqliteRepository(opts.store!, { clock: { now } });
   const planFor = opts.plan ?? buildPlan;
   const kinds = opts.jobKinds ?? {};
   const baseIds = opts.stepIds ?? (opts.plan ? undefined : STEP_IDS);
@@ -105,33 +114,37 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
   let timer: NodeJS.Timeout | undefined;
   let started = false;
   let ticking: Promise<void> | undefined;
+  const heartbeat = { paused: false };
 
   const emit = (e: JobEvent) => {
     for (const l of listeners) {
       try { l(e); } catch (err) { logger.warn({ err: errorMessage(err) }, 'job event listener failed'); }
     }
   };
-  const view = (id: string) => jobView(store, id)!;
-  const getJob = (id: string) => queue.getJob(store, id);
-  const audit: queue.AuditFn = (j, actor, action, extra = {}) =>
-    void appendAudit(store, { actor, action, jobId: j.id, deployment: j.deployment, valuesHash: j.valuesHash, ...extra }, new Date(now()));
+  const view = async (id: string) => (await repo.status.jobView(id))!;
+  const audit = (j: AuditSubject, actor: string, action: string, extra?: AuditExtra) => repo.audit.ofJob(j, actor, action, extra);
 
-  function finishJob(jobId: string) {
-    queue.completeJob(store, jobId, iso());
-    audit(getJob(jobId)!, 'system', 'job.finished', { result: 'succeeded' });
-    emit({ type: 'job.succeeded', job: view(jobId) });
+  async function finishJob(jobId: string) {
+    await repo.jobs.complete(jobId);
+    await audit((await repo.jobs.get(jobId))!, 'system', 'job.finished', { result: 'succeeded' });
+    emit({ type: 'job.succeeded', job: await view(jobId) });
     forgetScope(jobId); // the job's secrets (registered with scope = job id) stop costing redact() time
   }
 
-  function failJob(jobId: string, error: string) {
-    queue.failJob(store, jobId, error, iso());
-    audit(getJob(jobId)!, 'system', 'job.finished', { result: 'failed', details: { error } });
-    emit({ type: 'job.failed', job: view(jobId) });
+  /** the events of a failed job whose row and `job.finished` audit row are written */
+  async function jobFailed(jobId: string) {
+    emit({ type: 'job.failed', job: await view(jobId) });
     forgetScope(jobId);
   }
 
-  const approvals = createApprovals({ store, policy, now, iso, emit, view, audit, failJob, kick: () => kick() });
-  const runner = { store, handlers, buildContext: opts.buildContext, now, iso, emit, view, audit, failJob, requireApproval: approvals.requireApproval };
+  async function failJob(jobId: string, error: string) {
+    await repo.jobs.fail(jobId, error);
+    await audit((await repo.jobs.get(jobId))!, 'system', 'job.finished', { result: 'failed', details: { error } });
+    await jobFailed(jobId);
+  }
+
+  const approvals = createApprovalFlow({ repo, policy, emit, view, jobFailed, kick: () => kick() });
+  const runner = { repo, owner, handlers, buildContext: opts.buildContext, now, iso, emit, view, audit, failJob, requireApproval: approvals.requireApproval };
 
   async function submit(input: SubmitInput): Promise<JobView> {
     const kind = input.kind && input.kind !== 'setup' ? kinds[input.kind] : undefined;
@@ -142,8 +155,8 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       if (missing.length) throw new Error(`job engine: no handler for step(s) ${missing.join(', ')} of this plan; nothing was started`);
     }
     const id = `job_${randomUUID()}`;
-    queue.submitJob(store, { ...input, id, plan, at: iso() }, audit);
-    const v = view(id);
+    await repo.jobs.submit({ ...input, id, plan });
+    const v = await view(id);
     emit({ type: 'job.queued', job: v });
     kick();
     return v;
@@ -151,17 +164,18 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
 
   // ---------- worker loop ----------
   function kick() {
-    if (started) setImmediate(() => void tick());
+    if (started) setImmediate(() => { if (started) void tick(); });
   }
 
   async function tick(): Promise<void> {
     if (ticking) return ticking;
     ticking = (async () => {
       try {
-        reclaim();
-        approvals.expireApprovals();
+        // PostgreSQL's claim takes running jobs whose lease expired itself (a replica died)
+        if (repo.dialect === 'sqlite') await reclaim();
+        await approvals.expireApprovals();
         while (started && running.size < concurrency) {
-          const jobId = queue.claimNext(store, { owner, now: now(), leaseMs, at: iso(), exclude: [...running.keys()] });
+          const jobId = await repo.jobs.claimNext({ owner, leaseMs, exclude: [...running.keys()] });
           if (!jobId) break;
           const ac = new AbortController();
           running.set(jobId, ac);
@@ -174,81 +188,93 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     return ticking;
   }
 
-  /** Jobs whose lease expired, or whose owner is a dead process on this host, go back to the queue. */
-  function reclaim() {
+  /**
+   * SQLite: jobs whose lease expired, or whose owner is a dead process on this host, go back to the queue (one
+   * host: a pid names a process; PostgreSQL's replicas are on several hosts and wait for the lease to expire).
+   */
+  async function reclaim() {
     const t = now();
-    for (const j of queue.leasedJobs(store)) {
+    for (const j of await repo.jobs.leased()) {
       if (j.leaseOwner === owner && running.has(j.id)) continue;
       const expired = (j.leaseExpiresAt ?? 0) <= t;
       if (!expired && !ownerIsDeadLocalProcess(j.leaseOwner!)) continue;
-      queue.requeueExpired(store, j.id, j.leaseOwner!, iso());
+      await repo.jobs.requeueExpired(j.id, j.leaseOwner!);
       logger.info({ jobId: j.id, previousOwner: j.leaseOwner }, 'reclaimed job lease');
     }
   }
 
   async function runJob(jobId: string, ac: AbortController) {
     const renew = setInterval(() => {
-      if (!queue.renewLease(store, jobId, owner, now() + leaseMs)) ac.abort(new Aborted('job no longer held'));
+      if (heartbeat.paused) return;
+      repo.jobs.renewLease({ jobId, owner, leaseMs }).then(
+        (held) => { if (!held) ac.abort(new Aborted('job no longer held')); },
+        (err) => logger.warn({ jobId, err: errorMessage(err) }, 'job lease renewal failed'),
+      );
     }, Math.max(50, Math.floor(leaseMs / 3)));
     renew.unref();
     try {
-      const j0 = getJob(jobId)!;
-      audit(j0, 'system', 'job.started', { details: { attempt: j0.attempt, owner } });
-      emit({ type: 'job.started', job: view(jobId) });
+      const j0 = (await repo.jobs.get(jobId))!;
+      await audit(j0, 'system', 'job.started', { details: { attempt: j0.attempt, owner } });
+      emit({ type: 'job.started', job: await view(jobId) });
       for (;;) {
         if (ac.signal.aborted) return;
-        const step = nextStep(store, jobId);
+        const step = await repo.steps.next(jobId);
         if (!step) break;
-        const r = await runStep(runner, getJob(jobId)!, step, ac);
+        const r = await runStep(runner, (await repo.jobs.get(jobId))!, step, ac);
         if (r !== 'done') return;
       }
-      finishJob(jobId);
+      if (ac.signal.aborted) return;
+      await finishJob(jobId);
     } catch (err) {
+      if (ac.signal.aborted) return;
       logger.error({ jobId, err: errorMessage(err) }, 'job runner crashed');
-      failJob(jobId, redact(errorMessage(err)));
+      await failJob(jobId, redact(errorMessage(err))).catch((e) => logger.error({ jobId, err: errorMessage(e) }, 'job failure not recorded'));
     } finally {
       clearInterval(renew);
     }
   }
 
   async function cancel(jobId: string, by: { id: string }): Promise<JobView> {
-    const j = getJob(jobId);
+    const j = await repo.jobs.get(jobId);
     if (!j) throw new Error(`job ${jobId} not found`);
     if (TERMINAL_STATES.includes(j.state as JobState)) return view(jobId);
-    queue.cancelJob(store, j, by, iso(), audit);
+    await repo.jobs.cancel(j, by);
     running.get(jobId)?.abort(new Aborted(`cancelled by ${by.id}`));
-    const v = view(jobId);
+    const v = await view(jobId);
     emit({ type: 'job.cancelled', job: v });
     forgetScope(jobId);
     return v;
   }
 
   async function retry(jobId: string, by: { id: string }): Promise<JobView> {
-    const j = getJob(jobId);
+    const j = await repo.jobs.get(jobId);
     if (!j) throw new Error(`job ${jobId} not found`);
     if (j.state !== 'failed' && j.state !== 'cancelled') throw new Error(`job ${jobId} is ${j.state}; only failed or cancelled jobs can be retried`);
-    queue.retryJob(store, j, by, iso(), audit);
-    const v = view(jobId);
+    await repo.jobs.retry(j, by);
+    const v = await view(jobId);
     emit({ type: 'job.queued', job: v });
     kick();
     return v;
   }
 
-  function settled(jobId: string): Promise<JobView> {
-    return new Promise((resolve, reject) => {
-      const done = (v: JobView | undefined) => v && (TERMINAL_STATES.includes(v.state) || v.state === 'waiting_approval');
-      const now0 = jobView(store, jobId);
-      if (!now0) return reject(new Error(`job ${jobId} not found`));
-      if (done(now0)) return resolve(now0);
-      const off = on(() => {
-        const v = jobView(store, jobId);
-        if (done(v)) { off(); clearInterval(poll); resolve(v!); }
-      });
+  async function settled(jobId: string): Promise<JobView> {
+    const done = (v: JobView | undefined): v is JobView => !!v && (TERMINAL_STATES.includes(v.state) || v.state === 'waiting_approval');
+    const now0 = await repo.status.jobView(jobId);
+    if (!now0) throw new Error(`job ${jobId} not found`);
+    if (done(now0)) return now0;
+    return new Promise((resolve) => {
+      let finished = false;
+      const check = async () => {
+        const v = await repo.status.jobView(jobId).catch(() => undefined);
+        if (finished || !done(v)) return;
+        finished = true;
+        off();
+        clearInterval(poll);
+        resolve(v);
+      };
+      const off = on(() => void check());
       // another process may be running the job: poll the DB as well
-      const poll = setInterval(() => {
-        const v = jobView(store, jobId);
-        if (done(v)) { off(); clearInterval(poll); resolve(v!); }
-      }, 200);
+      const poll = setInterval(() => void check(), 200);
     });
   }
 
@@ -266,8 +292,10 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
     cancel,
     retry,
     decide: approvals.decide,
-    job: (id) => jobView(store, id),
-    latestJobFor: (deployment) => { const id = latestJobId(store, deployment); return id ? jobView(store, id) : undefined; },
+    job: (id) => repo.status.jobView(id),
+    latestJobFor: async (deployment) => { const id = await repo.jobs.latestId(deployment); return id ? repo.status.jobView(id) : undefined; },
+    repo,
+    pauseHeartbeat: () => { heartbeat.paused = true; },
     on,
     settled,
     start() {
@@ -281,10 +309,13 @@ export function createJobEngine(opts: JobEngineOptions): LocalJobEngine {
       started = false;
       if (timer) clearInterval(timer);
       for (const ac of running.values()) ac.abort(new Aborted('engine stopping'));
+      // a tick in flight still reads and claims: let it end before the caller closes the database
+      await ticking;
+      for (const ac of running.values()) ac.abort(new Aborted('engine stopping'));
       const t0 = Date.now();
       while (running.size > 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
       // leave our jobs resumable by anyone at once
-      queue.releaseLeases(store, owner);
+      await repo.jobs.releaseLeases(owner);
     },
   };
 }

@@ -13,7 +13,8 @@ import type { Plan } from '../spec/plan.ts';
 import { StepFailure, type ApprovalGrant, type ApprovalRequest, type StepContext, type StepHandler } from '../checklist/types.ts';
 import type { Store } from '../store/db.ts';
 import { jobSteps } from '../store/schema.ts';
-import type { AuditFn, JobRow } from './queue.ts';
+import type { AuditExtra, AuditSubject, Repository } from '../store/repo.ts';
+import type { JobRow } from './queue.ts';
 import type { JobEvent, JobView } from './types.ts';
 
 export type StepRow = typeof jobSteps.$inferSelect;
@@ -56,34 +57,51 @@ export function nextStep(store: Store, jobId: string): StepRow | undefined {
 }
 
 export interface RunnerDeps {
-  store: Store;
+  repo: Repository;
+  /** this engine's lease owner id: every write of a running step is applied only while it holds the job */
+  owner: string;
   handlers: ReadonlyMap<string, StepHandler>;
   buildContext: (job: JobView, stepId: string) => StepEnvironment | Promise<StepEnvironment>;
   now(): number;
   iso(): string;
   emit(e: JobEvent): void;
-  view(jobId: string): JobView;
-  audit: AuditFn;
+  view(jobId: string): Promise<JobView>;
+  audit(j: AuditSubject, actor: string, action: string, extra?: AuditExtra): Promise<void>;
   requireApproval(job: JobRow, stepId: string, req: ApprovalRequest): Promise<ApprovalGrant>;
-  failJob(jobId: string, error: string): void;
+  failJob(jobId: string, error: string): Promise<void>;
 }
 
 /** Runs one step of a job this process holds. 'done': go on with the next step; 'stopped': the job left this runner. */
 export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: AbortController): Promise<'done' | 'stopped'> {
-  const { store } = d;
-  const { db } = store;
+  const { repo } = d;
   const handler = d.handlers.get(step.stepId);
   const startedMs = d.now();
-  updateStep(store, job.id, step.stepId, { state: 'running', attempt: step.attempt + 1, startedAt: d.iso(), finishedAt: null, durationMs: null, error: null });
-  d.emit({ type: 'step.started', job: d.view(job.id), stepId: step.stepId });
+  const lease = { jobId: job.id, stepId: step.stepId, owner: d.owner };
+  /** a write of this step under the lease; false (and the step aborted) when this engine no longer holds the job */
+  const write = async (values: Partial<StepRow>) => {
+    const ok = await repo.steps.writeLeased(lease, values);
+    if (!ok && !ac.signal.aborted) ac.abort(new Aborted('job no longer held'));
+    return ok;
+  };
+  if (!(await write({ state: 'running', attempt: step.attempt + 1, startedAt: d.iso(), finishedAt: null, durationMs: null, error: null }))) return 'stopped';
+  d.emit({ type: 'step.started', job: await d.view(job.id), stepId: step.stepId });
+  // checkpoint writes land in the order they were made: SQLite writes at once (set() persists before the step
+  // goes on), PostgreSQL's pool could reorder concurrent statements, so each waits for the one before
+  let lastWrite: Promise<unknown> = Promise.resolve();
+  const ordered = repo.dialect !== 'sqlite';
   try {
     if (!handler) throw new StepFailure(`no handler registered for step ${step.stepId}`);
-    const env = await d.buildContext(d.view(job.id), step.stepId);
+    const env = await d.buildContext(await d.view(job.id), step.stepId);
     const checkpoint: Record<string, unknown> = { ...((step.checkpoint as Record<string, unknown> | null) ?? {}) };
-    const saveCheckpoint = (key: string, value: unknown) => {
+    const saveCheckpoint = (key: string, value: unknown): Promise<unknown> => {
       checkpoint[key] = value;
-      updateStep(store, job.id, step.stepId, { checkpoint: redactDeep(checkpoint) });
+      const values = { checkpoint: redactDeep(checkpoint) };
+      const w = ordered ? lastWrite.then(() => write(values)) : write(values);
+      lastWrite = w.catch((err) => rootLogger().warn({ jobId: job.id, stepId: step.stepId, err: errorMessage(err) }, 'checkpoint write failed'));
+      return w;
     };
+    // earlier steps finished before this one started: their outputs are read once, here
+    const finished = new Map((await repo.steps.list(job.id)).filter((s) => DONE_STEP.includes(s.state)).map((s) => [s.stepId, s]));
     const ctx: StepContext = {
       jobId: job.id,
       attempt: job.attempt,
@@ -94,43 +112,48 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
       ...(env.sealSecret ? { sealSecret: env.sealSecret, eraseSecret: env.eraseSecret } : {}),
       checkpoint: {
         get: <T>(key: string) => checkpoint[key] as T | undefined,
-        set: (key, value) => saveCheckpoint(key, value),
+        set: (key, value) => void saveCheckpoint(key, value),
         once: async <T>(key: string, fn: () => T | Promise<T>): Promise<T> => {
           if (key in checkpoint && checkpoint[key] !== undefined) return checkpoint[key] as T;
           const value = await fn();
-          saveCheckpoint(key, value);
+          await saveCheckpoint(key, value);
           return value;
         },
       },
-      audit: (action, details) => d.audit(job, 'system', action, { details: { stepId: step.stepId, ...(redactDeep(details) as Record<string, unknown>) } }),
+      audit: (action, details) => void d.audit(job, 'system', action, { details: { stepId: step.stepId, ...(redactDeep(details) as Record<string, unknown>) } })
+        .catch((err) => rootLogger().warn({ jobId: job.id, action, err: errorMessage(err) }, 'audit write failed')),
       outputOf: (stepId) => {
-        const s = db.select().from(jobSteps).where(stepWhere(job.id, stepId)).get();
-        return s && DONE_STEP.includes(s.state) ? ((s.output as Record<string, unknown> | null) ?? undefined) : undefined;
+        const s = finished.get(stepId);
+        return s ? ((s.output as Record<string, unknown> | null) ?? undefined) : undefined;
       },
-      progress: (message) => d.emit({ type: 'step.progress', job: d.view(job.id), stepId: step.stepId, message: redact(message) }),
+      progress: (message) => void d.view(job.id).then((v) => d.emit({ type: 'step.progress', job: v, stepId: step.stepId, message: redact(message) }), () => {}),
       requireApproval: (req) => d.requireApproval(job, step.stepId, req),
       signal: ac.signal,
       log: (env.log ?? rootLogger()).child({ jobId: job.id, stepId: step.stepId }),
     };
     const outcome = await handler.run(ctx);
+    await lastWrite;
     if (ac.signal.aborted) return 'stopped';
-    const applier = outcome.appliedWith && outcome.status !== 'skipped'
-      ? db.select().from(jobSteps).where(stepWhere(job.id, outcome.appliedWith)).get() : undefined;
+    const applier = outcome.appliedWith && outcome.status !== 'skipped' ? await repo.steps.get(job.id, outcome.appliedWith) : undefined;
     // work another step applies is only `prepared` until that step has reached the cluster
     const waits = !!applier && !['succeeded', 'warned'].includes(applier.state);
     const state = waits ? 'prepared' : outcome.status;
-    const promoted = store.sqlite.transaction(() => {
-      updateStep(store, job.id, step.stepId, {
+    const promoted = await repo.steps.finish({ job, stepId: step.stepId, owner: d.owner }, {
+      values: {
         state, summary: redact(outcome.summary), warnings: outcome.warnings?.map(redact) ?? null,
         output: outcome.output ? redactDeep(outcome.output) : null, finishedAt: d.iso(), durationMs: d.now() - startedMs,
         ...(waits ? { checkpoint: redactDeep({ ...checkpoint, [PREPARED_KEY]: { status: outcome.status, appliedWith: outcome.appliedWith } }) } : {}),
-      });
-      d.audit(job, 'system', 'step.finished', { result: state, details: { stepId: step.stepId, summary: redact(outcome.summary), ...(waits ? { appliedWith: outcome.appliedWith } : {}) } });
+      },
+      audit: { action: 'step.finished', extra: { result: state, details: { stepId: step.stepId, summary: redact(outcome.summary), ...(waits ? { appliedWith: outcome.appliedWith } : {}) } } },
       // a step that is itself only prepared has not reached the cluster: what it applies waits with it
-      return outcome.status === 'skipped' || waits ? [] : promotePrepared(d, job, step.stepId);
-    }).immediate();
-    d.emit({ type: outcome.status === 'skipped' ? 'step.skipped' : 'step.finished', job: d.view(job.id), stepId: step.stepId });
-    for (const id of promoted) d.emit({ type: 'step.finished', job: d.view(job.id), stepId: id });
+      ...(outcome.status === 'skipped' || waits ? {} : { promote: (prepared: StepRow[]) => promotePrepared(prepared, step.stepId) }),
+    });
+    if (promoted === false) {
+      if (!ac.signal.aborted) ac.abort(new Aborted('job no longer held'));
+      return 'stopped';
+    }
+    d.emit({ type: outcome.status === 'skipped' ? 'step.skipped' : 'step.finished', job: await d.view(job.id), stepId: step.stepId });
+    for (const id of promoted) d.emit({ type: 'step.finished', job: await d.view(job.id), stepId: id });
     return 'done';
   } catch (err) {
     if (err instanceof SuspendForApproval) return 'stopped';
@@ -138,30 +161,35 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
       // cancel already wrote the job state; a stop() leaves the step `running` so the next owner re-runs it
       return 'stopped';
     }
+    await lastWrite;
     const message = redact(errorMessage(err));
     const logTail = err instanceof StepFailure && err.details.logTail ? redact(err.details.logTail) : undefined;
     const hint = err instanceof StepFailure && err.details.hint ? redact(err.details.hint) : undefined;
-    updateStep(store, job.id, step.stepId, { state: 'failed', error: message, finishedAt: d.iso(), durationMs: d.now() - startedMs });
-    d.audit(job, 'system', 'step.failed', { result: 'failed', details: { stepId: step.stepId, error: message } });
-    d.emit({ type: 'step.failed', job: d.view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}), ...(hint ? { hint } : {}) });
-    d.failJob(job.id, `${step.title}: ${message}`);
+    if (!(await write({ state: 'failed', error: message, finishedAt: d.iso(), durationMs: d.now() - startedMs }))) return 'stopped';
+    await d.audit(job, 'system', 'step.failed', { result: 'failed', details: { stepId: step.stepId, error: message } });
+    d.emit({ type: 'step.failed', job: await d.view(job.id), stepId: step.stepId, error: message, ...(logTail ? { logTail } : {}), ...(hint ? { hint } : {}) });
+    await d.failJob(job.id, `${step.title}: ${message}`);
     return 'stopped';
   }
 }
 
 /**
- * Steps `prepared` to be applied with `stepId` take their own final status now that it completed, and so do the
- * steps prepared to be applied with those; returns their ids.
+ * Among the job's `prepared` steps (execution order), those prepared to be applied with `stepId` take their own
+ * final status now that it completed, and so do the steps prepared to be applied with those, in that order.
  */
-function promotePrepared(d: RunnerDeps, job: JobRow, stepId: string): string[] {
-  const out: string[] = [];
-  for (const s of d.store.db.select().from(jobSteps).where(and(eq(jobSteps.jobId, job.id), eq(jobSteps.state, 'prepared'))).all()) {
-    const cp = (s.checkpoint as Record<string, unknown> | null) ?? {};
-    const p = cp[PREPARED_KEY] as { status: string; appliedWith: string } | undefined;
-    if (p?.appliedWith !== stepId) continue;
-    updateStep(d.store, job.id, s.stepId, { state: p.status });
-    d.audit(job, 'system', 'step.applied', { result: p.status, details: { stepId: s.stepId, appliedWith: stepId } });
-    out.push(s.stepId, ...promotePrepared(d, job, s.stepId));
-  }
+function promotePrepared(prepared: StepRow[], stepId: string): Array<{ stepId: string; state: string; audit: { action: string; extra: AuditExtra } }> {
+  const out: Array<{ stepId: string; state: string; audit: { action: string; extra: AuditExtra } }> = [];
+  const taken = new Set<string>();
+  const walk = (applied: string) => {
+    for (const s of prepared) {
+      if (taken.has(s.stepId)) continue;
+      const p = ((s.checkpoint as Record<string, unknown> | null) ?? {})[PREPARED_KEY] as { status: string; appliedWith: string } | undefined;
+      if (p?.appliedWith !== applied) continue;
+      taken.add(s.stepId);
+      out.push({ stepId: s.stepId, state: p.status, audit: { action: 'step.applied', extra: { result: p.status, details: { stepId: s.stepId, appliedWith: applied } } } });
+      walk(s.stepId);
+    }
+  };
+  walk(stepId);
   return out;
 }

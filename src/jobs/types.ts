@@ -125,8 +125,8 @@ export interface JobEngine {
   retry(jobId: string, by: Actor): Promise<JobView>;
   /** `reason`: a rejection's reason, shown in the thread and written to the audit log */
   decide(approvalId: string, input: { by: Actor; decision: 'approve' | 'reject'; hash: string; userGroups?: string[]; reason?: string }): Promise<DecisionResult>;
-  job(jobId: string): JobView | undefined;
-  latestJobFor(deployment: string): JobView | undefined;
+  job(jobId: string): Promise<JobView | undefined>;
+  latestJobFor(deployment: string): Promise<JobView | undefined>;
   on(listener: (e: JobEvent) => void): () => void;
   /** starts claiming queued jobs; reclaims expired leases */
   start(): void;

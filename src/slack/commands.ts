@@ -74,7 +74,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         if (!arg) return ack(ephemeral({ text: 'Usage: `/re status <deployment>`' }));
         await ack();
         return reply(respond, async () => {
-          const report = deps.status ? await deps.status(arg) : (() => { const j = engine.latestJobFor(arg); return j && reportFromJob(j); })();
+          const report = deps.status ? await deps.status(arg) : await (async () => { const j = await engine.latestJobFor(arg); return j && reportFromJob(j); })();
           return report ? statusAnswer(report, report.job && threadUrl(ctx, report.job.id)) : { text: await unknownDeployment(arg) };
         });
       }

@@ -35,7 +35,7 @@ async function mayActOn(ctx: SlackContext, requester: string, user: string): Pro
 /** retry/cancel from a button or `/re retry|cancel <job>` */
 export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref: string, user: string, channel: string): Promise<void> {
   // a job id, or a deployment name (its latest job), as the lock message suggests: `/re cancel <deployment>`
-  const job = ctx.engine.job(ref) ?? ctx.engine.latestJobFor(ref);
+  const job = (await ctx.engine.job(ref)) ?? (await ctx.engine.latestJobFor(ref));
   if (!job) return ctx.tell(channel, user, `Unknown job or deployment \`${esc(ref)}\`.`);
   const jobId = job.id;
   let allowed: boolean;
@@ -116,9 +116,9 @@ async function openModal(client: WebClient, triggerId: string, view: Record<stri
 }
 
 /** the job and approval a button names: `approvalId|hash|jobId` (older messages: no job id) */
-function approvalOf(ctx: SlackContext, value: string) {
+async function approvalOf(ctx: SlackContext, value: string) {
   const [approvalId = '', hash = '', jobId = ''] = value.split('|');
-  const job = jobId ? ctx.engine.job(jobId) : undefined;
+  const job = jobId ? await ctx.engine.job(jobId) : undefined;
   return { approvalId, hash, job, approval: job?.approvals.find((a) => a.id === approvalId) };
 }
 
@@ -135,7 +135,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
     await ack();
     const user: string = (body as any).user.id;
     const channel = channelOf(body);
-    const { approvalId, hash, job, approval } = approvalOf(ctx, String((action as any).value ?? ''));
+    const { approvalId, hash, job, approval } = await approvalOf(ctx, String((action as any).value ?? ''));
     if (!job || !approval) return recordDecision(ctx, 'reject', approvalId, hash, user, channel);
     try {
       await openModal(client, (body as any).trigger_id, rejectView(job, { ...approval, hash }, channel));
@@ -154,7 +154,7 @@ export function registerJobActions(app: App, ctx: SlackContext): void {
     await ack();
     const user: string = (body as any).user.id;
     const [approvalId = '', jobId = ''] = String((action as any).value ?? '').split('|');
-    const job = ctx.engine.job(jobId);
+    const job = await ctx.engine.job(jobId);
     const approval = job?.approvals.find((a) => a.id === approvalId);
     if (!job || !approval) return ctx.tell(channelOf(body), user, 'This approval request no longer exists.');
     try {

@@ -14,7 +14,7 @@ const NOT_OPERATOR = 'You are not allowed to start setups (RE_BOT_OPERATORS).';
 export async function openWizard(ctx: SlackContext, o: { triggerId: string; channel: string; user: string; deployment?: string }): Promise<void> {
   const previousSpec = o.deployment ? await safeRead(() => ctx.deps.lastSpec?.(o.deployment!)) : undefined;
   // who submitted that spec (the latest job): only they may reuse its env/file secret refs
-  const previousBy = previousSpec ? safe(() => ctx.engine.latestJobFor(o.deployment!)?.requestedBy) : undefined;
+  const previousBy = previousSpec ? await safeRead(async () => (await ctx.engine.latestJobFor(o.deployment!))?.requestedBy) : undefined;
   const session = ctx.wizards.create({ channel: o.channel, user: o.user, deployment: o.deployment, previous: previousSpec, previousBy, policy: ctx.deps.specPolicy });
   // a cold user-group cache must not eat the trigger window: past the budget, open and re-check on submit
   const budget = ctx.deps.operatorCheckBudgetMs ?? 1200;
@@ -53,14 +53,6 @@ const lookupFailed = (r: { failed: string }) =>
 async function safeRead<T>(fn: () => Awaitable<T>): Promise<T | undefined> {
   try {
     return await fn();
-  } catch {
-    return undefined;
-  }
-}
-
-function safe<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
   } catch {
     return undefined;
   }

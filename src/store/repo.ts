@@ -17,7 +17,7 @@
  */
 import { and, asc, desc, eq, inArray, like, sql } from 'drizzle-orm';
 import type { ApprovalRequest } from '../checklist/types.ts';
-import { createApprovals, type DecideInput } from '../jobs/approvals.ts';
+import { createApprovals, type DecideInput } from './sqlite/approvals.ts';
 import * as queue from '../jobs/queue.ts';
 import { nextStep, SuspendForApproval, updateStep, type StepRow } from '../jobs/runner.ts';
 import { statusQueries, type LockHolder } from '../jobs/status-queries.ts';
@@ -253,7 +253,7 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
   let outboxStore: SqliteOutboxStore | undefined;
   const outbox = () => (outboxStore ??= new SqliteOutboxStore(store.sqlite));
 
-  /** src/jobs/approvals.ts with the engine's failJob (src/jobs/engine.ts); what it did is recorded in `seen` */
+  /** src/store/sqlite/approvals.ts with the engine's failJob (src/jobs/engine.ts); what it did is recorded in `seen` */
   function approvalsWith(policy: ApprovalPolicy) {
     const seen = { failed: undefined as string | undefined, expired: [] as string[] };
     const a = createApprovals({
@@ -270,11 +270,16 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
     return { a, seen };
   }
   const getApproval = (id: string) => db.select().from(approvalsT).where(eq(approvalsT.id, id)).get();
-  /** the lease check of src/store/pg/jobs.ts's writeStepLeased, by the repository clock */
+  /**
+   * The lease check of src/store/pg/jobs.ts's writeStepLeased without its expiry test: SQLite runs one write at a
+   * time, and taking a job over (requeueExpired, claimNext) changes its state or owner, so a write by the old
+   * owner either lands before the takeover (the new owner reads it) or is refused. An owner whose lease merely
+   * ran out (a late heartbeat) keeps writing, as the engine never takes back its own running job on SQLite.
+   */
   const writeLeased = (w: { jobId: string; stepId: string; owner: string }, values: Partial<StepRow>) => db.update(jobSteps).set(values).where(and(
     eq(jobSteps.jobId, w.jobId), eq(jobSteps.stepId, w.stepId),
     sql`exists (select 1 from jobs where jobs.id = ${w.jobId} and jobs.lease_owner = ${w.owner} and jobs.state = 'running'
-      and jobs.cancel_requested = 0 and jobs.lease_expires_at > ${clock.now()})`,
+      and jobs.cancel_requested = 0)`,
   )).run().changes === 1;
 
   return {

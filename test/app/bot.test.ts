@@ -155,7 +155,7 @@ describe('re-bot start (HTTP mode)', () => {
     // the first post is rate-limited once; the outbox waits and posts again
     emu.injectFault({ method: 'chat.postMessage', kind: 429, count: 1, retryAfterSec: 1 });
     const job = await bot.runtime.engine.submit({ spec: await spec(), requestedBy: { id: REQUESTER }, origin: { kind: 'slack', channel: CHANNEL } });
-    await until(() => bot!.runtime.engine.job(job.id)!.state === 'waiting_approval', 'the approval');
+    await until(async () => (await bot!.runtime.engine.job(job.id))!.state === 'waiting_approval', 'the approval');
     let m = (await get('/metrics')).body;
     expect(sample(m, 're_bot_jobs{state="waiting_approval"}')).toBe(1);
     expect(sample(m, 're_bot_approvals_pending')).toBe(1);
@@ -165,7 +165,7 @@ describe('re-bot start (HTTP mode)', () => {
     const parentTs = bot.slack.outbox.tsOf(parentKey(job.id))!;
     const approval = emu.replies(CHANNEL, parentTs).find((x) => JSON.stringify(x.blocks).includes('re_approve'))!;
     expect((await slackPost(interactiveBody(pressInMessage(emu, APPROVER, CHANNEL, approval.ts, 're_approve')))).status).toBe(200);
-    await until(() => bot!.runtime.engine.job(job.id)!.state === 'succeeded', 'the job to succeed');
+    await until(async () => (await bot!.runtime.engine.job(job.id))!.state === 'succeeded', 'the job to succeed');
     // status and history from the store (the runtime's deps)
     expect(await slackAnswer('status aws-minimal')).toMatchObject({ status: 200, acked: '', body: expect.stringContaining('aws-minimal') });
     expect(await slackAnswer('history aws-minimal')).toMatchObject({ status: 200, acked: '', body: expect.stringContaining(job.id) });

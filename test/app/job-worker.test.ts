@@ -93,7 +93,7 @@ describe('setup jobs in the job worker', () => {
       }
       const asked = mine.find((e) => e.type === 'approval.requested') as Extract<JobEvent, { type: 'approval.requested' }>;
       expect(asked.approval.diffText).toBe('');
-      expect(engine.job(job.id)!.approvals.find((a) => a.id === asked.approval.id)!.diffText).toMatch(/\S/);
+      expect((await engine.job(job.id))!.approvals.find((a) => a.id === asked.approval.id)!.diffText).toMatch(/\S/);
       expect(kube.list('apps/v1', 'Deployment', 'wk-run').length).toBeGreaterThanOrEqual(3);
 
       // this process rendered the checklist only for the decisions taken here (the submit posts the parent,
@@ -160,7 +160,7 @@ describe('setup jobs in the job worker', () => {
       expect(parentUpdates()).toBe(last);
       expect(JSON.stringify(bot.slack.outbox.argsOf(parentKey(job.id)))).not.toContain('agent pods ready');
       expect(Date.now() - t0).toBeLessThan(10_000);
-      expect(engine.job(job.id)!.state).toBe('cancelled');
+      expect((await engine.job(job.id))!.state).toBe('cancelled');
       expect((await bot.runtime.status('wk-cancel'))!.lock).toBeUndefined();
     } finally {
       kube.heal('wk-cancel-worker-default-worker');

@@ -15,11 +15,11 @@ afterEach(async () => { for (const e of engines.splice(0)) await e.stop(); });
 
 async function until(engine: JobEngine, id: string, ok: (v: JobView) => boolean): Promise<JobView> {
   for (let i = 0; i < 200; i++) {
-    const v = engine.job(id)!;
+    const v = (await engine.job(id))!;
     if (ok(v)) return v;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`job ${id} stuck in ${engine.job(id)!.state}`);
+  throw new Error(`job ${id} stuck in ${(await engine.job(id))!.state}`);
 }
 
 describe('step 7 approval through the job engine', () => {

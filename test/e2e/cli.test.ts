@@ -52,7 +52,7 @@ describe('re-bot run in a terminal', () => {
       const rt = await createRuntime({ dbPath: db });
       try {
         expect(rt.store.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 });
-        expect(rt.engine.latestJobFor('cli-later')!.state).toBe('succeeded');
+        expect((await rt.engine.latestJobFor('cli-later'))!.state).toBe('succeeded');
       } finally {
         await rt.close();
       }

@@ -109,7 +109,7 @@ describe('kill -9 at random moments', () => {
 
         const rt = await createRuntime({ dbPath: db });
         try {
-          const job = rt.engine.latestJobFor(name)!;
+          const job = (await rt.engine.latestJobFor(name))!;
           expect(job.state).toBe('succeeded');
           expect(rt.store.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 }); // resumed, never restarted
           const rollouts = local.spec.images.client && builds ? 2 : 1;

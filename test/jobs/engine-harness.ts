@@ -19,15 +19,15 @@ export function stopEnginesAfterEach() {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const submit = (engine: JobEngine, name = 'sales', skip: string[] = []) => engine.submit({ spec: fakeSpec(name, skip), requestedBy: alice, origin: { kind: 'cli' } });
 
-export async function waitFor(cond: () => boolean, ms = 5000) {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000) {
   const t0 = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - t0 > ms) throw new Error('condition never held');
     await sleep(10);
   }
 }
 
 export const waitState = async (engine: JobEngine, id: string, state: string, ms = 5000): Promise<JobView> => {
-  await waitFor(() => engine.job(id)!.state === state, ms).catch(() => { throw new Error(`job is ${engine.job(id)!.state}, wanted ${state}`); });
-  return engine.job(id)!;
+  await waitFor(async () => (await engine.job(id))!.state === state, ms).catch(async () => { throw new Error(`job is ${(await engine.job(id))!.state}, wanted ${state}`); });
+  return (await engine.job(id))!;
 };

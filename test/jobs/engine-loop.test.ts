@@ -92,7 +92,7 @@ describe('reclaiming leases', () => {
     t += 120_000; // the lease it wrote is now in the past; renewal runs only every 20 s
     await sleep(150);
     expect(lease(store, j.id)).toMatchObject({ state: 'running', owner: engine.owner });
-    expect(engine.job(j.id)!.state).toBe('running');
+    expect((await engine.job(j.id))!.state).toBe('running');
     b.release();
     await waitState(engine, j.id, 'succeeded');
     expect(log).toEqual(['b:start', 'b:end']);
@@ -162,10 +162,10 @@ describe('which jobs run when', () => {
     await waitFor(() => log.includes('b:start'));
     const j2 = await submit(engine, 'two', ['b']);
     await sleep(100);
-    expect(engine.job(j2.id)!.state).toBe('queued');
+    expect((await engine.job(j2.id))!.state).toBe('queued');
     x.release();
     await waitState(engine, j2.id, 'succeeded');
-    expect(engine.job(j1.id)!.state).toBe('succeeded');
+    expect((await engine.job(j1.id))!.state).toBe('succeeded');
     expect(max).toBe(1);
   });
 
@@ -182,7 +182,7 @@ describe('which jobs run when', () => {
       await waitFor(() => log.length === expected);
       await sleep(100);
       expect(log.length).toBe(expected);
-      expect(jobs.filter((j) => engine.job(j.id)!.state === 'queued').length).toBe(4 - expected);
+      expect((await Promise.all(jobs.map((j) => engine.job(j.id)))).filter((v) => v!.state === 'queued').length).toBe(4 - expected);
       x.release();
       for (const j of jobs) await waitState(engine, j.id, 'succeeded');
       await engine.stop();
@@ -207,7 +207,7 @@ describe('which jobs run when', () => {
     const { engine, store } = track(makeEngine([ok('a'), ok('b'), ok('c'), ok('d')], { pollMs: 1_000_000 }));
     const before = await submit(engine, 'before');
     await sleep(50);
-    expect(engine.job(before.id)!.state).toBe('queued');
+    expect((await engine.job(before.id))!.state).toBe('queued');
     engine.start();
     engine.start(); // a second start changes nothing
     await waitState(engine, before.id, 'succeeded');
@@ -265,7 +265,7 @@ describe('cancel', () => {
     const v = await waitState(engine, j.id, 'cancelled');
     await sleep(50);
     expect(runs).toEqual(['a']);
-    expect(engine.job(j.id)!.steps.map((s) => s.state)).toEqual(['succeeded', 'pending', 'pending', 'pending']);
+    expect((await engine.job(j.id))!.steps.map((s) => s.state)).toEqual(['succeeded', 'pending', 'pending', 'pending']);
     expect(v.error).toBe('cancelled by UBOB');
   });
 
@@ -293,7 +293,7 @@ describe('cancel', () => {
     expect(v.state).toBe('cancelled');
     await waitFor(() => runs.includes('b'));
     await sleep(50);
-    const after = engine.job(j.id)!;
+    const after = (await engine.job(j.id))!;
     expect(after.state).toBe('cancelled');
     expect(after.steps.map((s) => s.state)).toEqual(['succeeded', 'cancelled', 'pending', 'pending']);
     expect(runs).toEqual(['a', 'b']);
@@ -331,8 +331,8 @@ describe('cancel', () => {
     await waitState(engine, next.id, 'succeeded');
     events.length = 0;
     expect((await engine.cancel(next.id, bob)).state).toBe('succeeded');
-    expect(engine.job(next.id)).toMatchObject({ state: 'succeeded' });
-    expect(engine.job(next.id)!.error).toBeUndefined();
+    expect((await engine.job(next.id))).toMatchObject({ state: 'succeeded' });
+    expect((await engine.job(next.id))!.error).toBeUndefined();
     expect(events).toEqual([]);
   });
 
@@ -352,7 +352,7 @@ describe('cancel', () => {
     await waitFor(() => log.includes('b:aborted'), 500);
     x.release();
     await sleep(50);
-    expect(engine.job(j.id)!.state).toBe('cancelled');
+    expect((await engine.job(j.id))!.state).toBe('cancelled');
     expect(runs).toEqual([]);
     expect(events).not.toContain('job.failed');
     engine.interrupt('job_unknown'); // nothing running under that id: no error
@@ -375,7 +375,7 @@ describe('stop', () => {
     expect(log).toEqual(['b:start', 'b:aborted', 'b:cleaned up']);
     const row = lease(first.store, j.id);
     expect(row).toMatchObject({ state: 'running', owner: 'otherhost:1:aaaa', expires: 0 });
-    expect(first.engine.job(j.id)!.steps[1].state).toBe('running');
+    expect((await first.engine.job(j.id))!.steps[1].state).toBe('running');
     const runs: string[] = [];
     const second = track(makeEngine([ok('a'), recorder('b', runs), ok('c'), ok('d')], { leaseMs: 60_000, owner: 'otherhost:2:bbbb', path: first.store.path }));
     second.engine.start();
@@ -389,7 +389,7 @@ describe('stop', () => {
     await engine.stop();
     const j = await submit(engine);
     await sleep(100);
-    expect(engine.job(j.id)!.state).toBe('queued');
+    expect((await engine.job(j.id))!.state).toBe('queued');
   });
 
   it('an engine without step handlers submits and cancels but refuses to start, saying why', async () => {
@@ -481,7 +481,7 @@ describe('what a user sees per job', () => {
     await waitState(engine, j.id, 'succeeded');
     expect(heard.at(-1)).toBe('job.succeeded');
     expect(gone).toEqual([]);
-    const relayed = { type: 'job.failed', job: engine.job(j.id)! } as JobEvent;
+    const relayed = { type: 'job.failed', job: (await engine.job(j.id))! } as JobEvent;
     engine.relay(relayed);
     expect(heard.at(-1)).toBe('job.failed');
   });
@@ -530,8 +530,8 @@ describe('reading jobs', () => {
     await sleep(5);
     const j2 = await submit(engine);
     await waitState(engine, j2.id, 'succeeded');
-    expect(engine.latestJobFor('sales')!.id).toBe(j2.id);
-    expect(engine.latestJobFor('nobody')).toBeUndefined();
+    expect((await engine.latestJobFor('sales'))!.id).toBe(j2.id);
+    expect((await engine.latestJobFor('nobody'))).toBeUndefined();
   });
 });
 
@@ -562,7 +562,7 @@ describe('refusals when the engine is built or a job submitted', () => {
     await expect(engine.submit({ spec: fakeSpec(), kind: 'rollback', requestedBy: alice, origin: { kind: 'cli' } }))
       .rejects.toThrow('job engine: unknown job kind rollback; known: setup, undo, redo');
     await expect(submit(engine)).rejects.toThrow('job engine: no handler for step(s) c, d of this plan; nothing was started');
-    expect(engine.latestJobFor('sales')).toBeUndefined();
+    expect((await engine.latestJobFor('sales'))).toBeUndefined();
     // the step without a handler is not applicable here: the job runs
     engine.start();
     const j = await submit(engine, 'sales', ['c', 'd']);

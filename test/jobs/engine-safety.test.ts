@@ -49,7 +49,7 @@ describe('approvals: decision-time checks', () => {
     t += 1001;
     const r = await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H1' });
     expect(r).toMatchObject({ ok: false, reason: 'expired' });
-    const v = engine.job(j.id)!;
+    const v = (await engine.job(j.id))!;
     expect(v.approvals[0]).toMatchObject({ state: 'expired', approvals: [] });
     expect(v.state).toBe('failed');
     expect(v.error).toMatch(/expired/);
@@ -65,7 +65,7 @@ describe('approvals: decision-time checks', () => {
     await engine.stop();
     t += 999;
     expect(await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: true, approval: { state: 'approved' } });
-    expect(engine.job(j.id)!.state).toBe('queued');
+    expect((await engine.job(j.id))!.state).toBe('queued');
   });
 
   it('a second approve by the same user is refused and not counted: N=2 still needs another person', async () => {
@@ -77,13 +77,13 @@ describe('approvals: decision-time checks', () => {
     expect(first).toMatchObject({ ok: true, approval: { state: 'pending', required: 2, approvals: [{ user: 'UBOB' }] } });
     const again = await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H1' });
     expect(again).toMatchObject({ ok: false, reason: 'duplicate' });
-    const v = engine.job(j.id)!;
+    const v = (await engine.job(j.id))!;
     expect(v.approvals[0].state).toBe('pending');
     expect(v.approvals[0].approvals.map((x) => x.user)).toEqual(['UBOB']);
     expect(v.state).toBe('waiting_approval');
     // a reject after an approve by the same user is a duplicate too, it does not flip the decision
     expect(await engine.decide(ap.id, { by: bob, decision: 'reject', hash: 'H1' })).toMatchObject({ ok: false, reason: 'duplicate' });
-    expect(engine.job(j.id)!.approvals[0].state).toBe('pending');
+    expect((await engine.job(j.id))!.approvals[0].state).toBe('pending');
     expect(exportAudit(store, { jobId: j.id }).filter((e) => e.action === 'approval.decided').map((e) => [e.actor, e.result])).toEqual([['UBOB', 'pending']]);
     const second = await engine.decide(ap.id, { by: carol, decision: 'approve', hash: 'H1' });
     expect(second).toMatchObject({ ok: true, approval: { state: 'approved', approvals: [{ user: 'UBOB' }, { user: 'UCAROL' }] } });
@@ -96,7 +96,7 @@ describe('approvals: decision-time checks', () => {
     const ap = (await engine.settled(j.id)).approvals[0];
     await engine.decide(ap.id, { by: bob, decision: 'reject', hash: 'H1' });
     expect(await engine.decide(ap.id, { by: carol, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false, reason: 'already_decided', message: 'this approval is already rejected' });
-    expect(engine.job(j.id)!.state).toBe('failed');
+    expect((await engine.job(j.id))!.state).toBe('failed');
     expect(await engine.decide('apr_nope', { by: carol, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false, reason: 'not_found' });
   });
 
@@ -160,7 +160,7 @@ describe('leases', () => {
     expect(log.filter((l) => l.startsWith('A:'))).toEqual(['A:b:start', 'A:b:aborted']);
     expect(log.indexOf('A:b:aborted')).toBeLessThan(log.indexOf('B:b:end'));
     expect(dRuns).toEqual(['B']);
-    expect(b.engine.job(j.id)!.steps[1].summary).toBe('b by B');
+    expect((await b.engine.job(j.id))!.steps[1].summary).toBe('b by B');
   });
 });
 
@@ -178,7 +178,7 @@ describe('retry and the deployment lock', () => {
     const err = await engine.retry(j1.id, alice).catch((e) => e);
     expect(err).toBeInstanceOf(DeploymentLockedError);
     expect(err.holder).toMatchObject({ jobId: j2.id, requestedBy: 'UBOB', state: 'waiting_approval' });
-    const v1 = engine.job(j1.id)!;
+    const v1 = (await engine.job(j1.id))!;
     expect(v1.state).toBe('failed');
     expect(v1.attempt).toBe(1);
     // once the holder is gone, the retry goes through
@@ -201,7 +201,7 @@ describe('retry and the deployment lock', () => {
 async function waitState(engine: JobEngine, id: string, state: string, ms = 5000) {
   const t0 = Date.now();
   for (;;) {
-    const v = engine.job(id)!;
+    const v = (await engine.job(id))!;
     if (v.state === state) return v;
     if (Date.now() - t0 > ms) throw new Error(`job ${id} is ${v.state}, wanted ${state}: ${JSON.stringify(v.steps.map((s) => s.state))} ${v.error}`);
     await sleep(20);

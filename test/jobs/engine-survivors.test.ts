@@ -112,10 +112,10 @@ describe('an idle worker looks for jobs queued by another process every 500 ms b
     const j = await submit(slackProcess);
     await vi.advanceTimersByTimeAsync(499);
     await new Promise((r) => setImmediate(r));
-    expect(worker.job(j.id)!.state).toBe('queued');
+    expect((await worker.job(j.id))!.state).toBe('queued');
     await vi.advanceTimersByTimeAsync(1);
     await new Promise((r) => setImmediate(r));
-    expect(worker.job(j.id)!.state).not.toBe('queued');
+    expect((await worker.job(j.id))!.state).not.toBe('queued');
   });
 });
 

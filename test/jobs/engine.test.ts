@@ -64,7 +64,7 @@ describe('job engine', () => {
     expect(await engine.decide(ap.id, { by: alice, decision: 'approve', hash: 'H1', userGroups: ['SPLATFORM'] })).toMatchObject({ ok: false, reason: 'self_approval' });
     expect(await engine.decide(ap.id, { by: carol, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false, reason: 'not_approver' });
     expect(await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H0' })).toMatchObject({ ok: false, reason: 'stale_hash' });
-    expect(engine.job(j.id)!.state).toBe('waiting_approval');
+    expect((await engine.job(j.id))!.state).toBe('waiting_approval');
     // a member of an approver group counts
     expect(await engine.decide(ap.id, { by: carol, decision: 'approve', hash: 'H1', userGroups: ['SPLATFORM'] })).toMatchObject({ ok: true });
     v = await engine.settled(j.id);
@@ -83,7 +83,7 @@ describe('job engine', () => {
     const ap = (await engine.settled(j.id)).approvals[0];
     expect(await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: true, approval: { state: 'pending' } });
     expect(await engine.decide(ap.id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false, reason: 'duplicate' });
-    expect(engine.job(j.id)!.state).toBe('waiting_approval');
+    expect((await engine.job(j.id))!.state).toBe('waiting_approval');
     expect(await engine.decide(ap.id, { by: carol, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: true, approval: { state: 'approved' } });
     expect((await waitState(engine, j.id, 'succeeded')).steps[1].summary).toBe('approved by UBOB,UCAROL');
   });
@@ -96,7 +96,7 @@ describe('job engine', () => {
     const ap1 = (await engine.settled(j.id)).approvals[0];
     hash = 'H2'; // the values changed between the request and the re-run after approval
     expect(await engine.decide(ap1.id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: true, approval: { state: 'approved' } });
-    await waitFor(() => engine.job(j.id)!.approvals.length === 2);
+    await waitFor(async () => (await engine.job(j.id))!.approvals.length === 2);
     const v = await engine.settled(j.id);
     expect(v.state).toBe('waiting_approval');
     expect(v.approvals.map((a) => [a.hash, a.state])).toEqual([['H1', 'superseded'], ['H2', 'pending']]);
@@ -125,7 +125,7 @@ describe('job engine', () => {
     const j = await engine.submit({ spec: fakeSpec(), requestedBy: alice, origin: { kind: 'cli' } });
     const ap = (await engine.settled(j.id)).approvals[0];
     await engine.decide(ap.id, { by: bob, decision: 'reject', hash: 'H1' });
-    const v = engine.job(j.id)!;
+    const v = (await engine.job(j.id))!;
     expect(v.state).toBe('failed');
     expect(v.approvals[0]).toMatchObject({ state: 'rejected', rejectedBy: 'UBOB' });
     expect(v.error).toContain('UBOB');
@@ -194,7 +194,7 @@ describe('job engine', () => {
 async function waitState(engine: JobEngine, id: string, state: string, ms = 5000) {
   const t0 = Date.now();
   for (;;) {
-    const v = engine.job(id)!;
+    const v = (await engine.job(id))!;
     if (v.state === state) return v;
     if (Date.now() - t0 > ms) throw new Error(`job ${id} is ${v.state}, wanted ${state}: ${JSON.stringify(v.steps.map((s) => s.state))} ${v.error}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -202,14 +202,14 @@ async function waitState(engine: JobEngine, id: string, state: string, ms = 5000
 }
 async function waitStep(engine: JobEngine, id: string, stepId: string, state: string, ms = 5000) {
   const t0 = Date.now();
-  while (engine.job(id)!.steps.find((s) => s.stepId === stepId)!.state !== state) {
+  while ((await engine.job(id))!.steps.find((s) => s.stepId === stepId)!.state !== state) {
     if (Date.now() - t0 > ms) throw new Error(`step ${stepId} never reached ${state}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-async function waitFor(cond: () => boolean, ms = 5000) {
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000) {
   const t0 = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - t0 > ms) throw new Error('condition never held');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -35,7 +35,7 @@ describe('job kinds', () => {
     cleanup.push(() => store.close(), () => engine.stop());
     engine.start();
     await expect(engine.submit({ spec: fakeSpec('k1'), kind: 'nope', requestedBy: { id: 'UALICE' }, origin: { kind: 'cli' } })).rejects.toThrow(/unknown job kind nope; known: setup, other/);
-    expect(engine.latestJobFor('k1')).toBeUndefined();
+    expect(await engine.latestJobFor('k1')).toBeUndefined();
     const j = await engine.submit({ spec: fakeSpec('k1'), kind: 'other', requestedBy: { id: 'UALICE' }, origin: { kind: 'cli' } });
     const v = await engine.settled(j.id);
     expect(v.state).toBe('succeeded');

@@ -72,7 +72,7 @@ describe('one active job per deployment is a database rule', () => {
     expect(err).toBeInstanceOf(DeploymentLockedError);
     expect(err.holder).toMatchObject({ jobId: 'job_other', state: 'waiting_approval', requestedBy: 'UALICE' });
     // the refused retry changed nothing
-    expect(engine.job(first.id)).toMatchObject({ state: 'failed', attempt: 1 });
+    expect(await engine.job(first.id)).toMatchObject({ state: 'failed', attempt: 1 });
     await expect(engine.submit({ spec: fakeSpec(), requestedBy: bob, origin: { kind: 'cli' } })).rejects.toMatchObject({ holder: { jobId: 'job_other' } });
   });
 

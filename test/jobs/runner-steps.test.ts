@@ -13,7 +13,7 @@ import { fakePlan, makeEngine, ok, policy } from './helpers.ts';
 import { alice, bob, sleep, stopEnginesAfterEach, submit, waitState } from './engine-harness.ts';
 
 const track = stopEnginesAfterEach();
-const step = (engine: JobEngine, jobId: string, stepId: string) => engine.job(jobId)!.steps.find((s) => s.stepId === stepId)!;
+const step = async (engine: JobEngine, jobId: string, stepId: string) => (await engine.job(jobId))!.steps.find((s) => s.stepId === stepId)!;
 const stepRow = (engine: { store: { sqlite: { prepare(s: string): { get(...a: unknown[]): unknown } } } }, jobId: string, stepId: string) =>
   engine.store.sqlite.prepare('select state, checkpoint from job_steps where job_id = ? and step_id = ?').get(jobId, stepId) as { state: string; checkpoint: string | null };
 const label = (e: JobEvent) => `${e.type}${'stepId' in e ? `:${e.stepId}` : ''}`;
@@ -140,7 +140,7 @@ describe('checkpoints', () => {
     await waitState(engine, j.id, 'succeeded');
     expect(runs).toEqual([[undefined, undefined], ['half', '[REDACTED]']]);
     expect(onceCalls).toBe(1);
-    expect(step(engine, j.id, 'a').summary).toBe('rev1');
+    expect((await step(engine, j.id, 'a')).summary).toBe('rev1');
   });
 
   it('once() runs its function again for a key holding undefined', async () => {
@@ -154,7 +154,7 @@ describe('checkpoints', () => {
     const j = await submit(engine);
     await waitState(engine, j.id, 'succeeded');
     expect(calls).toBe(1);
-    expect(step(engine, j.id, 'a').summary).toBe('computed');
+    expect((await step(engine, j.id, 'a')).summary).toBe('computed');
   });
 });
 
@@ -163,10 +163,10 @@ describe('what is stored and emitted for each outcome', () => {
     const secret = 'row-s3cr3t-value-7';
     registerSecret(secret);
     let t = 1_800_000_000_000;
-    let during: ReturnType<typeof step> | undefined;
+    let during: Awaited<ReturnType<typeof step>> | undefined;
     let engineRef!: JobEngine;
     const b: StepHandler = { id: 'b', run: async (ctx) => {
-      during = step(engineRef, ctx.jobId, 'b');
+      during = (await step(engineRef, ctx.jobId, 'b'));
       t += 250;
       return { status: 'warned', summary: `made ${secret}`, warnings: [`w ${secret}`, 'plain'], output: { k: secret, n: 1 } };
     } };
@@ -178,11 +178,11 @@ describe('what is stored and emitted for each outcome', () => {
     expect(during).toMatchObject({ state: 'running', attempt: 1, startedAt: new Date(1_800_000_000_000).toISOString() });
     expect(during!.finishedAt).toBeUndefined();
     expect(during!.durationMs).toBeUndefined();
-    const done = step(engine, j.id, 'b');
+    const done = (await step(engine, j.id, 'b'));
     expect(done).toMatchObject({ state: 'warned', attempt: 1, summary: 'made [REDACTED]', warnings: ['w [REDACTED]', 'plain'], output: { k: '[REDACTED]', n: 1 },
       finishedAt: new Date(1_800_000_000_250).toISOString(), durationMs: 250 });
-    expect(step(engine, j.id, 'a').output).toBeUndefined();
-    expect(step(engine, j.id, 'a').warnings).toBeUndefined();
+    expect((await step(engine, j.id, 'a')).output).toBeUndefined();
+    expect((await step(engine, j.id, 'a')).warnings).toBeUndefined();
     const fin = exportAudit(store, { jobId: j.id }).filter((e) => e.action === 'step.finished');
     expect(fin.map((e) => [e.result, e.details])).toEqual([
       ['succeeded', { stepId: 'a', summary: 'a done' }], ['warned', { stepId: 'b', summary: 'made [REDACTED]' }],
@@ -192,10 +192,10 @@ describe('what is stored and emitted for each outcome', () => {
 
   it('a re-run step shows its new attempt, with the old error cleared while it runs', async () => {
     let fail = true;
-    let during: ReturnType<typeof step> | undefined;
+    let during: Awaited<ReturnType<typeof step>> | undefined;
     let engineRef!: JobEngine;
     const { engine } = track(makeEngine([ok('a'), { id: 'b', run: async (ctx) => {
-      during = step(engineRef, ctx.jobId, 'b');
+      during = (await step(engineRef, ctx.jobId, 'b'));
       if (fail) throw new Error('first');
       return { status: 'succeeded', summary: 'b' };
     } }, ok('c'), ok('d')]));
@@ -203,16 +203,16 @@ describe('what is stored and emitted for each outcome', () => {
     engine.start();
     const j = await submit(engine);
     await waitState(engine, j.id, 'failed');
-    expect(step(engine, j.id, 'b')).toMatchObject({ state: 'failed', attempt: 1, error: 'first' });
+    expect((await step(engine, j.id, 'b'))).toMatchObject({ state: 'failed', attempt: 1, error: 'first' });
     fail = false;
     await engine.retry(j.id, bob);
     await waitState(engine, j.id, 'succeeded');
     expect(during).toMatchObject({ state: 'running', attempt: 2 });
     expect(during!.error).toBeUndefined();
     expect(during!.finishedAt).toBeUndefined();
-    expect(step(engine, j.id, 'b')).toMatchObject({ state: 'succeeded', attempt: 2 });
-    expect(step(engine, j.id, 'b').error).toBeUndefined();
-    expect(step(engine, j.id, 'a').attempt).toBe(1);
+    expect((await step(engine, j.id, 'b'))).toMatchObject({ state: 'succeeded', attempt: 2 });
+    expect((await step(engine, j.id, 'b')).error).toBeUndefined();
+    expect((await step(engine, j.id, 'a')).attempt).toBe(1);
   });
 
   it('a step that finds nothing to do is skipped: a step.skipped event, even when it names a step that would apply it', async () => {
@@ -225,7 +225,7 @@ describe('what is stored and emitted for each outcome', () => {
     await waitState(engine, j.id, 'succeeded');
     expect(seen.slice(0, 4)).toEqual(['job.queued:pending', 'job.started:pending', 'step.started:a:running', 'step.skipped:a:skipped']);
     expect(seen.filter((s) => s.startsWith('step.finished'))).toEqual(['step.finished:b:skipped', 'step.finished:c:skipped', 'step.finished:d:skipped']);
-    expect(step(engine, j.id, 'a')).toMatchObject({ state: 'skipped', summary: 'nothing to do' });
+    expect((await step(engine, j.id, 'a'))).toMatchObject({ state: 'skipped', summary: 'nothing to do' });
     expect(exportAudit(store, { jobId: j.id }).filter((e) => e.action === 'step.applied')).toEqual([]);
   });
 
@@ -269,7 +269,7 @@ describe('what is stored and emitted for each outcome', () => {
     expect(audit.filter((e) => e.action === 'step.applied').map((e) => [e.result, e.details, e.actor])).toEqual([
       ['warned', { stepId: 'a', appliedWith: 'd' }, 'system'], ['succeeded', { stepId: 'c', appliedWith: 'd' }, 'system'], ['succeeded', { stepId: 'b', appliedWith: 'c' }, 'system'],
     ]);
-    expect(engine.job(j.id)!.steps.map((s) => s.state)).toEqual(['warned', 'succeeded', 'succeeded', 'succeeded']);
+    expect((await engine.job(j.id))!.steps.map((s) => s.state)).toEqual(['warned', 'succeeded', 'succeeded', 'succeeded']);
   });
 
   it('work prepared for a step that then finds nothing to apply (skipped) is never shown as done', async () => {
@@ -324,7 +324,7 @@ describe('failures', () => {
     expect(failed[0]).toMatchObject({ stepId: 'b', error: 'helm failed for [REDACTED]', logTail: 'tail [REDACTED]', hint: 'check [REDACTED]' });
     expect(failed[0].job.steps[1].state).toBe('failed');
     expect(v.error).toBe('Step b: helm failed for [REDACTED]');
-    expect(step(engine, j.id, 'b')).toMatchObject({ state: 'failed', error: 'helm failed for [REDACTED]', finishedAt: new Date(1_800_000_000_040).toISOString(), durationMs: 40 });
+    expect((await step(engine, j.id, 'b'))).toMatchObject({ state: 'failed', error: 'helm failed for [REDACTED]', finishedAt: new Date(1_800_000_000_040).toISOString(), durationMs: 40 });
     expect(runs).toEqual([]);
     expect(exportAudit(store, { jobId: j.id }).find((e) => e.action === 'step.failed')).toMatchObject({ actor: 'system', result: 'failed', details: { stepId: 'b', error: 'helm failed for [REDACTED]' } });
   });
@@ -430,7 +430,7 @@ describe('approvals gate the step that applies', () => {
     engine.start();
     await sleep(100);
     expect(applied).toEqual([]);
-    expect(engine.job(j.id)!.state).toBe('failed');
+    expect((await engine.job(j.id))!.state).toBe('failed');
   });
 
   it('a cancel while waiting for approval: the approval is void, nothing applied', async () => {
@@ -443,6 +443,6 @@ describe('approvals gate the step that applies', () => {
     expect(await engine.decide(w.approvals[0].id, { by: bob, decision: 'approve', hash: 'H1' })).toMatchObject({ ok: false });
     await sleep(60);
     expect(applied).toEqual([]);
-    expect(engine.job(j.id)!.state).toBe('cancelled');
+    expect((await engine.job(j.id))!.state).toBe('cancelled');
   });
 });

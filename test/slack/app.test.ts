@@ -21,7 +21,7 @@ const approvalTs = (harness: Harness, jobId: string) => threadOf(harness, jobId)
 async function jobWaitingForApproval(harness: Harness, engine: JobEngine): Promise<string> {
   const last = await harness.wizard(REQUESTER, wizardPages());
   expect(last).toEqual({});
-  const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+  const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
   await engine.settled(job.id);
   await harness.rt.outbox.idle();
   return job.id;
@@ -141,14 +141,14 @@ describe('job lifecycle in Slack', () => {
     await h.rt.outbox.idle();
     expect(h.emu.ephemerals.filter((e) => e.user === 'U0RANDOM01')).toHaveLength(1);
     expect(engine.audit).toHaveLength(2);
-    expect(engine.job(jobId)!.state).toBe('waiting_approval');
+    expect((await engine.job(jobId))!.state).toBe('waiting_approval');
     // retry/cancel by someone who is neither requester nor operator: refused and audited
     await h.command('U0RANDOM01', `cancel ${jobId}`);
     await until(() => audit.length > 0, 3000, 'audit');
     expect(audit).toEqual([`U0RANDOM01:job.cancel.refused:not_allowed`]);
 
     await h.press(APPROVER, ts, 're_approve');
-    await until(() => engine.job(jobId)!.state === 'succeeded', 5000, 'success');
+    await until(async () => (await engine.job(jobId))!.state === 'succeeded', 5000, 'success');
     await h.rt.outbox.idle();
 
     const parents = h.emu.parents(CHANNEL);
@@ -185,9 +185,9 @@ describe('job lifecycle in Slack', () => {
     const told = await until(() => h!.emu.ephemerals.find((e) => e.user === APPROVER), 3000, 'ephemeral');
     expect(told.text).toMatch(/could not be recorded.*user group S0APPROVERS/);
     expect(engine.audit).toEqual([]); // no false "not an approver" refusal in the audit
-    expect(engine.job(jobId)!.state).toBe('waiting_approval');
+    expect((await engine.job(jobId))!.state).toBe('waiting_approval');
     await h.press(APPROVER, ts, 're_approve');
-    await until(() => engine.job(jobId)!.state === 'succeeded', 5000, 'success');
+    await until(async () => (await engine.job(jobId))!.state === 'succeeded', 5000, 'success');
   });
 
   it('a failure posts a broadcast reply with @mention, step, reason, log tail, Retry and Cancel; Retry then succeeds', async () => {
@@ -196,7 +196,7 @@ describe('job lifecycle in Slack', () => {
     h = await startHarness({ engine });
     const jobId = await jobWaitingForApproval(h, engine);
     await h.press(APPROVER, approvalTs(h, jobId), 're_approve');
-    await until(() => engine.job(jobId)!.state === 'failed', 3000, 'failure');
+    await until(async () => (await engine.job(jobId))!.state === 'failed', 3000, 'failure');
     await h.rt.outbox.idle();
     const failure = threadOf(h, jobId).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
     const fb = JSON.stringify(failure.blocks);
@@ -206,10 +206,10 @@ describe('job lifecycle in Slack', () => {
     // only the requester or an operator may retry: a random user is refused
     await h.press('U0RANDOM01', failure.ts, 're_retry');
     await until(() => h!.emu.ephemerals.some((e) => e.user === 'U0RANDOM01'), 3000, 'refusal');
-    expect(engine.job(jobId)!.state).toBe('failed');
+    expect((await engine.job(jobId))!.state).toBe('failed');
 
     await h.press(REQUESTER, failure.ts, 're_retry');
-    await until(() => engine.job(jobId)!.state === 'succeeded', 3000, 'retry success');
+    await until(async () => (await engine.job(jobId))!.state === 'succeeded', 3000, 'retry success');
     await h.rt.outbox.idle();
     expect(h.emu.parents(CHANNEL)).toHaveLength(1);
     const parent = blocksOf(h, h.parentTs(jobId)!);
@@ -226,7 +226,7 @@ describe('job lifecycle in Slack', () => {
     const jobId = await jobWaitingForApproval(h, engine);
     const ts = approvalTs(h, jobId);
     await h.reject(APPROVER, ts, 'the namespace should be astro-agents');
-    await until(() => engine.job(jobId)!.state === 'failed', 3000, 'rejected');
+    await until(async () => (await engine.job(jobId))!.state === 'failed', 3000, 'rejected');
     await h.rt.outbox.idle();
     expect(blocksOf(h, ts)).toContain(`Rejected by <@${APPROVER}>`);
     const failure = threadOf(h, jobId).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
@@ -256,7 +256,7 @@ describe('job lifecycle in Slack', () => {
     const ts = approvalTs(h, jobId);
     h = await h.restart();
     expect((await h.press(APPROVER, ts, 're_approve')).status).toBe(200);
-    await until(() => engine.job(jobId)!.state === 'succeeded', 3000, 'success');
+    await until(async () => (await engine.job(jobId))!.state === 'succeeded', 3000, 'success');
     await h.rt.outbox.idle();
     expect(h.parentTs(jobId)).toBe(parentTs);
     expect(h.emu.parents(CHANNEL)).toHaveLength(1);

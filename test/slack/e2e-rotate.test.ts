@@ -28,7 +28,7 @@ afterAll(async () => {
   await kube?.close();
 });
 
-const settled = (id: string, states: string[]) => until(() => { const j = s.rt.engine.job(id)!; return states.includes(j.state) && j; }, 90_000, `job ${id} in ${states.join('|')}`);
+const settled = (id: string, states: string[]) => until(async () => { const j = (await s.rt.engine.job(id))!; return states.includes(j.state) && j; }, 90_000, `job ${id} in ${states.join('|')}`);
 
 /** the approval message of a job's thread, once the outbox has posted it */
 async function approvalOf(jobId: string) {
@@ -56,7 +56,7 @@ describe('/re rotate-token', () => {
     expect(r.status).toBe(200);
     const answer = await s.h.emu.waitResponse(`cmd-${r.trigger}`);
     expect(JSON.stringify(answer)).toMatch(/Rotating the agent token of `e2e-rotate`: job `job_/);
-    const job = await until(() => { const j = s.rt.engine.latestJobFor(NAME); return j && j.id !== setup.id && j; }, 5000, 'the rotation job');
+    const job = await until(async () => { const j = (await s.rt.engine.latestJobFor(NAME)); return j && j.id !== setup.id && j; }, 5000, 'the rotation job');
     expect(job.steps.map((x) => x.title)).toEqual(['Create a new agent token', 'Update the agent-token Secret', 'Roll the agents', 'Verify: pods Ready and a test DAG run', 'Delete the old token']);
     const planned = await settled(job.id, ['waiting_approval', 'failed']);
     expect(planned.state, planned.error).toBe('waiting_approval');

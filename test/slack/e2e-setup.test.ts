@@ -15,6 +15,7 @@ import type { JobView } from '../../src/jobs/types.ts';
 import type { StoredMessage } from '../../src/devkit/slack-emulator/server.ts';
 import { APPROVER, CHANNEL, REQUESTER, SECRETS, until, type Harness } from './harness.ts';
 import { captureProcessLogs, dbBytes, hitsIn, LOCAL_CHART, scratch, startRealSlack, type RealSlack } from './e2e-support.ts';
+import { jobView } from '../../src/jobs/views.ts';
 
 process.env.LOG_LEVEL ??= 'debug'; // the secrets scan reads the most verbose logs
 const processLogs = captureProcessLogs();
@@ -41,14 +42,14 @@ async function setup(name: string, o: Partial<Parameters<typeof startRealSlack>[
   return s;
 }
 
-const job = (s: RealSlack, id: string) => s.rt.engine.job(id)!;
+const job = (s: RealSlack, id: string) => jobView(s.rt.store, id)!;
 const settledTo = (s: RealSlack, id: string, states: string[], ms = 60_000) =>
   until(() => { const j = job(s, id); return states.includes(j.state) && j; }, ms, `job ${id} in ${states.join('|')}`);
 
 /** `/re setup` → the wizard pages → the job the app submitted, once it waits for the Helm approval */
 async function wizardToApproval(s: RealSlack): Promise<{ j: JobView; parentTs: string; approval: StoredMessage }> {
   await s.h.wizard(REQUESTER, s.pages());
-  const j = await until(() => s.rt.engine.latestJobFor(s.name), 5000, 'the submitted job');
+  const j = await until(async () => (await s.rt.engine.latestJobFor(s.name)), 5000, 'the submitted job');
   const waiting = await settledTo(s, j.id, ['waiting_approval', ...FINAL]);
   expect(waiting.state, waiting.error).toBe('waiting_approval');
   await s.h.rt.outbox.idle();
@@ -298,7 +299,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     expect(hitsIn(reshown, TYPED_SECRETS)).toEqual([]);
     const withoutSecrets = Object.fromEntries(Object.entries(target).filter(([k]) => k !== 'deployment.apiToken' && k !== 'agent.token'));
     for (const p of [withoutSecrets, secrets, ...rest]) await h.page(REQUESTER, p);
-    const j = await until(() => s.rt.engine.latestJobFor(s.name), 5000, 'the submitted job');
+    const j = await until(async () => (await s.rt.engine.latestJobFor(s.name)), 5000, 'the submitted job');
     expect((await settledTo(s, j.id, ['waiting_approval', ...FINAL])).state).toBe('waiting_approval');
     expect(hitsIn(dbBytes(s.dbPath), TYPED_SECRETS), 'DB while the secrets are sealed').toEqual([]);
     await h.rt.outbox.idle();

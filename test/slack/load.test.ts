@@ -20,10 +20,10 @@ it('50 concurrent jobs in one channel with 20% injected 429s: every checklist en
   );
   await Promise.all(jobs.map((j) => engine.settled(j.id)));
   for (const j of jobs) {
-    const a = engine.job(j.id)!.approvals[0];
+    const a = (await engine.job(j.id))!.approvals[0];
     expect((await engine.decide(a.id, { by: { id: 'U0APPROVER2' }, decision: 'approve', hash: a.hash })).ok).toBe(true);
   }
-  await until(() => jobs.every((j) => engine.job(j.id)!.state === 'succeeded'), 10_000, 'all jobs succeeded');
+  await until(async () => (await Promise.all(jobs.map((j) => engine.job(j.id)))).every((v) => v!.state === 'succeeded'), 10_000, 'all jobs succeeded');
   await h.rt.outbox.idle(60_000);
 
   expect(h.emu.calls.filter((c) => c.status === 429).length).toBeGreaterThan(20);

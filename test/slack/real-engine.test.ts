@@ -60,8 +60,8 @@ async function realHarness(failOnce = new Set<string>()): Promise<Harness> {
 it('real engine: wizard → approval → failure → Retry → success, status from the store, audit of refusals', async () => {
   h = await realHarness(new Set(['verify']));
   await h.wizard(REQUESTER, wizardPages());
-  const job = await until(() => h!.engine.latestJobFor('sales-prod'), 3000, 'job');
-  await until(() => h!.engine.job(job.id)!.state === 'waiting_approval', 5000, 'approval');
+  const job = await until(async () => (await h!.engine.latestJobFor('sales-prod')), 3000, 'job');
+  await until(async () => (await h!.engine.job(job.id))!.state === 'waiting_approval', 5000, 'approval');
   await h.rt.outbox.idle();
   const parentTs = h.parentTs(job.id)!;
   const approval = h.emu.replies(CHANNEL, parentTs).find((m) => JSON.stringify(m.blocks).includes('re_approve'))!;
@@ -70,12 +70,12 @@ it('real engine: wizard → approval → failure → Retry → success, status f
   expect(exportAudit(h.store, { jobId: job.id }).some((a) => a.action === 'approval.refused' && a.result === 'self_approval')).toBe(true);
 
   await h.press(APPROVER, approval.ts, 're_approve');
-  await until(() => h!.engine.job(job.id)!.state === 'failed', 5000, 'failure');
+  await until(async () => (await h!.engine.job(job.id))!.state === 'failed', 5000, 'failure');
   await h.rt.outbox.idle();
   const failure = h.emu.replies(CHANNEL, parentTs).find((m) => m.replyBroadcast && (m.blocks as any[])?.[0]?.block_id === 'failure')!;
   expect(JSON.stringify(failure.blocks)).toContain('CrashLoopBackOff');
   await h.press(REQUESTER, failure.ts, 're_retry');
-  await until(() => h!.engine.job(job.id)!.state === 'succeeded', 5000, 'success');
+  await until(async () => (await h!.engine.job(job.id))!.state === 'succeeded', 5000, 'success');
   await h.rt.outbox.idle();
 
   expect(h.emu.parents(CHANNEL)).toHaveLength(1);

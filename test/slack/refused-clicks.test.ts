@@ -18,7 +18,7 @@ afterEach(async () => {
 
 async function waitingApproval(harness: Harness, engine: FakeEngine): Promise<{ jobId: string; ts: string }> {
   expect(await harness.wizard(REQUESTER, wizardPages())).toEqual({});
-  const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+  const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
   await engine.settled(job.id);
   await harness.rt.outbox.idle();
   const ts = harness.emu.replies(CHANNEL, harness.parentTs(job.id)!).find((m) => JSON.stringify(m.blocks).includes('approval_head'))!.ts;
@@ -38,7 +38,7 @@ describe('refused approval clicks', () => {
     const told = await until(() => (toldTo(h!, STRANGER).length === 2 ? toldTo(h!, STRANGER) : undefined), 3000, 'the rejection refusal');
     expect(told[1]).toMatch(/^Your rejection was not recorded: you are not an approver/);
     expect(engine.audit.map((a) => a.result)).toEqual(['not_approver', 'not_approver']);
-    expect(engine.job(jobId)!.state).toBe('waiting_approval');
+    expect((await engine.job(jobId))!.state).toBe('waiting_approval');
   });
 
   it('"not an approver" is remembered for a while, not for good: once added to the approver group, the user can approve', async () => {
@@ -58,7 +58,7 @@ describe('refused approval clicks', () => {
     const realNow = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 11 * 60_000);
     await h.press(STRANGER, ts, 're_approve');
-    await until(() => engine.job(jobId)!.state === 'succeeded', 5000, 'the approval');
+    await until(async () => (await engine.job(jobId))!.state === 'succeeded', 5000, 'the approval');
     expect(engine.audit.map((a) => a.result)).toEqual(['not_approver', 'approve']);
   });
 

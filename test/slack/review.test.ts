@@ -36,7 +36,7 @@ async function setup(name: string): Promise<RealSlack> {
 }
 
 const settledTo = (s: RealSlack, id: string, states: string[], ms = 60_000) =>
-  until(() => { const j = s.rt.engine.job(id)!; return states.includes(j.state) && j; }, ms, `job ${id} in ${states.join('|')}`);
+  until(async () => { const j = (await s.rt.engine.job(id))!; return states.includes(j.state) && j; }, ms, `job ${id} in ${states.join('|')}`);
 const all = (m: StoredMessage | undefined) => `${m?.text ?? ''}\n${JSON.stringify(m?.blocks ?? [])}`;
 const isApproval = (m: StoredMessage) => JSON.stringify(m.blocks ?? []).includes('"approval_head"');
 
@@ -48,7 +48,7 @@ const isApproval = (m: StoredMessage) => JSON.stringify(m.blocks ?? []).includes
 async function toApproval(s: RealSlack): Promise<{ j: JobView; parentTs: string; approval: StoredMessage }> {
   await s.h.rt.outbox.stop();
   await s.h.wizard(REQUESTER, s.pages());
-  const j = await until(() => s.rt.engine.latestJobFor(s.name), 5000, 'the submitted job');
+  const j = await until(async () => (await s.rt.engine.latestJobFor(s.name)), 5000, 'the submitted job');
   const waiting = await settledTo(s, j.id, ['waiting_approval', ...FINAL]);
   expect(waiting.state, waiting.error).toBe('waiting_approval');
   s.h.rt.outbox.start();
@@ -56,7 +56,7 @@ async function toApproval(s: RealSlack): Promise<{ j: JobView; parentTs: string;
   const parentTs = s.h.parentTs(j.id)!;
   const approval = s.h.emu.replies(CHANNEL, parentTs).find(isApproval)!;
   expect(approval, 'the approval request in the thread').toBeDefined();
-  return { j: s.rt.engine.job(j.id)!, parentTs, approval };
+  return { j: (await s.rt.engine.job(j.id))!, parentTs, approval };
 }
 
 /** a raw Slack user id a reader would see as an id: not inside <@…> */

@@ -18,14 +18,14 @@ it('no secret typed in the wizard reaches a Slack payload, an ack, the DB in pla
   const bad = await h.wizard(REQUESTER, [{ ...pages[0], 'cluster.namespace': `ns-${SECRETS.apiToken}` }]);
   expect(bad.response_action).toBe('errors');
   for (const p of pages) await h.page(REQUESTER, p);
-  const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+  const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
   await engine.settled(job.id);
   await h.rt.outbox.idle();
   const approval = h.emu.replies(CHANNEL, h.parentTs(job.id)!).find((m) => JSON.stringify(m.blocks).includes('re_approve'))!;
   await h.press(APPROVER, approval.ts, 're_approve');
-  await until(() => engine.job(job.id)!.state === 'failed', 3000, 'failure');
+  await until(async () => (await engine.job(job.id))!.state === 'failed', 3000, 'failure');
   await h.command(REQUESTER, `retry ${job.id}`);
-  await until(() => engine.job(job.id)!.state === 'succeeded', 3000, 'success');
+  await until(async () => (await engine.job(job.id))!.state === 'succeeded', 3000, 'success');
   await h.rt.outbox.idle();
   await h.command(REQUESTER, 'status sales-prod');
 

@@ -44,7 +44,7 @@ describe('wizard authorization (RE_BOT_OPERATORS)', () => {
     await h.wizard(OUTSIDER, wizardPages().slice(0, 1));
     await until(() => refusals(h!, OUTSIDER).length > 0 || JSON.stringify(h!.emu.topView(OUTSIDER)?.view ?? {}).includes('not allowed'), 3000, 'refusal on submit');
     expect(engine.submitted).toHaveLength(0);
-    expect(engine.latestJobFor('sales-prod')).toBeUndefined();
+    expect((await engine.latestJobFor('sales-prod'))).toBeUndefined();
     // nothing the outsider typed stays sealed
     await until(() => h!.vault.erased.size === h!.vault.values.size, 3000, 'erase');
     for (const id of h.vault.values.keys()) expect(() => h!.box.openSecret(id)).toThrow(/erased/);
@@ -84,7 +84,7 @@ describe('wizard: what happens to sealed secrets when no job starts', () => {
     const engine = new FakeEngine(policy);
     h = await startHarness({ engine });
     await h.wizard(REQUESTER, wizardPages());
-    await until(() => engine.latestJobFor('sales-prod')?.state === 'waiting_approval', 5000, 'first job waiting');
+    await until(async () => (await engine.latestJobFor('sales-prod'))?.state === 'waiting_approval', 5000, 'first job waiting');
     const firstSecrets = new Set(h.vault.values.keys());
     await h.wizard('U0SECOND1', wizardPages());
     const told = await until(() => h!.emu.ephemerals.find((e) => e.user === 'U0SECOND1' && /locked/.test(e.text ?? '')), 3000, 'lock notice');

@@ -26,7 +26,7 @@ describe('wizard: the job’s origin', () => {
     const engine = new FakeEngine(policy);
     h = await startHarness({ engine });
     await h.wizard(REQUESTER, wizardPages());
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+    const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
     expect(job.origin).toEqual({ kind: 'slack', channel: CHANNEL, teamId: h.emu.teamId });
     // no DM was opened: the bot can post in the channel the command came from
     expect(h.emu.callsTo('conversations.open')).toHaveLength(0);
@@ -39,7 +39,7 @@ describe('wizard: the job’s origin', () => {
     await h.wizard(REQUESTER, pages.slice(0, -1));
     const r = await h.interact({ ...viewSubmission(h.emu, REQUESTER, pages.at(-1)!), team: null });
     expect(r.status).toBe(200);
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+    const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
     expect(job.origin).toEqual({ kind: 'slack', channel: CHANNEL });
   });
 });
@@ -49,7 +49,7 @@ describe('wizard: the lock notice', () => {
     const engine = new FakeEngine(policy);
     h = await startHarness({ engine, env: { RE_BOT_APPROVAL_TTL_HOURS: '6' } });
     await h.wizard(REQUESTER, wizardPages());
-    await until(() => engine.latestJobFor('sales-prod')?.state === 'waiting_approval', 5000, 'first job waiting');
+    await until(async () => (await engine.latestJobFor('sales-prod'))?.state === 'waiting_approval', 5000, 'first job waiting');
     await h.wizard('U0SECOND1', wizardPages());
     const told = await until(() => h!.emu.ephemerals.find((e) => e.user === 'U0SECOND1' && /locked/.test(e.text ?? '')), 3000, 'lock notice');
     expect(told.text).toContain('a job waiting for approval also expires after 6 h (RE_BOT_APPROVAL_TTL_HOURS).');

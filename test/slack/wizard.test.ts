@@ -173,7 +173,7 @@ describe('setup wizard (modals)', () => {
     await h.command(REQUESTER, 'setup', 'D0SOMEDM01');
     await until(() => h!.emu.topView(REQUESTER), 3000, 'modal');
     for (const p of wizardPages()) await h.page(REQUESTER, p);
-    const job = await until(() => engine.latestJobFor('sales-prod'), 3000, 'job');
+    const job = await until(async () => (await engine.latestJobFor('sales-prod')), 3000, 'job');
     expect(job.origin).toMatchObject({ kind: 'slack', channel: 'D0REQUESTR' });
     expect(h.emu.callsTo('conversations.open')).toHaveLength(1);
     expect(h.emu.callsTo('users.info')[0].args.user).toBe(REQUESTER);

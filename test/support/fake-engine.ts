@@ -57,11 +57,11 @@ export class FakeEngine implements JobEngine {
   }
   start() {}
   async stop() {}
-  job(id: string) {
+  async job(id: string) {
     const j = this.jobs.get(id);
     return j && structuredClone(j);
   }
-  latestJobFor(deployment: string) {
+  async latestJobFor(deployment: string) {
     const j = [...this.jobs.values()].filter((x) => x.deployment === deployment).at(-1);
     return j && structuredClone(j);
   }
