@@ -122,9 +122,10 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const outboxStates = rt.db.prepare('SELECT state, count(*) AS n FROM slack_outbox GROUP BY state').all() as Array<{ state: string; n: number }>;
     const notSent = outboxStates.filter((s) => s.state !== 'sent').reduce((a, s) => a + s.n, 0);
 
+    const parents = new Map(await Promise.all(jobs.map(async (j) => [j.id, await slack.outbox.tsOf(parentKey(j.id))] as const)));
     const perJob = jobs.map((j) => {
       const v = rt.engine.job(j.id)!;
-      const ts = slack.outbox.tsOf(parentKey(j.id));
+      const ts = parents.get(j.id);
       const parent = ts ? emu.messages.get(`${CHANNEL}/${ts}`) : undefined;
       const replies = ts ? emu.replies(CHANNEL, ts) : [];
       const tsSet = new Set([ts, ...replies.map((r) => r.ts)]);
