@@ -284,6 +284,7 @@ export class Outbox extends OutboxWriter {
         continue;
       }
       const parent = e.ref ? await s.head(e.ref) : undefined;
+      if (!this.running) return;
       if (e.ref && !parent?.ts) {
         if (!parent || parent.state === 'failed' || parent.state === 'unknown') {
           if (!(await s.markFailed(e.id, `target ${e.ref} was never posted`, owner))) {

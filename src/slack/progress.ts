@@ -15,11 +15,21 @@ export const stepKey = (jobId: string, attempt: number, stepId: string) => `job:
 export const failureKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:failure`;
 export const finalKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:final`;
 
-/** Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. */
-export async function settleFailure(outbox: OutboxWriter, job: JobView, attempt: number, outcome: string): Promise<void> {
+const RETRIED = '🔁 Retried';
+
+/**
+ * Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. `generic`: the retry as
+ * the job event tells it, which does not replace a retry outcome already written (the Slack click's, naming who
+ * retried: the event's handling and the click's answer both read the outbox first, so either may write last).
+ */
+export async function settleFailure(outbox: OutboxWriter, job: JobView, attempt: number, outcome: string, generic = false): Promise<void> {
   if (job.origin.kind !== 'slack') return;
   const fk = failureKey(job.id, attempt);
-  if (await outbox.has(fk)) outbox.update(fk, job.origin.channel, resolvedFailure(await outbox.argsOf(fk), outcome));
+  if (!(await outbox.has(fk))) return;
+  const args = await outbox.argsOf(fk);
+  const said = ((args?.blocks ?? []) as Array<{ block_id?: string; elements?: Array<{ text?: string }> }>).find((b) => b.block_id === 'failure_outcome')?.elements?.[0]?.text;
+  if (generic && said?.startsWith(RETRIED)) return;
+  outbox.update(fk, job.origin.channel, resolvedFailure(args, outcome));
 }
 
 /**
@@ -87,7 +97,7 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
 
     switch (e.type) {
       case 'job.queued':
-        if (job.attempt > 1) await settleFailure(outbox, job, job.attempt - 1, `🔁 Retried — attempt ${job.attempt} is running.`);
+        if (job.attempt > 1) await settleFailure(outbox, job, job.attempt - 1, `${RETRIED} — attempt ${job.attempt} is running.`, true);
         break;
       case 'step.finished':
       case 'step.skipped':
