@@ -11,7 +11,7 @@ import { logger as rootLogger, type Logger } from '../log.ts';
 import { createMetrics, observeJobEvents, type Metrics } from '../metrics.ts';
 import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../slack/app.ts';
 import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } from '../slack/config.ts';
-import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
+import type { OutboxStore } from '../slack/outbox.ts';
 import type { HistoryRow } from '../slack/status-blocks.ts';
 import { specPolicyFromEnv } from '../policy-env.ts';
 import { defaultDbPath } from '../store/db.ts';
@@ -136,7 +136,8 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   const expectedMigration = latestMigration(repo.dialect);
   // the forked worker runs on the SQLite file, and startJobWorker asks this synchronously (on every exit and watch)
   const active = runtime.db.prepare(ACTIVE_JOBS_SQL);
-  const outboxStore = new SqliteOutboxStore(runtime.db);
+  // the repository's outbox: SQLite's rows on the runtime's handle today, PostgreSQL's with RE_BOT_DATABASE_URL (step 8)
+  const outboxStore = repo.outbox;
   const metrics = createMetrics({
     jobCounts: () => repo.metrics.jobCounts(),
     approvalsPending: () => repo.metrics.approvalsPending(),
