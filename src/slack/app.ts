@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { withLogContext, type Logger } from '../log.ts';
 import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
-import { registerSecret } from '../redact.ts';
+import { errorMessage, registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
 import { BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
 import { Directory } from './directory.ts';
@@ -150,7 +150,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       return undefined;
     },
     async stop() {
-      detach();
+      await detach();
       await app.stop();
       await outbox.stop();
       await httpFetch.close().catch(() => undefined);
@@ -173,18 +173,24 @@ export function boundedEphemerals(outbox: Outbox, deps: Pick<SlackAppDeps, 'outb
     const key = `eph:${Date.now()}:${++seq}`;
     outbox.ephemeral(key, channel, user, { text });
     keys.push(key);
-    while (keys.length > max) {
-      const old = deps.outboxStore.get(keys.shift()!);
-      if (old?.state !== 'pending') continue;
-      deps.outboxStore.markFailed(old.id, 'dropped: ephemeral backlog full');
-      dropped++;
-      deps.metrics?.dropped.inc({ queue: 'ephemeral' });
-      if (Date.now() - lastLog > 10_000) {
-        lastLog = Date.now();
-        logger.warn({ dropped, max }, 'ephemeral backlog full: dropped the oldest pending answer');
-      }
-    }
+    while (keys.length > max) void dropIfPending(keys.shift()!);
   };
+  // after the answer was queued, never before (the caller may be inside an ack); a sent one is left alone
+  async function dropIfPending(key: string): Promise<void> {
+    try {
+      const old = await deps.outboxStore.get(key);
+      if (old?.state !== 'pending' || !(await deps.outboxStore.dropPending(old.id, 'dropped: ephemeral backlog full'))) return;
+    } catch (err) {
+      logger.error({ err: errorMessage(err), key }, 'ephemeral backlog: could not drop the oldest answer');
+      return;
+    }
+    dropped++;
+    deps.metrics?.dropped.inc({ queue: 'ephemeral' });
+    if (Date.now() - lastLog > 10_000) {
+      lastLog = Date.now();
+      logger.warn({ dropped, max }, 'ephemeral backlog full: dropped the oldest pending answer');
+    }
+  }
 }
 
 /**

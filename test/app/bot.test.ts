@@ -162,7 +162,7 @@ describe('re-bot start (HTTP mode)', () => {
     expect(sample(m, 're_bot_step_duration_seconds_count{step="prerequisites",outcome="succeeded"}')).toBe(1);
 
     await bot.slack.outbox.idle(5000);
-    const parentTs = bot.slack.outbox.tsOf(parentKey(job.id))!;
+    const parentTs = (await bot.slack.outbox.tsOf(parentKey(job.id)))!;
     const approval = emu.replies(CHANNEL, parentTs).find((x) => JSON.stringify(x.blocks).includes('re_approve'))!;
     expect((await slackPost(interactiveBody(pressInMessage(emu, APPROVER, CHANNEL, approval.ts, 're_approve')))).status).toBe(200);
     await until(async () => (await bot!.runtime.engine.job(job.id))!.state === 'succeeded', 'the job to succeed');
