@@ -20,6 +20,7 @@ import type { LocalJobEngine } from '../jobs/engine.ts';
 import type { JobEvent } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import { workerEnv } from '../infra/child-env.ts';
+import { workerExecArgv } from './heap.ts';
 import { renderedElsewhere } from '../slack/progress.ts';
 
 const HERE = fileURLToPath(import.meta.url);
@@ -28,25 +29,6 @@ const BIN = join(dirname(HERE), '..', '..', 'bin', 're-bot.mjs');
 const FROM_SOURCE = HERE.endsWith('.ts');
 
 export const DEFAULT_WORKER_IDLE_SECONDS = 300;
-
-/**
- * V8 heap settings of the worker. With 20 setup jobs its live heap is ≈ 45 MB plus 14 MB of
- * @kubernetes/client-node module source, but with V8's defaults it reached ≈ 240 MB RSS: a 32 MB young
- * generation, and no full GC at all until the old generation had grown to ≈ 110 MB, nearly all of it garbage
- * (every job event builds a new job view). A 2 MB semi-space, a 32 MB first old-generation limit and a heap
- * that grows by 30 % of what survives a full GC hold it at ≈ 165 MB; all three only make V8 collect sooner,
- * none caps the heap (no out-of-memory exit at any size). Measured with `npm run bench -- --only ack`:
- * BENCHMARKS.md, "Memory under load: what holds it".
- */
-export const WORKER_HEAP_FLAGS = ['--max-semi-space-size=2', '--initial-old-space-size=32', '--heap-growing-percent=30'];
-
-/**
- * The worker's node options: the heap settings, then this process's own (loader hooks, profiling flags, and
- * heap flags given to `re-bot start` on its command line, which so win over ours).
- */
-export function workerExecArgv(parent: readonly string[]): string[] {
-  return [...WORKER_HEAP_FLAGS, ...parent];
-}
 
 export type ToWorker = { type: 'kick' } | { type: 'cancel'; jobId: string } | { type: 'stop' };
 /**

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventRelay, startJobWorker, WORKER_HEAP_FLAGS, workerExecArgv, workerIdleSecondsFromEnv, type JobWorker } from '../../src/app/job-worker.ts';
+import { EventRelay, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from '../../src/app/job-worker.ts';
 import type { LocalJobEngine } from '../../src/jobs/engine.ts';
 import type { JobEvent } from '../../src/jobs/types.ts';
 import { logger } from '../../src/log.ts';
@@ -111,15 +111,6 @@ describe('job worker on demand', () => {
     process.kill(worker.pid()!, 'SIGKILL');
     await until(() => worker!.starts() === 3, 10_000, 'the restart'); // 500 ms backoff
   }, 90_000);
-
-  it('the worker runs with the small-heap V8 settings; heap flags given to re-bot start itself win', () => {
-    expect(workerExecArgv([])).toEqual(['--max-semi-space-size=2', '--initial-old-space-size=32', '--heap-growing-percent=30']);
-    const argv = workerExecArgv(['--import', 'tsx', '--max-semi-space-size=16']);
-    expect(argv.slice(0, WORKER_HEAP_FLAGS.length)).toEqual(WORKER_HEAP_FLAGS);
-    // V8 takes the last value of a repeated flag
-    expect(argv.filter((a) => a.startsWith('--max-semi-space-size=')).at(-1)).toBe('--max-semi-space-size=16');
-    expect(argv).toContain('tsx');
-  });
 
   it('RE_BOT_WORKER_IDLE_SECONDS: default 300, any number ≥ 0, else an error naming the variable', () => {
     expect(workerIdleSecondsFromEnv({})).toBe(300);
