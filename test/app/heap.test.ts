@@ -12,7 +12,7 @@ const peakOld = async (...args: string[]) => {
 
 describe('heap settings', () => {
   it('the worker is forked with the small-heap V8 settings; heap flags given to re-bot start itself win', () => {
-    expect(workerExecArgv([])).toEqual(['--max-semi-space-size=2', '--initial-old-space-size=32', '--heap-growing-percent=30']);
+    expect(workerExecArgv([])).toEqual(['--optimize-for-size', '--max-semi-space-size=2', '--initial-old-space-size=32', '--heap-growing-percent=30']);
     const argv = workerExecArgv(['--import', 'tsx', '--max-semi-space-size=16']);
     expect(argv.slice(0, WORKER_HEAP_FLAGS.length)).toEqual(WORKER_HEAP_FLAGS);
     // V8 takes the last value of a repeated flag
