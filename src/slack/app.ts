@@ -193,9 +193,15 @@ export function boundedEphemerals(outbox: Outbox, deps: Pick<SlackAppDeps, 'outb
   }
 }
 
+/** A request handled slower than this is logged at info ("slack request handled"); any other at debug. */
+export const SLOW_REQUEST_MS = 1000;
+
 /**
  * Every log line written while Bolt handles a request carries its request id, user and what was asked
- * (command, action or view), and the request itself is logged once with its handling time.
+ * (command, action or view), and the request itself is logged once with its handling time: at debug level,
+ * or at info when it took SLOW_REQUEST_MS or more. An info line for every request was a tenth of a click's
+ * CPU on the Slack process (a write to stderr per request; bench/click.ts), and the ack latency is in the
+ * metrics (re_bot_slack_ack_latency_seconds) either way.
  */
 function tagRequests(app: App, logger: Logger): void {
   const process = app.processEvent.bind(app);
@@ -208,7 +214,9 @@ function tagRequests(app: App, logger: Logger): void {
       try {
         return await process(event);
       } finally {
-        logger.info({ ms: Math.round(performance.now() - t0) }, 'slack request handled');
+        const ms = Math.round(performance.now() - t0);
+        if (ms >= SLOW_REQUEST_MS) logger.info({ ms }, 'slack request handled');
+        else logger.debug({ ms }, 'slack request handled');
       }
     });
   };
