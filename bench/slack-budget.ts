@@ -123,9 +123,10 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const notSent = outboxStates.filter((s) => s.state !== 'sent').reduce((a, s) => a + s.n, 0);
 
     const views = await Promise.all(jobs.map((j) => rt.engine.job(j.id)));
+    const parents = new Map(await Promise.all(jobs.map(async (j) => [j.id, await slack.outbox.tsOf(parentKey(j.id))] as const)));
     const perJob = jobs.map((j, i) => {
       const v = views[i]!;
-      const ts = slack.outbox.tsOf(parentKey(j.id));
+      const ts = parents.get(j.id);
       const parent = ts ? emu.messages.get(`${CHANNEL}/${ts}`) : undefined;
       const replies = ts ? emu.replies(CHANNEL, ts) : [];
       const tsSet = new Set([ts, ...replies.map((r) => r.ts)]);

@@ -1,11 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { JobEngine, JobEvent, JobState } from './jobs/types.ts';
 
-/** Live values the runtime provides; read at scrape time so gauges never drift from the store. */
+type Awaitable<T> = T | Promise<T>;
+
+/** Live values the runtime provides; read at scrape time so gauges never drift from the store (async on PostgreSQL). */
 export interface MetricsSources {
-  jobCounts?: () => Partial<Record<JobState, number>>;
-  approvalsPending?: () => number;
-  outbox?: () => { depth: number; oldestAgeSeconds: number };
+  jobCounts?: () => Awaitable<Partial<Record<JobState, number>>>;
+  approvalsPending?: () => Awaitable<number>;
+  outbox?: () => Awaitable<{ depth: number; oldestAgeSeconds: number }>;
 }
 
 export interface Metrics {
@@ -37,8 +39,8 @@ export function createMetrics(sources: MetricsSources = {}, opts: { defaultMetri
     help: 'Setup jobs by state',
     labelNames: ['state'] as const,
     registers: [registry],
-    collect() {
-      const counts = src.jobCounts?.();
+    async collect() {
+      const counts = await src.jobCounts?.();
       if (!counts) return;
       for (const s of JOB_STATES) this.set({ state: s }, counts[s] ?? 0);
     },
@@ -55,24 +57,24 @@ export function createMetrics(sources: MetricsSources = {}, opts: { defaultMetri
     name: 're_bot_approvals_pending',
     help: 'Approvals waiting for a decision',
     registers: [registry],
-    collect() {
-      if (src.approvalsPending) this.set(src.approvalsPending());
+    async collect() {
+      if (src.approvalsPending) this.set(await src.approvalsPending());
     },
   });
   const outboxDepth = new Gauge({
     name: 're_bot_slack_outbox_depth',
     help: 'Slack messages queued in the paced outbox',
     registers: [registry],
-    collect() {
-      if (src.outbox) this.set(src.outbox().depth);
+    async collect() {
+      if (src.outbox) this.set((await src.outbox()).depth);
     },
   });
   const outboxOldestAgeSeconds = new Gauge({
     name: 're_bot_slack_outbox_oldest_age_seconds',
     help: 'Age of the oldest queued Slack message',
     registers: [registry],
-    collect() {
-      if (src.outbox) this.set(src.outbox().oldestAgeSeconds);
+    async collect() {
+      if (src.outbox) this.set((await src.outbox()).oldestAgeSeconds);
     },
   });
   const slackApiCalls = new Counter({

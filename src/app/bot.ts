@@ -11,13 +11,14 @@ import { logger as rootLogger, type Logger } from '../log.ts';
 import { createMetrics, observeJobEvents, type Metrics } from '../metrics.ts';
 import { createSlackApp, type SlackAppDeps, type SlackRuntime } from '../slack/app.ts';
 import { approvalPolicyFrom, ConfigError, loadSlackConfig, type SlackConfig } from '../slack/config.ts';
-import { SqliteOutboxStore, type OutboxStore } from '../slack/outbox.ts';
+import type { OutboxStore } from '../slack/outbox.ts';
 import type { HistoryRow } from '../slack/status-blocks.ts';
 import { specPolicyFromEnv } from '../policy-env.ts';
 import { defaultDbPath } from '../store/db.ts';
+import type { Dialect } from '../store/repo.ts';
 import { healthRoutes, httpHostFromEnv, httpPortFromEnv, startHealthServer, urlFor, type HealthServer, type ReadyResult } from './http.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './wire.ts';
-import { checkDatabase, sqliteProbe } from './readiness.ts';
+import { checkDatabase, postgresProbe, sqliteProbe } from './readiness.ts';
 import { ACTIVE_JOBS_SQL, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from './job-worker.ts';
 import { maxChildProcessesFromEnv } from '../infra/child-limit.ts';
 
@@ -87,18 +88,22 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
   return { port, host, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()), specPolicy: spec.policy };
 }
 
-/** The newest migration in the journal: readiness checks the DB has it. */
-function latestMigration(): number {
-  const journal = resolve(dirname(fileURLToPath(import.meta.url)), '../../migrations/meta/_journal.json');
+/**
+ * The newest migration in the dialect's journal: readiness checks the DB has it. The two folders are generated
+ * separately, so their timestamps differ: PostgreSQL's comes from migrations-pg/.
+ */
+export function latestMigration(dialect: Dialect): number {
+  const folder = dialect === 'postgres' ? 'migrations-pg' : 'migrations';
+  const journal = resolve(dirname(fileURLToPath(import.meta.url)), `../../${folder}/meta/_journal.json`);
   const entries = (JSON.parse(readFileSync(journal, 'utf8')) as { entries: Array<{ when: number }> }).entries;
   return Math.max(0, ...entries.map((e) => e.when));
 }
 
 /** Outbox depth and the age of its oldest pending write, read at scrape time. */
 function outboxStats(store: OutboxStore) {
-  return () => {
-    const oldest = store.oldestPendingAt();
-    return { depth: store.pendingCount(), oldestAgeSeconds: oldest === undefined ? 0 : (Date.now() - oldest) / 1000 };
+  return async () => {
+    const [depth, oldest] = await Promise.all([store.pendingCount(), store.oldestPendingAt()]);
+    return { depth, oldestAgeSeconds: oldest === undefined ? 0 : (Date.now() - oldest) / 1000 };
   };
 }
 
@@ -119,7 +124,6 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
   const config = loadSlackConfig(env);
   const settings = botSettings(env, config);
   const host = opts.host ?? settings.host;
-  const expectedMigration = latestMigration();
 
   const jobsInProcess = opts.jobsInProcess ?? Boolean(opts.runtime?.handlers || opts.runtime?.infraFor);
   const runtime = await createRuntime({
@@ -128,28 +132,26 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     ...(jobsInProcess ? {} : { handlers: [] }),
     dbPath: settings.dbPath, policy: approvalPolicyFrom(config), concurrency: settings.concurrency,
   });
-  const sql = {
-    jobCounts: runtime.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
-    approvalsPending: runtime.db.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending'`),
-    history: runtime.db.prepare('SELECT id, state, created_at AS createdAt, requested_by AS requestedBy FROM jobs WHERE deployment = ? ORDER BY created_at DESC LIMIT 10'),
-    migration: runtime.db.prepare('SELECT MAX(created_at) AS m FROM __drizzle_migrations'),
-    active: runtime.db.prepare(ACTIVE_JOBS_SQL),
-  };
-  const outboxStore = new SqliteOutboxStore(runtime.db);
+  const { repo } = runtime;
+  const expectedMigration = latestMigration(repo.dialect);
+  // the forked worker runs on the SQLite file, and startJobWorker asks this synchronously (on every exit and watch)
+  const active = runtime.db.prepare(ACTIVE_JOBS_SQL);
+  // the repository's outbox: SQLite's rows on the runtime's handle today, PostgreSQL's with RE_BOT_DATABASE_URL (step 8)
+  const outboxStore = repo.outbox;
   const metrics = createMetrics({
-    jobCounts: () => Object.fromEntries((sql.jobCounts.all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n])),
-    approvalsPending: () => (sql.approvalsPending.get() as { n: number }).n,
+    jobCounts: () => repo.metrics.jobCounts(),
+    approvalsPending: () => repo.metrics.approvalsPending(),
     outbox: outboxStats(outboxStore),
   });
 
-  const hasWork = () => Boolean((sql.active.get() as { active: number }).active);
+  const hasWork = () => Boolean((active.get() as { active: number }).active);
   let slackUp = false;
-  const dbProbe = sqliteProbe(runtime.db, settings.dbPath);
+  const dbProbe = repo.dialect === 'postgres' ? postgresProbe({ url: repo.location, ping: (ms) => repo.ping(ms) }) : sqliteProbe(runtime.db, settings.dbPath);
   const ready = async (): Promise<ReadyResult> => {
     const checks: Record<string, boolean | string> = {};
     checks.db = await checkDatabase(dbProbe);
     if (checks.db === true) try {
-      const applied = Number((sql.migration.get() as { m: number | null }).m ?? 0);
+      const applied = await repo.metrics.lastMigrationAt();
       checks.migrations = applied >= expectedMigration || `latest applied migration ${applied}, expected ${expectedMigration}`;
     } catch (err) {
       checks.db = `query failed: ${(err as Error).message}`;
@@ -172,7 +174,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     deployments: runtime.deployments,
     status: runtime.status,
     lastSpec: runtime.lastSpec,
-    history: (deployment) => sql.history.all(deployment) as HistoryRow[],
+    history: (deployment): Promise<HistoryRow[]> => repo.metrics.recentJobs(deployment, 10),
     audit: (e) => void runtime.repo.audit.append(e).catch((err) => log.error({ err: String(err) }, 'audit write failed')),
     specPolicy: settings.specPolicy,
     metrics,

@@ -20,6 +20,7 @@ import type { LocalJobEngine } from '../jobs/engine.ts';
 import type { JobEvent } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import { workerEnv } from '../infra/child-env.ts';
+import { workerExecArgv } from './heap.ts';
 import { renderedElsewhere } from '../slack/progress.ts';
 
 const HERE = fileURLToPath(import.meta.url);
@@ -173,7 +174,7 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
     if (restartTimer) clearTimeout(restartTimer);
     restartTimer = undefined;
     forks++;
-    const c = fork(BIN, ['worker'], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const c = fork(BIN, ['worker'], { env, execArgv: workerExecArgv(process.execArgv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child = c;
     let idleExit = false;
     c.on('message', (m: FromWorker) => {

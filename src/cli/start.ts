@@ -1,4 +1,5 @@
 import { startBot, type Bot } from '../app/bot.ts';
+import { leanSlackProcessHeap } from '../app/heap.ts';
 import { logger } from '../log.ts';
 import { errorMessage, redact } from '../redact.ts';
 import { ConfigError } from '../slack/config.ts';
@@ -28,6 +29,7 @@ export function startupFailure(err: unknown, env: NodeJS.ProcessEnv = process.en
 
 /** `re-bot start`: the Slack bot with health, readiness and metrics; runs until SIGTERM/SIGINT. */
 export async function run(_args: string[]): Promise<number> {
+  leanSlackProcessHeap();
   const log = logger();
   let bot: Bot;
   try {

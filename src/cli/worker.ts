@@ -32,7 +32,7 @@ export async function run(_args: string[]): Promise<number> {
   };
   // Slack progress is rendered here, where the events happen; the Slack process only sends the rows
   const nudge = outboxNudger(() => tell({ type: 'outbox' }));
-  const outbox = new OutboxWriter(new SqliteOutboxStore(rt.db), nudge);
+  const outbox = new OutboxWriter(new SqliteOutboxStore(rt.db), nudge, log);
   const detachProgress = attachProgress(rt.engine, outbox, log, { approvers: config.approvers });
   rt.engine.on((event) => {
     const lean = relayedEvent(event);
@@ -44,7 +44,7 @@ export async function run(_args: string[]): Promise<number> {
     (stopping ??= (async () => {
       try {
         await rt.engine.stop(); // aborts running steps; their jobs stay resumable
-        detachProgress(); // after the last event: writes the checklist updates still coalescing
+        await detachProgress(); // after the last event: writes the checklist updates still coalescing
         tell({ type: 'outbox' });
         await rt.close();
       } catch (err) {

@@ -12,7 +12,10 @@ import { RedactedError } from '../redact.ts';
  * Measured with `npm run bench -- --only ack` (20 concurrent setup jobs, 2 cores): unbounded, 13 helm processes
  * ran at once (671 MB); 4 slots held the helm share to 212 MB, 2 slots to 99 MB, and the 20 jobs finished no
  * later than unbounded (helm is CPU-bound: more processes than cores only queue in the kernel instead of here).
- * With the default RE_BOT_CONCURRENCY (2 jobs) nothing ever waits. See BENCHMARKS.md.
+ * With the default RE_BOT_CONCURRENCY (2 jobs) nothing ever waits. One slot (≈ 50 MB of helm instead of ≈ 110)
+ * takes the whole bench under 400 MB (356 MB), but the 20 jobs took 29–44 % longer in two of three paired runs,
+ * and against a real cluster helm mostly waits on the API server: one slot would serialise those waits. See
+ * BENCHMARKS.md, "Memory under load: what holds it".
  */
 export const DEFAULT_MAX_CHILD_PROCESSES = 2;
 

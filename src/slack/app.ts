@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { withLogContext, type Logger } from '../log.ts';
 import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
-import { registerSecret } from '../redact.ts';
+import { errorMessage, registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
 import { BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
 import { Directory } from './directory.ts';
@@ -150,7 +150,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       return undefined;
     },
     async stop() {
-      detach();
+      await detach();
       await app.stop();
       await outbox.stop();
       await httpFetch.close().catch(() => undefined);
@@ -173,23 +173,35 @@ export function boundedEphemerals(outbox: Outbox, deps: Pick<SlackAppDeps, 'outb
     const key = `eph:${Date.now()}:${++seq}`;
     outbox.ephemeral(key, channel, user, { text });
     keys.push(key);
-    while (keys.length > max) {
-      const old = deps.outboxStore.get(keys.shift()!);
-      if (old?.state !== 'pending') continue;
-      deps.outboxStore.markFailed(old.id, 'dropped: ephemeral backlog full');
-      dropped++;
-      deps.metrics?.dropped.inc({ queue: 'ephemeral' });
-      if (Date.now() - lastLog > 10_000) {
-        lastLog = Date.now();
-        logger.warn({ dropped, max }, 'ephemeral backlog full: dropped the oldest pending answer');
-      }
-    }
+    while (keys.length > max) void dropIfPending(keys.shift()!);
   };
+  // after the answer was queued, never before (the caller may be inside an ack); a sent one is left alone
+  async function dropIfPending(key: string): Promise<void> {
+    try {
+      const old = await deps.outboxStore.get(key);
+      if (old?.state !== 'pending' || !(await deps.outboxStore.dropPending(old.id, 'dropped: ephemeral backlog full'))) return;
+    } catch (err) {
+      logger.error({ err: errorMessage(err), key }, 'ephemeral backlog: could not drop the oldest answer');
+      return;
+    }
+    dropped++;
+    deps.metrics?.dropped.inc({ queue: 'ephemeral' });
+    if (Date.now() - lastLog > 10_000) {
+      lastLog = Date.now();
+      logger.warn({ dropped, max }, 'ephemeral backlog full: dropped the oldest pending answer');
+    }
+  }
 }
+
+/** A request handled slower than this is logged at info ("slack request handled"); any other at debug. */
+export const SLOW_REQUEST_MS = 1000;
 
 /**
  * Every log line written while Bolt handles a request carries its request id, user and what was asked
- * (command, action or view), and the request itself is logged once with its handling time.
+ * (command, action or view), and the request itself is logged once with its handling time: at debug level,
+ * or at info when it took SLOW_REQUEST_MS or more. An info line for every request was a tenth of a click's
+ * CPU on the Slack process (a write to stderr per request; bench/click.ts), and the ack latency is in the
+ * metrics (re_bot_slack_ack_latency_seconds) either way.
  */
 function tagRequests(app: App, logger: Logger): void {
   const process = app.processEvent.bind(app);
@@ -202,7 +214,9 @@ function tagRequests(app: App, logger: Logger): void {
       try {
         return await process(event);
       } finally {
-        logger.info({ ms: Math.round(performance.now() - t0) }, 'slack request handled');
+        const ms = Math.round(performance.now() - t0);
+        if (ms >= SLOW_REQUEST_MS) logger.info({ ms }, 'slack request handled');
+        else logger.debug({ ms }, 'slack request handled');
       }
     });
   };

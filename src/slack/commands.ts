@@ -14,8 +14,8 @@ import { rotateTokenCommand } from './rotate.ts';
 export const COMMANDS = ['setup', 'status', 'history', 'cancel', 'retry', 'rotate-token', 'help'];
 
 /** a link to a job's thread from the stored parent message (no API call, no job read inside the ack window) */
-function threadUrl(ctx: SlackContext, jobId: string): string | undefined {
-  const parent = ctx.outbox.postedAt(parentKey(jobId));
+async function threadUrl(ctx: SlackContext, jobId: string): Promise<string | undefined> {
+  const parent = await ctx.outbox.postedAt(parentKey(jobId));
   return parent && `https://slack.com/archives/${parent.channel}/p${parent.ts.replace('.', '')}`;
 }
 
@@ -75,7 +75,7 @@ export function registerCommands(app: App, ctx: SlackContext): void {
         await ack();
         return reply(respond, async () => {
           const report = deps.status ? await deps.status(arg) : await (async () => { const j = await engine.latestJobFor(arg); return j && reportFromJob(j); })();
-          return report ? statusAnswer(report, report.job && threadUrl(ctx, report.job.id)) : { text: await unknownDeployment(arg) };
+          return report ? statusAnswer(report, report.job && (await threadUrl(ctx, report.job.id))) : { text: await unknownDeployment(arg) };
         });
       }
       case 'history': {

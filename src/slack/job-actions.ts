@@ -52,13 +52,13 @@ export async function jobAction(ctx: SlackContext, kind: 'cancel' | 'retry', ref
     const display = await ctx.directory.displayName(user, 500);
     if (kind === 'retry') {
       const after = await ctx.engine.retry(jobId, { id: user, display });
-      settleFailure(ctx.outbox, after, after.attempt - 1, `🔁 Retried by <@${user}> — attempt ${after.attempt} is running.`);
+      await settleFailure(ctx.outbox, after, after.attempt - 1, `🔁 Retried by <@${user}> — attempt ${after.attempt} is running.`);
     }
     else {
       const after = await ctx.engine.cancel(jobId, { id: user, display });
       // a failed job is already finished (and unlocked): cancelling it only closes its failure reply
       if (after.state === 'failed') {
-        settleFailure(ctx.outbox, after, after.attempt, `🚫 Closed by ${mention(user)}: the job stays failed and holds no lock. \`/re retry ${after.id}\` can still resume it.`);
+        await settleFailure(ctx.outbox, after, after.attempt, `🚫 Closed by ${mention(user)}: the job stays failed and holds no lock. \`/re retry ${after.id}\` can still resume it.`);
         ctx.tell(channel, user, `Job \`${esc(jobId)}\` had already failed; it holds no lock. Its failure reply is closed.`);
       } else if (after.state !== 'cancelled') ctx.tell(channel, user, `Job \`${esc(jobId)}\` already ${after.state.replace(/_/g, ' ')}; nothing to cancel.`);
     }

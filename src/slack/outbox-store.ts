@@ -34,29 +34,62 @@ export interface OutboxEntry {
   priority?: number;
 }
 
+export type NewOutboxEntry = Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>;
+
+/**
+ * Every operation is async (PostgreSQL answers over the network). The sender is named by `owner`: on PostgreSQL
+ * several replicas send, only the holder of a channel's lease (`takeChannels`, `renewChannel`) moves that
+ * channel's rows, and `mark*` return false once `owner` lost the channel (the sender then drops it). With one
+ * process (SQLite, memory) that process holds every channel: leases are trivially held and `mark*` return true.
+ * On SQLite and in memory each operation has done its work when the call returns (the promise only reports
+ * it), so an enqueue never waits for anything and keeps the order of the calls.
+ */
 export interface OutboxStore {
   /** insert, or for an existing pending `update` with the same key replace its args; a sent post is left alone */
-  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void;
-  get(key: string): OutboxEntry | undefined;
+  upsert(e: NewOutboxEntry): Promise<void>;
+  get(key: string): Promise<OutboxEntry | undefined>;
   /** state, channel and ts only, without loading the payload (the tick asks this of every reply's parent) */
-  head(key: string): Pick<OutboxEntry, 'state' | 'ts' | 'channel'> | undefined;
-  due(now: number): OutboxEntry[];
-  markSending(id: number): void;
-  markSent(id: number, ts?: string): void;
+  head(key: string): Promise<Pick<OutboxEntry, 'state' | 'ts' | 'channel'> | undefined>;
+  /** what could be sent now in the channels `owner` holds */
+  due(now: number, owner: string): Promise<OutboxEntry[]>;
+  /** pending → sending, one more attempt; false: `owner` lost the channel, do not send */
+  markSending(id: number, owner: string): Promise<boolean>;
+  markSent(id: number, ts: string | undefined, owner: string): Promise<boolean>;
   /** back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure) */
-  markRetry(id: number, notBefore: number, error: string, refund?: boolean): void;
-  markFailed(id: number, error: string): void;
-  /** on start-up: `sending` rows have an unknown outcome (see the file comment) */
-  recoverInFlight(): number;
-  pendingCount(): number;
+  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean): Promise<boolean>;
+  /** a pending or sending row → failed */
+  markFailed(id: number, error: string, owner: string): Promise<boolean>;
+  /** a pending row → failed whoever holds its channel (the Slack process dropping an ephemeral it queued); false when it was no longer pending */
+  dropPending(id: number, error: string): Promise<boolean>;
+  /**
+   * `sending` rows in the channels `owner` holds (only `channels`, when given) have an unknown outcome (see the
+   * file comment): call at start, and after taking a channel before sending in it
+   */
+  recoverInFlight(owner: string, channels?: string[]): Promise<number>;
+  /** rows left `sending` in channels nobody holds (PostgreSQL); 0 with one process, where recoverInFlight at start covers them */
+  recoverOrphaned(): Promise<number>;
+  pendingCount(): Promise<number>;
   /** when the oldest pending or in-flight write was enqueued (ms since epoch), or undefined when none is */
-  oldestPendingAt(): number | undefined;
+  oldestPendingAt(): Promise<number | undefined>;
+  /** the sender's poll: channels with due pending rows that `owner` now holds (at most `max`; taken or renewed) */
+  takeChannels(o: { owner: string; leaseMs: number; max: number }): Promise<string[]>;
+  /** before each Slack call: false when `owner` no longer holds `channel` */
+  renewChannel(o: { channel: string; owner: string; leaseMs: number }): Promise<boolean>;
+  releaseChannel(o: { channel: string; owner: string }): Promise<void>;
 }
 
+/** channels with pending rows due at `now`, by name (one process holds them all) */
+function dueChannels(rows: Iterable<Pick<OutboxEntry, 'state' | 'notBefore' | 'channel'>>, now: number, max: number): string[] {
+  const set = new Set<string>();
+  for (const r of rows) if (r.state === 'pending' && r.notBefore <= now) set.add(r.channel);
+  return [...set].sort().slice(0, Math.max(0, Math.floor(max)));
+}
+
+/** The outbox in memory (tests, and a bot without a database): one process, so every channel is its own. */
 export class MemoryOutboxStore implements OutboxStore {
   private rows = new Map<string, OutboxEntry>();
   private seq = 0;
-  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>): void {
+  async upsert(e: NewOutboxEntry): Promise<void> {
     const cur = this.rows.get(e.key);
     if (!cur) {
       this.rows.set(e.key, { ...e, id: ++this.seq, state: 'pending', attempts: 0, notBefore: 0, enqueuedAt: Date.now() });
@@ -69,55 +102,77 @@ export class MemoryOutboxStore implements OutboxStore {
       if (cur.state === 'sending') (cur as OutboxEntry & { dirty?: boolean }).dirty = true;
     }
   }
-  get(key: string) {
-    return this.rows.get(key);
+  /** a copy, as a database read would give */
+  async get(key: string) {
+    const r = this.rows.get(key);
+    return r && { ...r };
   }
-  head(key: string) {
+  async head(key: string) {
     const r = this.rows.get(key);
     return r && { state: r.state, ts: r.ts, channel: r.channel };
   }
 
-  due(now: number) {
+  async due(now: number, _owner?: string) {
     const rank = (r: OutboxEntry) => (r.kind === 'post' && (r.priority ?? 0) > 0 && (!r.ref || this.rows.get(r.ref)?.ts) ? r.priority! : 0);
-    return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => rank(b) - rank(a) || a.id - b.id);
+    return [...this.rows.values()].filter((r) => r.state === 'pending' && r.notBefore <= now).sort((a, b) => rank(b) - rank(a) || a.id - b.id).map((r) => ({ ...r }));
   }
   private byId(id: number) {
     return [...this.rows.values()].find((r) => r.id === id)!;
   }
-  markSending(id: number) {
+  async markSending(id: number, _owner?: string) {
     const r = this.byId(id);
     r.state = 'sending';
     r.attempts += 1;
+    return true;
   }
-  markSent(id: number, ts?: string) {
+  async markSent(id: number, ts?: string, _owner?: string) {
     const r = this.byId(id) as OutboxEntry & { dirty?: boolean };
     r.ts = ts ?? r.ts;
     r.state = r.dirty ? 'pending' : 'sent';
     r.dirty = false;
+    return true;
   }
-  markRetry(id: number, notBefore: number, error: string, refund = false) {
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
     const r = this.byId(id);
     Object.assign(r, { state: 'pending', notBefore, error, attempts: r.attempts - (refund ? 1 : 0) });
+    return true;
   }
-  markFailed(id: number, error: string) {
+  async markFailed(id: number, error: string, _owner?: string) {
     Object.assign(this.byId(id), { state: 'failed', error });
+    return true;
   }
-  recoverInFlight() {
+  async dropPending(id: number, error: string) {
+    const r = this.byId(id);
+    if (r?.state !== 'pending') return false;
+    Object.assign(r, { state: 'failed', error });
+    return true;
+  }
+  async recoverInFlight(_owner?: string, channels?: string[]) {
     let n = 0;
     for (const r of this.rows.values())
-      if (r.state === 'sending') {
+      if (r.state === 'sending' && (!channels || channels.includes(r.channel))) {
         r.state = r.kind === 'update' || (r.kind === 'post' && !r.ref) ? 'pending' : 'unknown';
         n++;
       }
     return n;
   }
-  pendingCount() {
+  async recoverOrphaned() {
+    return 0;
+  }
+  async pendingCount() {
     return [...this.rows.values()].filter((r) => r.state === 'pending' || r.state === 'sending').length;
-  }  oldestPendingAt() {
+  }
+  async oldestPendingAt() {
     const at = [...this.rows.values()].filter((r) => r.state === 'pending' || r.state === 'sending').map((r) => r.enqueuedAt ?? 0);
     return at.length ? Math.min(...at) : undefined;
   }
-
+  async takeChannels(o: { max: number }) {
+    return dueChannels(this.rows.values(), Date.now(), o.max);
+  }
+  async renewChannel() {
+    return true;
+  }
+  async releaseChannel() {}
 }
 
 /** SQLite outbox on the `slack_outbox` table of the store's migrations (src/store/schema.ts). */
@@ -159,7 +214,13 @@ export class SqliteOutboxStore implements OutboxStore {
       sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`),
       retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ? WHERE id = ?`),
       failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
+      drop: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ? AND state = 'pending'`),
       recover: db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`),
+      recoverIn: db.prepare(
+        `UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END
+         WHERE state = 'sending' AND channel IN (SELECT value FROM json_each(?))`,
+      ),
+      channels: db.prepare(`SELECT DISTINCT channel FROM slack_outbox WHERE state = 'pending' AND not_before <= ? ORDER BY channel LIMIT ?`),
       pending: db.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE state IN ('pending','sending')`),
       oldest: db.prepare(`SELECT MIN(enqueued_at) AS at FROM slack_outbox WHERE state IN ('pending','sending')`),
     };
@@ -168,17 +229,17 @@ export class SqliteOutboxStore implements OutboxStore {
     if (!r) return undefined;
     return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
   }
-  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>) {
+  async upsert(e: NewOutboxEntry) {
     this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)), Date.now(), e.priority ?? 0);
   }
-  get(key: string) {
+  async get(key: string) {
     return this.row(this.q.get.get(key));
   }
-  head(key: string) {
+  async head(key: string) {
     const r = this.q.head.get(key) as { state: OutboxEntry['state']; ts: string | null; channel: string } | undefined;
     return r && { state: r.state, ts: r.ts ?? undefined, channel: r.channel };
   }
-  due(now: number) {
+  async due(now: number, _owner?: string) {
     type Row = { channel: string };
     const first = new Map<string, Row>();
     for (const r of this.q.duePriority.all(now) as Row[]) if (!first.has(r.channel)) first.set(r.channel, r);
@@ -188,25 +249,42 @@ export class SqliteOutboxStore implements OutboxStore {
       .map((r) => this.row(r)!)
       .sort((a, b) => a.id - b.id);
   }
-  markSending(id: number) {
+  async markSending(id: number, _owner?: string) {
     this.q.sending.run(id);
+    return true;
   }
-  markSent(id: number, ts?: string) {
+  async markSent(id: number, ts?: string, _owner?: string) {
     this.q.sent.run(ts ?? null, id);
+    return true;
   }
-  markRetry(id: number, notBefore: number, error: string, refund = false) {
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
     this.q.retry.run(notBefore, error, refund ? 1 : 0, id);
+    return true;
   }
-  markFailed(id: number, error: string) {
+  async markFailed(id: number, error: string, _owner?: string) {
     this.q.failed.run(error, id);
+    return true;
   }
-  recoverInFlight() {
-    return this.q.recover.run().changes;
+  async dropPending(id: number, error: string) {
+    return this.q.drop.run(error, id).changes === 1;
   }
-  pendingCount() {
+  async recoverInFlight(_owner?: string, channels?: string[]) {
+    return (channels ? this.q.recoverIn.run(JSON.stringify(channels)) : this.q.recover.run()).changes;
+  }
+  async recoverOrphaned() {
+    return 0;
+  }
+  async pendingCount() {
     return (this.q.pending.get() as { n: number }).n;
   }
-  oldestPendingAt() {
+  async oldestPendingAt() {
     return (this.q.oldest.get() as { at: number | null }).at ?? undefined;
   }
+  async takeChannels(o: { max: number }) {
+    return (this.q.channels.all(Date.now(), Math.max(0, Math.floor(o.max))) as Array<{ channel: string }>).map((r) => r.channel);
+  }
+  async renewChannel() {
+    return true;
+  }
+  async releaseChannel() {}
 }

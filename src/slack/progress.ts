@@ -15,11 +15,21 @@ export const stepKey = (jobId: string, attempt: number, stepId: string) => `job:
 export const failureKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:failure`;
 export const finalKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:final`;
 
-/** Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. */
-export function settleFailure(outbox: OutboxWriter, job: JobView, attempt: number, outcome: string): void {
+const RETRIED = '🔁 Retried';
+
+/**
+ * Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. `generic`: the retry as
+ * the job event tells it, which does not replace a retry outcome already written (the Slack click's, naming who
+ * retried: the event's handling and the click's answer both read the outbox first, so either may write last).
+ */
+export async function settleFailure(outbox: OutboxWriter, job: JobView, attempt: number, outcome: string, generic = false): Promise<void> {
   if (job.origin.kind !== 'slack') return;
   const fk = failureKey(job.id, attempt);
-  if (outbox.has(fk)) outbox.update(fk, job.origin.channel, resolvedFailure(outbox.argsOf(fk), outcome));
+  if (!(await outbox.has(fk))) return;
+  const args = await outbox.argsOf(fk);
+  const said = ((args?.blocks ?? []) as Array<{ block_id?: string; elements?: Array<{ text?: string }> }>).find((b) => b.block_id === 'failure_outcome')?.elements?.[0]?.text;
+  if (generic && said?.startsWith(RETRIED)) return;
+  outbox.update(fk, job.origin.channel, resolvedFailure(args, outcome));
 }
 
 /**
@@ -37,7 +47,7 @@ export function renderedElsewhere<E extends JobEvent>(e: E): E {
  * the event happens: in the job worker for its jobs' events (enqueue-only outbox), in the Slack process for
  * the decisions taken there (submit, approve, retry, cancel) and for every event when jobs run in-process.
  */
-export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?: Logger, opts: { approvers?: string[] } = {}): () => void {
+export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?: Logger, opts: { approvers?: string[] } = {}): () => Promise<void> {
   const approvers = opts.approvers;
   // latest progress line per job; shown in the parent only (it would blow the post budget as replies)
   const activity = new Map<string, string>();
@@ -59,14 +69,20 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
     }
   };
 
-  function handle(e: JobEvent): void {
+  // parents known to be in the outbox (posted here, or found there): no read for them on every event
+  const parents = new Set<string>();
+
+  async function handle(e: JobEvent): Promise<void> {
     const job = e.job;
     if (job.origin.kind !== 'slack') return;
     const channel = job.origin.channel;
     const pk = parentKey(job.id);
     if (e.type === 'step.started' || e.type === 'step.finished' || e.type === 'step.failed' || e.type === 'step.skipped') activity.delete(job.id);
     if (e.type === 'step.progress') activity.set(job.id, e.message);
-    if (!outbox.has(pk)) {
+    const known = parents.has(pk) || (await outbox.has(pk));
+    parents.add(pk);
+    if (e.type === 'job.succeeded' || e.type === 'job.failed' || e.type === 'job.cancelled') parents.delete(pk); // a retry asks again
+    if (!known) {
       dirty.delete(job.id);
       outbox.post(pk, channel, checklistMessage(job, activity.get(job.id), approvers));
     } else {
@@ -81,7 +97,7 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
 
     switch (e.type) {
       case 'job.queued':
-        if (job.attempt > 1) settleFailure(outbox, job, job.attempt - 1, `🔁 Retried — attempt ${job.attempt} is running.`);
+        if (job.attempt > 1) await settleFailure(outbox, job, job.attempt - 1, `${RETRIED} — attempt ${job.attempt} is running.`, true);
         break;
       case 'step.finished':
       case 'step.skipped':
@@ -96,7 +112,7 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
         // a rejection or an expired approval fails the job without a step.failed event; same key, so no double post
         const step = job.steps.find((s) => s.state === 'failed');
         reply(failureKey(job.id, job.attempt), { ...failureMessage(job, step?.stepId, job.error ?? 'failed'), reply_broadcast: true });
-        refreshApprovals(job, channel);
+        await refreshApprovals(job, channel);
         activity.delete(job.id);
         break;
       }
@@ -112,32 +128,37 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
         activity.delete(job.id);
         break;
       case 'job.cancelled':
-        settleFailure(outbox, job, job.attempt, `🚫 ${job.error ? mentionIds(esc(job.error.charAt(0).toUpperCase() + job.error.slice(1))) : 'Cancelled'}.`);
+        await settleFailure(outbox, job, job.attempt, `🚫 ${job.error ? mentionIds(esc(job.error.charAt(0).toUpperCase() + job.error.slice(1))) : 'Cancelled'}.`);
         reply(finalKey(job.id, job.attempt), finalMessage(job));
-        refreshApprovals(job, channel);
+        await refreshApprovals(job, channel);
         activity.delete(job.id);
         break;
     }
   }
 
   /** a cancelled job supersedes its pending approval without an event: take the buttons away */
-  function refreshApprovals(job: JobView, channel: string): void {
+  async function refreshApprovals(job: JobView, channel: string): Promise<void> {
     for (const a of job.approvals) {
-      if (a.state !== 'pending' && outbox.has(approvalKey(job.id, a.id))) outbox.update(approvalKey(job.id, a.id), channel, approvalMessage(job, a, new Date().toISOString(), approvers));
+      if (a.state !== 'pending' && (await outbox.has(approvalKey(job.id, a.id)))) outbox.update(approvalKey(job.id, a.id), channel, approvalMessage(job, a, new Date().toISOString(), approvers));
     }
   }
 
+  // events are handled one after the other, in the order they came (handling reads the outbox: async)
+  let handled: Promise<void> = Promise.resolve();
   const off = engine.on((e) => {
     if (renderedByWorker.has(e)) return;
-    try {
-      handle(e);
-    } catch (err) {
-      // never let Slack bookkeeping break the engine's event loop
-      logger?.error({ err: errorMessage(err), event: e.type, jobId: e.job.id }, 'progress: could not enqueue Slack writes');
-    }
+    handled = handled.then(() =>
+      handle(e).catch((err) => {
+        // never let Slack bookkeeping break the engine's event loop
+        logger?.error({ err: errorMessage(err), event: e.type, jobId: e.job.id }, 'progress: could not enqueue Slack writes');
+      }),
+    );
   });
-  return () => {
+  /** resolves once the events already received are written */
+  return async () => {
     off();
+    await handled;
     flush(); // nothing rendered-but-unwritten is lost at stop
+    await outbox.flushed();
   };
 }

@@ -23,7 +23,7 @@ import { nextStep, SuspendForApproval, updateStep, type StepRow } from '../jobs/
 import { statusQueries, type LockHolder } from '../jobs/status-queries.ts';
 import type { Actor, ApprovalPolicy, ApprovalView, DecisionResult, JobEvent, JobView, SubmitInput } from '../jobs/types.ts';
 import { approvalView, jobView } from '../jobs/views.ts';
-import { SqliteOutboxStore, type OutboxEntry } from '../slack/outbox-store.ts';
+import { SqliteOutboxStore, type OutboxEntry, type OutboxStore } from '../slack/outbox-store.ts';
 import type { Plan } from '../spec/plan.ts';
 import { agentTokenRows, liveAgentToken, markAgentTokenDeleted, recordAgentToken, type AgentTokenRow } from './agent-tokens.ts';
 import { appendAudit, exportAudit, verifyAuditChain, type AuditInput } from './audit.ts';
@@ -144,30 +144,11 @@ export interface SecretsRepo {
 }
 
 /**
- * The Slack outbox (OutboxStore of src/slack/outbox-store.ts, async), for a sender `owner`. On PostgreSQL only the
+ * The Slack outbox: the OutboxStore of src/slack/outbox-store.ts, for a sender `owner`. On PostgreSQL only the
  * holder of a channel's lease moves its rows, and `mark*` return false when `owner` lost the channel; on SQLite
  * the one process holds every channel and they return true.
  */
-export interface OutboxRepo {
-  upsert(e: NewOutboxEntry): Promise<void>;
-  get(key: string): Promise<OutboxEntry | undefined>;
-  head(key: string): Promise<Pick<OutboxEntry, 'state' | 'ts' | 'channel'> | undefined>;
-  due(now: number, owner: string): Promise<OutboxEntry[]>;
-  markSending(id: number, owner: string): Promise<boolean>;
-  markSent(id: number, ts: string | undefined, owner: string): Promise<boolean>;
-  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean): Promise<boolean>;
-  markFailed(id: number, error: string, owner: string): Promise<boolean>;
-  recoverInFlight(owner: string): Promise<number>;
-  /** rows left `sending` in channels nobody holds (PostgreSQL); 0 on SQLite, where recoverInFlight covers them */
-  recoverOrphaned(): Promise<number>;
-  pendingCount(): Promise<number>;
-  oldestPendingAt(): Promise<number | undefined>;
-  /** the sender's poll: channels with due pending rows that `owner` now holds (at most `max`) */
-  takeChannels(o: { owner: string; leaseMs: number; max: number }): Promise<string[]>;
-  /** before each post: false when `owner` no longer holds `channel` */
-  renewChannel(o: { channel: string; owner: string; leaseMs: number }): Promise<boolean>;
-  releaseChannel(o: { channel: string; owner: string }): Promise<void>;
-}
+export type OutboxRepo = OutboxStore;
 
 export interface AgentTokensRepo {
   record(t: { id: string; deployment: string; name: string; endAt?: string; jobId?: string }, at?: string): Promise<void>;
@@ -373,18 +354,20 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
       sweep: async (ttlMs) => sweepSealedSecrets(store, ttlMs, clock.now()),
     },
     outbox: {
-      upsert: async (e) => outbox().upsert(e),
-      get: async (key) => outbox().get(key),
-      head: async (key) => outbox().head(key),
-      due: async (now) => outbox().due(now),
-      markSending: async (id) => (outbox().markSending(id), true),
-      markSent: async (id, ts) => (outbox().markSent(id, ts), true),
-      markRetry: async (id, notBefore, error, _owner, refund) => (outbox().markRetry(id, notBefore, error, refund), true),
-      markFailed: async (id, error) => (outbox().markFailed(id, error), true),
-      recoverInFlight: async () => outbox().recoverInFlight(),
+      upsert: (e) => outbox().upsert(e),
+      get: (key) => outbox().get(key),
+      head: (key) => outbox().head(key),
+      due: (now, owner) => outbox().due(now, owner),
+      markSending: (id, owner) => outbox().markSending(id, owner),
+      markSent: (id, ts, owner) => outbox().markSent(id, ts, owner),
+      markRetry: (id, notBefore, error, owner, refund) => outbox().markRetry(id, notBefore, error, owner, refund),
+      markFailed: (id, error, owner) => outbox().markFailed(id, error, owner),
+      dropPending: (id, error) => outbox().dropPending(id, error),
+      recoverInFlight: (owner, channels) => outbox().recoverInFlight(owner, channels),
       recoverOrphaned: async () => 0,
-      pendingCount: async () => outbox().pendingCount(),
-      oldestPendingAt: async () => outbox().oldestPendingAt(),
+      pendingCount: () => outbox().pendingCount(),
+      oldestPendingAt: () => outbox().oldestPendingAt(),
+      // by the repository clock (SqliteOutboxStore's own is Date.now)
       takeChannels: async (t) => db.selectDistinct({ channel: slackOutbox.channel }).from(slackOutbox)
         .where(and(eq(slackOutbox.state, 'pending'), sql`${slackOutbox.notBefore} <= ${clock.now()}`))
         .orderBy(asc(slackOutbox.channel)).limit(Math.max(0, Math.floor(t.max))).all().map((r) => r.channel),

@@ -145,20 +145,20 @@ describe('setup jobs in the job worker', () => {
       const pending = (await engine.settled(job.id)).approvals.find((a) => a.state === 'pending')!;
       await engine.decide(pending.id, { by: { id: 'U0APPROVER' }, decision: 'approve', hash: pending.hash });
       // the worker writes the step's progress line into the parent checklist
-      const progressShown = () => JSON.stringify(bot.slack.outbox.argsOf(parentKey(job.id)) ?? {}).includes('agent pods ready');
+      const progressShown = async () => JSON.stringify((await bot.slack.outbox.argsOf(parentKey(job.id))) ?? {}).includes('agent pods ready');
       const waiting = Date.now() + 60_000;
-      while (!progressShown() && Date.now() < waiting) await new Promise((r) => setTimeout(r, 50));
-      expect(progressShown()).toBe(true);
+      while (!(await progressShown()) && Date.now() < waiting) await new Promise((r) => setTimeout(r, 50));
+      expect(await progressShown()).toBe(true);
       const t0 = Date.now();
       await engine.cancel(job.id, { id: 'U0REQUESTER' });
       // the worker's step stops: no more updates of this job's checklist after a moment
-      const parentTs = () => bot.slack.outbox.tsOf(parentKey(job.id));
-      const parentUpdates = () => emu.callsTo('chat.update').filter((c) => c.args.channel === 'C0CANCEL' && c.args.ts === parentTs()).length;
+      const parentTs = await bot.slack.outbox.tsOf(parentKey(job.id));
+      const parentUpdates = () => emu.callsTo('chat.update').filter((c) => c.args.channel === 'C0CANCEL' && c.args.ts === parentTs).length;
       await new Promise((r) => setTimeout(r, 1500));
       const last = parentUpdates();
       await new Promise((r) => setTimeout(r, 1500));
       expect(parentUpdates()).toBe(last);
-      expect(JSON.stringify(bot.slack.outbox.argsOf(parentKey(job.id)))).not.toContain('agent pods ready');
+      expect(JSON.stringify(await bot.slack.outbox.argsOf(parentKey(job.id)))).not.toContain('agent pods ready');
       expect(Date.now() - t0).toBeLessThan(10_000);
       expect((await engine.job(job.id))!.state).toBe('cancelled');
       expect((await bot.runtime.status('wk-cancel'))!.lock).toBeUndefined();

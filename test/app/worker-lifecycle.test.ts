@@ -157,15 +157,16 @@ describe('bounded in-memory queues', () => {
     expect(applied.map((e) => e.type)).toEqual([...Array(5).fill('step.finished'), 'job.succeeded']);
   });
 
-  it('the ephemeral backlog keeps at most N pending answers, dropping the oldest pending one', () => {
+  it('the ephemeral backlog keeps at most N pending answers, dropping the oldest pending one', async () => {
     const rows = new Map<string, { id: number; state: string }>();
     let id = 0;
     const failed: Array<[number, string]> = [];
     const store = {
-      get: (k: string) => rows.get(k),
-      markFailed: (i: number, err: string) => {
+      get: async (k: string) => rows.get(k) && { ...rows.get(k)! },
+      dropPending: async (i: number, err: string) => {
         failed.push([i, err]);
         for (const r of rows.values()) if (r.id === i) r.state = 'failed';
+        return true;
       },
     };
     const outbox = { ephemeral: (k: string) => void rows.set(k, { id: ++id, state: 'pending' }) };
@@ -175,6 +176,7 @@ describe('bounded in-memory queues', () => {
     tell('C1', 'U1', 'one');
     rows.get([...rows.keys()][0])!.state = 'sent'; // already sent: not counted, not dropped
     for (const t of ['two', 'three', 'four', 'five']) tell('C1', 'U1', t);
+    await new Promise((r) => setImmediate(r)); // the drop happens after the answer was queued
     expect(failed.map(([i]) => i)).toEqual([2]); // 'two', the oldest still pending
     expect(failed[0][1]).toMatch(/backlog full/);
     expect([...rows.values()].filter((r) => r.state === 'pending')).toHaveLength(3);

@@ -88,7 +88,7 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   await until(() => jobs.every((j) => ['waiting_approval', 'failed'].includes(v(j).state)), 30_000, 'all jobs at their approval');
   const waiting = jobs.filter((j) => v(j).state === 'waiting_approval');
   expect(waiting).toHaveLength(jobs.filter((j) => outcomeOf(idx(j)) !== 'failed').length);
-  const approvalTs = (j: JobView) => harness.rt.outbox.tsOf(approvalKey(j.id, v(j).approvals[0].id));
+  const approvalTs = (j: JobView) => harness.tsOf(approvalKey(j.id, v(j).approvals[0].id));
   await until(() => waiting.every(approvalTs), 60_000, 'every approval request posted');
 
   // the users act, all at once: approve, reject, or the requester cancels
@@ -105,8 +105,8 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   })]);
   // the failed-once jobs: the requester presses Retry on the failure reply
   const retried = jobs.filter((j) => outcomeOf(idx(j)) === 'retried');
-  await until(() => retried.every((j) => v(j).state === 'failed' && harness.rt.outbox.tsOf(failureKey(j.id, 1))), 30_000, 'retry candidates failed and reported');
-  await Promise.all(retried.map((j) => harness.press(REQUESTER, harness.rt.outbox.tsOf(failureKey(j.id, 1))!, 're_retry')));
+  await until(() => retried.every((j) => v(j).state === 'failed' && harness.tsOf(failureKey(j.id, 1))), 30_000, 'retry candidates failed and reported');
+  await Promise.all(retried.map((j) => harness.press(REQUESTER, harness.tsOf(failureKey(j.id, 1))!, 're_retry')));
 
   const expected: Record<Outcome, string> = { succeeded: 'succeeded', retried: 'succeeded', rejected: 'failed', failed: 'failed', cancelled: 'cancelled' };
   await until(() => jobs.every((j) => v(j).state === expected[outcomeOf(idx(j))] && (outcomeOf(idx(j)) !== 'retried' || v(j).attempt === 2)), 30_000, 'every job in its final state');

@@ -88,6 +88,8 @@ export interface Harness {
   reject(user: string, approvalTs: string, reason: string): Promise<any>;
   closeWizard(user: string): Promise<Reply>;
   parentTs(jobId: string): string | undefined;
+  /** the ts Slack gave the outbox post `key` (read from its row at once, for polling predicates) */
+  tsOf(key: string): string | undefined;
   /** stop this app and start a new one on the same DB and emulator (same engine unless given) */
   restart(engine?: JobEngine): Promise<Harness>;
   close(): Promise<void>;
@@ -97,6 +99,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const emu = opts.emu ?? (await new SlackEmulator({ usergroups: { S0APPROVERS: ['U0APPROVER2', 'U0APPROVER3', REQUESTER] }, users: { [REQUESTER]: { name: 'req', realName: 'Rita Requester' } } }).start());
   const dbPath = opts.dbPath ?? join(mkdtempSync(join(tmpdir(), 're-bot-slack-')), 'bot.db');
   const store = openStore({ path: dbPath });
+  const tsQuery = store.sqlite.prepare('SELECT ts FROM slack_outbox WHERE key = ?').pluck();
+  const tsOf = (key: string) => (tsQuery.get(key) as string | null | undefined) ?? undefined;
   // like the runtime: RE_BOT_SECRET_KEY or a 0600 key file beside the DB, so a runtime on the same DB can open the secrets
   const secretKey = opts.secretKey ?? loadSecretKey(store);
   const box = createSecretBox(store, secretKey);
@@ -227,7 +231,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
         if (ok) return h.page(user, { reason });
       }
     },
-    parentTs: (jobId) => rt.outbox.tsOf(parentKey(jobId)),
+    parentTs: (jobId) => tsOf(parentKey(jobId)),
+    tsOf,
     async restart(next) {
       await rt.stop();
       store.close();

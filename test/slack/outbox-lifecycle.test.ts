@@ -15,36 +15,36 @@ describe('outbox lifecycle (fake clock)', () => {
   it('a post is recorded as sent, with its ts, only when Slack answers', async () => {
     const { outbox, slack, store } = started(fakeOutbox());
     slack.latencyMs['chat.postMessage'] = 2000;
-    expect(outbox.has('p')).toBe(false);
+    expect(await outbox.has('p')).toBe(false);
     outbox.post('p', 'C1', { text: 'hello' });
     outbox.post('r', 'C1', { text: 'reply' }, 'p');
-    expect(outbox.has('p')).toBe(true);
-    expect(outbox.has('r')).toBe(true);
+    expect(await outbox.has('p')).toBe(true);
+    expect(await outbox.has('r')).toBe(true);
     await at(1999);
     expect(slack.to('chat.postMessage')).toHaveLength(1);
-    expect(store.head('p')).toEqual({ state: 'sending', ts: undefined, channel: 'C1' });
-    expect(outbox.tsOf('p')).toBeUndefined();
-    expect(outbox.postedAt('p')).toBeUndefined();
-    expect(store.pendingCount()).toBe(2);
+    expect(await store.head('p')).toEqual({ state: 'sending', ts: undefined, channel: 'C1' });
+    expect(await outbox.tsOf('p')).toBeUndefined();
+    expect(await outbox.postedAt('p')).toBeUndefined();
+    expect(await store.pendingCount()).toBe(2);
     await at(2000);
     const ts = slack.to('chat.postMessage')[0].ts!;
-    expect(store.head('p')).toEqual({ state: 'sent', ts, channel: 'C1' });
-    expect(outbox.tsOf('p')).toBe(ts);
-    expect(outbox.postedAt('p')).toEqual({ channel: 'C1', ts });
+    expect(await store.head('p')).toEqual({ state: 'sent', ts, channel: 'C1' });
+    expect(await outbox.tsOf('p')).toBe(ts);
+    expect(await outbox.postedAt('p')).toEqual({ channel: 'C1', ts });
   });
 
-  it('a post never queued has no ts and no place; asking does not throw', () => {
+  it('a post never queued has no ts and no place; asking does not throw', async () => {
     const { outbox } = fakeOutbox();
-    expect(outbox.tsOf('nope')).toBeUndefined();
-    expect(outbox.postedAt('nope')).toBeUndefined();
-    expect(outbox.has('nope')).toBe(false);
+    expect(await outbox.tsOf('nope')).toBeUndefined();
+    expect(await outbox.postedAt('nope')).toBeUndefined();
+    expect(await outbox.has('nope')).toBe(false);
   });
 
   it('a burst of writes wakes the outbox once, not once per write', async () => {
     const { outbox, slack, store } = fakeOutbox({ pollMs: 100 });
     let polls = 0;
     const due = store.due.bind(store);
-    store.due = (now: number) => (polls++, due(now));
+    store.due = (now: number, owner: string) => (polls++, due(now, owner));
     outbox.start();
     await settle();
     polls = 0;
@@ -57,11 +57,11 @@ describe('outbox lifecycle (fake clock)', () => {
 
   it('argsOf gives what was last written for a post: its pending update, else the post', async () => {
     const { outbox } = fakeOutbox();
-    expect(outbox.argsOf('p')).toBeUndefined();
+    expect(await outbox.argsOf('p')).toBeUndefined();
     outbox.post('p', 'C1', { text: 'v0', blocks: [] });
-    expect(outbox.argsOf('p')).toEqual({ text: 'v0', blocks: [] });
+    expect(await outbox.argsOf('p')).toEqual({ text: 'v0', blocks: [] });
     outbox.update('p', 'C1', { text: 'v1' });
-    expect(outbox.argsOf('p')).toEqual({ text: 'v1' });
+    expect(await outbox.argsOf('p')).toEqual({ text: 'v1' });
   });
 
   it('nothing is sent before start(), and nothing after stop() — not even what was queued just before it', async () => {
@@ -104,7 +104,7 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(stopped).toBe(false);
     await at(3010);
     await stopping;
-    expect(first.outbox.tsOf('p')).toBe(first.slack.posted()[0].ts);
+    expect(await first.outbox.tsOf('p')).toBe(first.slack.posted()[0].ts);
 
     const second = started(fakeOutbox({ store: new SqliteOutboxStore(db) }));
     await at(6000);
@@ -136,7 +136,7 @@ describe('outbox lifecycle (fake clock)', () => {
     ]);
     expect(after.slack.texts()).toEqual(['new job']);
     expect(after.slack.to('chat.update').map((c) => c.args.text)).toEqual(['old job (edited)']);
-    expect(after.store.head('reply')!.state).toBe('unknown');
+    expect((await after.store.head('reply'))!.state).toBe('unknown');
   });
 
   it('idle() resolves at once when nothing is pending, and when the last write is answered', async () => {

@@ -162,7 +162,7 @@ for (const [name, make] of STORES) {
       expect(replies.map((c) => [c.args.text, c.args.thread_ts])).toEqual([['step 1', parent.ts], ['step 2', parent.ts], ['step 3', parent.ts]]);
       expect(replies.map((c) => c.at)).toEqual([130, 260, 390]);
       expect(slack.posted('C2').map((c) => [c.args.text, c.at, c.args.thread_ts])).toEqual([['other job', 0, undefined]]);
-      expect(outbox.tsOf('r3')).toBe(replies[2].ts);
+      expect(await outbox.tsOf('r3')).toBe(replies[2].ts);
     });
 
     it('a priority post waits for its thread parent, then overtakes replies queued before it', async () => {
@@ -187,11 +187,11 @@ for (const [name, make] of STORES) {
 
     it('after a restart, a post still in back-off keeps its channel’s later posts waiting', async () => {
       const store = make();
-      store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'parent' } });
-      store.upsert({ key: 'r', kind: 'post', channel: 'C1', ref: 'p', args: { text: 'reply' } });
-      store.upsert({ key: 'q', kind: 'post', channel: 'C1', args: { text: 'later' } });
-      store.markSending(store.get('p')!.id);
-      store.markRetry(store.get('p')!.id, Date.now() + 2000, 'http 503');
+      await store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'parent' } });
+      await store.upsert({ key: 'r', kind: 'post', channel: 'C1', ref: 'p', args: { text: 'reply' } });
+      await store.upsert({ key: 'q', kind: 'post', channel: 'C1', args: { text: 'later' } });
+      await store.markSending((await store.get('p'))!.id, 'me');
+      await store.markRetry((await store.get('p'))!.id, Date.now() + 2000, 'http 503', 'me');
       const { outbox, slack } = started(fakeOutbox({ store, pacingMs: 100, pollMs: 10 }));
       await at(1990);
       expect(slack.calls).toEqual([]);

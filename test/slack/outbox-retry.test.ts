@@ -25,7 +25,7 @@ describe('outbox 429 (fake clock)', () => {
     outbox.post('b', 'C2', { text: 'b' });
     await at(2999);
     expect(slack.to('chat.postMessage').map((c) => [c.args.text, c.at])).toEqual([['a', 0], ['b', 5]]);
-    expect(store.get('a')).toMatchObject({ state: 'pending', attempts: 0, error: 'ratelimited' }); // a 429 is not a failed attempt
+    expect(await store.get('a')).toMatchObject({ state: 'pending', attempts: 0, error: 'ratelimited' }); // a 429 is not a failed attempt
     await at(5000);
     expect(slack.to('chat.postMessage').map((c) => [c.args.text, c.at])).toEqual([['a', 0], ['b', 5], ['a', 3000], ['a2', 3100]]);
     expect(slack.texts('C1')).toEqual(['a', 'a2']);
@@ -54,7 +54,7 @@ describe('outbox 429 (fake clock)', () => {
     await at(10_000);
     expect(slack.to('chat.postMessage').map((c) => c.at)).toEqual([0, 1000, 2000, 3000, 4000, 5000]);
     expect(slack.texts('C1')).toEqual(['after the storm']);
-    expect(store.get('a')).toMatchObject({ state: 'sent', attempts: 1 });
+    expect(await store.get('a')).toMatchObject({ state: 'sent', attempts: 1 });
   });
 
   it('a 429 on an update holds every update (other messages, other channels) but no post', async () => {
@@ -102,7 +102,7 @@ describe('outbox back-off and giving up (fake clock)', () => {
     await at(10_000);
     expect(slack.to('chat.postMessage').map((c) => c.at)).toEqual([0, 500, 1500, 3500]);
     expect(slack.texts('C1')).toEqual(['hello']);
-    expect(store.get('a')).toMatchObject({ state: 'sent', attempts: 4 });
+    expect(await store.get('a')).toMatchObject({ state: 'sent', attempts: 4 });
   });
 
   it('baseBackoffMs sets the first wait', async () => {
@@ -128,9 +128,9 @@ describe('outbox back-off and giving up (fake clock)', () => {
     expect(slack.to('chat.postMessage').map((c) => c.at).slice(7)).toEqual([63_500, 63_700]); // the failed reply took the channel's next slot (63 600)
     expect(slack.posted().map((c) => [c.args.text, c.args.thread_ts])).toEqual([['another job', undefined]]);
     expect(slack.to('chat.update')).toEqual([]);
-    expect(store.get('p')).toMatchObject({ state: 'failed', attempts: 8, error: 'An HTTP protocol error occurred: statusCode = 503' });
-    expect(store.get('r')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
-    expect(store.get('p#update')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
+    expect(await store.get('p')).toMatchObject({ state: 'failed', attempts: 8, error: 'An HTTP protocol error occurred: statusCode = 503' });
+    expect(await store.get('r')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
+    expect(await store.get('p#update')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
     expect(logs.filter((l) => l.level === 'error')).toEqual([
       { level: 'error', fields: { key: 'p', kind: 'post', err: 'An HTTP protocol error occurred: statusCode = 503', detail: undefined }, msg: 'outbox: Slack write failed' },
     ]);
@@ -150,8 +150,8 @@ describe('outbox back-off and giving up (fake clock)', () => {
     outbox.ephemeral('e2', 'C1', 'U2', { text: 'hi 2' });
     await at(2000);
     expect(slack.to('chat.update').map((c) => [c.args.text, c.at])).toEqual([['one edited', 50], ['two edited', 60], ['one edited', 150], ['one edited', 350]]);
-    expect(store.get('p1#update')).toMatchObject({ state: 'failed', attempts: 3 });
-    expect(store.get('p2#update')!.state).toBe('sent');
+    expect(await store.get('p1#update')).toMatchObject({ state: 'failed', attempts: 3 });
+    expect((await store.get('p2#update'))!.state).toBe('sent');
     expect(slack.to('chat.postEphemeral').map((c) => [c.args.user, c.at])).toEqual([['U1', 50], ['U2', 60], ['U1', 150]]);
   });
 
@@ -178,8 +178,8 @@ describe('outbox back-off and giving up (fake clock)', () => {
     await at(5000);
     expect(slack.to('chat.postMessage').map((c) => [c.args.text, c.at])).toEqual([['x', 0], ['y', 10]]);
     expect(slack.to('chat.postEphemeral')).toHaveLength(1);
-    expect(store.get('bad')).toMatchObject({ state: 'failed', attempts: 1, error: 'An API error occurred: invalid_blocks' });
-    expect(store.get('e')).toMatchObject({ state: 'failed', error: 'boom' });
+    expect(await store.get('bad')).toMatchObject({ state: 'failed', attempts: 1, error: 'An API error occurred: invalid_blocks' });
+    expect(await store.get('e')).toMatchObject({ state: 'failed', error: 'boom' });
     expect(logs.filter((l) => l.level === 'error').map((l) => l.fields)).toEqual([
       { key: 'bad', kind: 'post', err: 'An API error occurred: invalid_blocks', detail: ['must be less than 151 characters [json-pointer:/blocks/0/text/text]'] },
       { key: 'e', kind: 'ephemeral', err: 'boom', detail: undefined },
@@ -192,38 +192,38 @@ describe('outbox back-off and giving up (fake clock)', () => {
     outbox.post('a', 'C1', { text: 'a' });
     outbox.post('b', 'C1', { text: 'b' });
     await at(1000);
-    expect(store.get('a')).toMatchObject({ state: 'failed', error: 'null' });
+    expect(await store.get('a')).toMatchObject({ state: 'failed', error: 'null' });
     expect(logs.map((l) => l.fields)).toEqual([{ key: 'a', kind: 'post', err: 'null', detail: undefined }]);
     expect(slack.texts('C1')).toEqual(['b']);
   });
 
   it('the pending edit of a message that failed is dropped without delaying the channel’s next post', async () => {
     const { outbox, slack, store } = fakeOutbox({ pacingMs: 10 });
-    store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'p' } });
-    store.markSending(store.get('p')!.id);
-    store.markFailed(store.get('p')!.id, 'invalid_blocks');
-    store.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'p edited' } });
-    store.upsert({ key: 'q', kind: 'post', channel: 'C1', args: { text: 'q' } });
+    await store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'p' } });
+    await store.markSending((await store.get('p'))!.id, 'me');
+    await store.markFailed((await store.get('p'))!.id, 'invalid_blocks', 'me');
+    await store.upsert({ key: 'p#update', kind: 'update', channel: 'C1', ref: 'p', args: { text: 'p edited' } });
+    await store.upsert({ key: 'q', kind: 'post', channel: 'C1', args: { text: 'q' } });
     started({ outbox, slack, store, logs: [] });
     await at(500);
-    expect(store.get('p#update')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
+    expect(await store.get('p#update')).toMatchObject({ state: 'failed', error: 'target p was never posted' });
     expect(slack.posted().map((c) => [c.args.text, c.at])).toEqual([['q', 0]]);
   });
 
   it('a reply whose parent’s outcome is unknown after a crash, or that was never queued, fails instead of waiting', async () => {
     const { outbox, slack, store } = fakeOutbox({ pacingMs: 10, pollMs: 10 });
-    store.upsert({ key: 'p', kind: 'post', channel: 'C1', ref: 'gone', args: { text: 'reply to a crashed reply' } });
-    store.upsert({ key: 'lost', kind: 'post', channel: 'C2', ref: 'x', args: { text: 'x' } });
-    store.markSending(store.get('lost')!.id);
-    store.upsert({ key: 'r', kind: 'post', channel: 'C2', ref: 'lost', args: { text: 'under lost' } });
-    store.upsert({ key: 'u', kind: 'update', channel: 'C2', ref: 'lost', args: { text: 'edit lost' } });
-    store.upsert({ key: 'ok', kind: 'post', channel: 'C2', args: { text: 'fine' } });
+    await store.upsert({ key: 'p', kind: 'post', channel: 'C1', ref: 'gone', args: { text: 'reply to a crashed reply' } });
+    await store.upsert({ key: 'lost', kind: 'post', channel: 'C2', ref: 'x', args: { text: 'x' } });
+    await store.markSending((await store.get('lost'))!.id, 'me');
+    await store.upsert({ key: 'r', kind: 'post', channel: 'C2', ref: 'lost', args: { text: 'under lost' } });
+    await store.upsert({ key: 'u', kind: 'update', channel: 'C2', ref: 'lost', args: { text: 'edit lost' } });
+    await store.upsert({ key: 'ok', kind: 'post', channel: 'C2', args: { text: 'fine' } });
     started({ outbox, slack, store, logs: [] });
     await at(100);
     await outbox.idle(10);
-    expect(store.head('lost')!.state).toBe('unknown');
+    expect((await store.head('lost'))!.state).toBe('unknown');
     expect(slack.posted().map((c) => c.args.text)).toEqual(['fine']);
-    for (const k of ['p', 'r', 'u']) expect(store.get(k)!.state).toBe('failed');
-    expect(store.get('r')!.error).toBe('target lost was never posted');
+    for (const k of ['p', 'r', 'u']) expect((await store.get(k))!.state).toBe('failed');
+    expect((await store.get('r'))!.error).toBe('target lost was never posted');
   });
 });

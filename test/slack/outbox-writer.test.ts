@@ -35,7 +35,8 @@ describe('enqueue-only outbox writer (job worker) and the one sender (Slack proc
     writer.post('job:1:parent', 'C1', { text: 'checklist' });
     writer.post('job:1:a1:step:prerequisites', 'C1', { text: '1. Prerequisites done' }, 'job:1:parent');
     writer.update('job:1:parent', 'C1', { text: 'checklist, step 1 done' });
-    expect(nudges()).toBe(3); // one per write; the worker coalesces them into few IPC messages
+    await writer.flushed();
+    expect(nudges()).toBe(3); // one per write, once it is stored; the worker coalesces them into few IPC messages
     await at(50);
     expect(slack.calls).toEqual([]); // the poll is a minute away, and the writer never sends
     outbox.wake();
@@ -54,7 +55,7 @@ describe('enqueue-only outbox writer (job worker) and the one sender (Slack proc
     const { writer, outbox, slack } = twoProcesses(20);
     outbox.post('job:1:parent', 'C1', { text: 'posted by the Slack process at submit' });
     writer.post('job:1:parent', 'C1', { text: 'the worker, on the job starting' });
-    expect(writer.has('job:1:parent')).toBe(true);
+    expect(await writer.has('job:1:parent')).toBe(true);
     await at(500);
     writer.post('job:1:parent', 'C1', { text: 'again, after it was sent' });
     writer.post('job:1:a1:final', 'C1', { text: 'final' }, 'job:1:parent');
@@ -78,12 +79,12 @@ describe('enqueue-only outbox writer (job worker) and the one sender (Slack proc
     expect(slack.to('chat.update').map((c) => c.args.text)).toEqual(['v1', 'v3']);
   });
 
-  it('a writer with no one to nudge still enqueues (the sender finds the rows at its next poll)', () => {
+  it('a writer with no one to nudge still enqueues (the sender finds the rows at its next poll)', async () => {
     const store = new MemoryOutboxStore();
     const writer = new OutboxWriter(store);
     writer.post('job:2:parent', 'C2', { text: 'checklist' });
     writer.update('job:2:parent', 'C2', { text: 'checklist, step 1 done' });
-    expect(writer.has('job:2:parent')).toBe(true);
-    expect(writer.argsOf('job:2:parent')).toEqual({ text: 'checklist, step 1 done' });
+    expect(await writer.has('job:2:parent')).toBe(true);
+    expect(await writer.argsOf('job:2:parent')).toEqual({ text: 'checklist, step 1 done' });
   });
 });

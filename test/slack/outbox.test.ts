@@ -84,17 +84,17 @@ describe('outbox', () => {
     await outbox!.idle();
     await outbox!.stop();
     // simulate a crash while a reply and a new thread parent were in flight
-    store.upsert({ key: 'lost-reply', kind: 'post', channel: 'C1', ref: 'done', args: { text: 'maybe posted' } });
-    store.markSending(store.get('lost-reply')!.id);
-    store.upsert({ key: 'lost-parent', kind: 'post', channel: 'C1', args: { text: 'parent of a job' } });
-    store.markSending(store.get('lost-parent')!.id);
+    await store.upsert({ key: 'lost-reply', kind: 'post', channel: 'C1', ref: 'done', args: { text: 'maybe posted' } });
+    await store.markSending((await store.get('lost-reply'))!.id, 'me');
+    await store.upsert({ key: 'lost-parent', kind: 'post', channel: 'C1', args: { text: 'parent of a job' } });
+    await store.markSending((await store.get('lost-parent'))!.id, 'me');
     await setup(db);
     outbox!.post('done', 'C1', { text: 'posted once' });
     outbox!.start();
     await outbox!.idle();
     expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once', 'parent of a job']);
-    expect(store.get('lost-reply')!.state).toBe('unknown');
-    expect(emu.replies('C1', store.get('done')!.ts!)).toHaveLength(0);
+    expect((await store.get('lost-reply'))!.state).toBe('unknown');
+    expect(emu.replies('C1', (await store.get('done'))!.ts!)).toHaveLength(0);
   });
 
   it('paces posts per channel but not updates: an update never waits behind the post pacing', async () => {
@@ -159,16 +159,16 @@ describe('outbox: a post in flight', () => {
     outbox!.start();
     await until(() => hold.calls === 1, 3000, 'the post to start');
     await new Promise((r) => setTimeout(r, 50));
-    expect(store.get('p')!.state).toBe('sending');
-    expect(outbox!.tsOf('p')).toBeUndefined();
-    expect(store.pendingCount()).toBe(2);
+    expect((await store.get('p'))!.state).toBe('sending');
+    expect(await outbox!.tsOf('p')).toBeUndefined();
+    expect(await store.pendingCount()).toBe(2);
     expect(hold.calls).toBe(1); // the reply is not sent without its parent's ts
     hold.release();
     await outbox!.idle();
     const parents = emu.parents('C1');
     expect(parents.map((m) => m.text)).toEqual(['parent']);
-    expect(outbox!.tsOf('p')).toBe(parents[0].ts);
-    expect(store.get('p')!.state).toBe('sent');
+    expect(await outbox!.tsOf('p')).toBe(parents[0].ts);
+    expect((await store.get('p'))!.state).toBe('sent');
     expect(emu.replies('C1', parents[0].ts).map((m) => m.text)).toEqual(['reply']);
   });
 
@@ -185,14 +185,14 @@ describe('outbox: a post in flight', () => {
     await new Promise((r) => setTimeout(r, 30));
     hold.release();
     await stopping; // waits for the answer
-    expect(outbox!.tsOf('p')).toBeDefined();
+    expect(await outbox!.tsOf('p')).toBeDefined();
     await setup(db); // a new process on the same DB
     outbox!.start();
     await outbox!.idle();
     const parents = emu.parents('C1');
     expect(parents.map((m) => m.text)).toEqual(['job parent']);
     expect(emu.replies('C1', parents[0].ts).map((m) => m.text)).toEqual(['step 1 done']);
-    expect(store.get('r')!.state).toBe('sent');
+    expect((await store.get('r'))!.state).toBe('sent');
   });
 
   it('a crash while a thread parent is in flight (Slack never got it) posts it once after restart', async () => {

@@ -504,6 +504,24 @@ function repositoryContract(store: () => DialectStore) {
     await repo.outbox.releaseChannel({ channel: 'C1', owner: 'A' });
   });
 
+  it('repo outbox: a taken channel recovers only its own rows in flight; a reply without parent fails while pending; a queued ephemeral can be dropped', async () => {
+    const { repo } = store();
+    for (const [key, channel] of [['a', 'CA'], ['b', 'CB']]) await repo.outbox.upsert({ key, kind: 'post', channel, args: { text: key } });
+    await repo.outbox.upsert({ key: 'orphan', kind: 'post', channel: 'CA', ref: 'never', args: { text: 'reply' } });
+    await repo.outbox.upsert({ key: 'e', kind: 'ephemeral', channel: 'CB', args: { text: 'eph', user: 'U1' } });
+    expect(await repo.outbox.takeChannels({ owner: 'A', leaseMs: 60_000, max: 10 })).toEqual(['CA', 'CB']);
+    for (const key of ['a', 'b']) expect(await repo.outbox.markSending((await repo.outbox.get(key))!.id, 'A')).toBe(true);
+    expect(await repo.outbox.recoverInFlight('A', ['CB'])).toBe(1);
+    expect((await repo.outbox.head('a'))!.state).toBe('sending');
+    expect((await repo.outbox.head('b'))!.state).toBe('pending');
+    expect(await repo.outbox.markFailed((await repo.outbox.get('orphan'))!.id, 'target never was never posted', 'A')).toBe(true);
+    expect((await repo.outbox.head('orphan'))!.state).toBe('failed');
+    const e = (await repo.outbox.get('e'))!;
+    expect(await repo.outbox.dropPending(e.id, 'dropped: ephemeral backlog full')).toBe(true);
+    expect(await repo.outbox.dropPending(e.id, 'dropped again')).toBe(false);
+    expect(await repo.outbox.get('e')).toMatchObject({ state: 'failed', error: 'dropped: ephemeral backlog full' });
+  });
+
   it('repo agent tokens, secrets and readiness', async () => {
     const { repo } = store();
     await repo.agentTokens.record({ id: 't1', deployment: 'sales', name: 'first', endAt: '2027-01-01T00:00:00.000Z', jobId: 'job-1' }, '2026-01-01T00:00:00.000Z');

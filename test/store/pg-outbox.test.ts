@@ -61,7 +61,7 @@ describeTwins('PostgreSQL outbox rows, beside SQLite\'s', (twins) => {
     // a 429 gives the attempt back; another error keeps it; a failure is final
     for (const [key, refund] of [['r2', true], ['p2', false]] as const) {
       await step((s, id) => (s instanceof PgOutboxStore ? s.markSending(id, 'A') : s.markSending(id)), key);
-      await step((s, id) => (s instanceof PgOutboxStore ? s.markRetry(id, NOW + 5000, 'ratelimited', 'A', refund) : s.markRetry(id, NOW + 5000, 'ratelimited', refund)), key);
+      await step((s, id) => (s instanceof PgOutboxStore ? s.markRetry(id, NOW + 5000, 'ratelimited', 'A', refund) : s.markRetry(id, NOW + 5000, 'ratelimited', 'A', refund)), key);
     }
     await step((s, id) => (s instanceof PgOutboxStore ? s.markSending(id, 'A') : s.markSending(id)), 'e1');
     await step((s, id) => (s instanceof PgOutboxStore ? s.markFailed(id, 'user_not_in_channel', 'A') : s.markFailed(id, 'user_not_in_channel')), 'e1');

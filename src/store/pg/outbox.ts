@@ -29,9 +29,22 @@ function row(r: Record<string, any> | undefined): OutboxEntry | undefined {
 
 export class PgOutboxStore {
   constructor(private readonly pool: Pool) {}
+  /** the last enqueue: the next one waits for it (below) */
+  private lastWrite: Promise<unknown> = Promise.resolve();
 
-  /** insert, or for an existing `update` with the same key replace its args (see OutboxStore.upsert) */
-  async upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>, now = Date.now()): Promise<void> {
+  /**
+   * Insert, or for an existing `update` with the same key replace its args (see OutboxStore.upsert). Enqueues are
+   * written one after the other, in the order of the calls: the pool would otherwise run them on several
+   * connections at once, and a thread's replies could get ids (their send order) out of the order they were written.
+   */
+  upsert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>, now = Date.now()): Promise<void> {
+    const write = () => this.insert(e, now);
+    const p = this.lastWrite.then(write, write);
+    this.lastWrite = p.catch(() => undefined);
+    return p;
+  }
+
+  private async insert(e: Omit<OutboxEntry, 'id' | 'state' | 'attempts' | 'notBefore'>, now: number): Promise<void> {
     await this.pool.query(
       `insert into slack_outbox (key, kind, channel, ref, args, enqueued_at, priority) values ($1, $2, $3, $4, $5, $6, $7)
        on conflict (key) do update set args = excluded.args,
@@ -98,8 +111,15 @@ export class PgOutboxStore {
     return r.rowCount === 1;
   }
 
+  /** pending (a reply whose parent was never posted) or sending → failed, while `owner` holds the channel */
   async markFailed(id: number, error: string, owner: string): Promise<boolean> {
-    const r = await this.pool.query(`update slack_outbox set state = 'failed', error = $1 where id = $2 and state = 'sending' and ${holds(3)}`, [error, id, owner]);
+    const r = await this.pool.query(`update slack_outbox set state = 'failed', error = $1 where id = $2 and state in ('pending', 'sending') and ${holds(3)}`, [error, id, owner]);
+    return r.rowCount === 1;
+  }
+
+  /** pending → failed whoever holds the channel (a dropped ephemeral); a row already taken by a sender is left to it */
+  async dropPending(id: number, error: string): Promise<boolean> {
+    const r = await this.pool.query(`update slack_outbox set state = 'failed', error = $1 where id = $2 and state = 'pending'`, [error, id]);
     return r.rowCount === 1;
   }
 
@@ -107,10 +127,10 @@ export class PgOutboxStore {
    * The rows a previous holder left in `sending` in the channels `owner` holds now (call after taking a channel,
    * before sending in it): updates and thread parents back to pending, replies and ephemerals `unknown`.
    */
-  async recoverInFlight(owner: string): Promise<number> {
+  async recoverInFlight(owner: string, channels?: string[]): Promise<number> {
     const r = await this.pool.query(
       `update slack_outbox set state = case when kind = 'update' or (kind = 'post' and ref is null) then 'pending' else 'unknown' end
-       where state = 'sending' and ${holds(1)}`, [owner]);
+       where state = 'sending' and ${holds(1)} and ($2::text[] is null or channel = any($2::text[]))`, [owner, channels ?? null]);
     return r.rowCount ?? 0;
   }
 
