@@ -80,7 +80,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
   });
   const config = loadSlackConfig({ RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-bench-token', SLACK_SIGNING_SECRET: 'bench-signing-secret-8c1f0e2d', SLACK_API_URL: emu.apiUrl, RE_BOT_APPROVERS: '*', RE_BOT_OPERATORS: '*' });
   const slack = createSlackApp({
-    engine: rt.engine, config, logger, outboxStore: new SqliteOutboxStore(rt.db), sealSecret: rt.sealSecret, deployments: rt.deployments, status: rt.status,
+    engine: rt.engine, config, logger, outboxStore: new SqliteOutboxStore(rt.db!), sealSecret: rt.sealSecret, deployments: rt.deployments, status: rt.status,
     pacingMs: unit, retryAfterUnitMs: unit, baseBackoffMs: 500 / o.timeScale, port: 0,
   });
   const off = rt.engine.on((e) => {
@@ -119,7 +119,7 @@ export async function runSlackBudgetBench(o: BudgetOptions): Promise<{ rows: Row
     const updates = emu.calls.filter((c) => c.method === 'chat.update');
     const okUpdates = updates.filter((c) => c.status === 200 && c.response.ok);
     const got429 = emu.calls.filter((c) => c.status === 429).length;
-    const outboxStates = rt.db.prepare('SELECT state, count(*) AS n FROM slack_outbox GROUP BY state').all() as Array<{ state: string; n: number }>;
+    const outboxStates = rt.db!.prepare('SELECT state, count(*) AS n FROM slack_outbox GROUP BY state').all() as Array<{ state: string; n: number }>;
     const notSent = outboxStates.filter((s) => s.state !== 'sent').reduce((a, s) => a + s.n, 0);
 
     const views = await Promise.all(jobs.map((j) => rt.engine.job(j.id)));

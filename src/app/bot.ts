@@ -85,7 +85,8 @@ function botSettings(env: Record<string, string | undefined>, config: SlackConfi
   const spec = specPolicyFromEnv(env);
   problems.push(...spec.problems);
   if (problems.length) throw new ConfigError(problems);
-  return { port, host, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()), specPolicy: spec.policy };
+  const databaseUrl = env.RE_BOT_DATABASE_URL?.trim() || undefined;
+  return { port, host, concurrency, dbPath: resolve(env.RE_BOT_DB || defaultDbPath()), databaseUrl, specPolicy: spec.policy };
 }
 
 /**
@@ -130,13 +131,13 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     ...opts.runtime,
     // with a worker, this process only submits, decides and reads jobs: it never runs a step
     ...(jobsInProcess ? {} : { handlers: [] }),
-    dbPath: settings.dbPath, policy: approvalPolicyFrom(config), concurrency: settings.concurrency,
+    dbPath: settings.dbPath, databaseUrl: settings.databaseUrl, policy: approvalPolicyFrom(config), concurrency: settings.concurrency,
   });
   const { repo } = runtime;
   const expectedMigration = latestMigration(repo.dialect);
-  // the forked worker runs on the SQLite file, and startJobWorker asks this synchronously (on every exit and watch)
-  const active = runtime.db.prepare(ACTIVE_JOBS_SQL);
-  // the repository's outbox: SQLite's rows on the runtime's handle today, PostgreSQL's with RE_BOT_DATABASE_URL (step 8)
+  // SQLite: one prepared statement on the runtime's handle, asked on every worker exit and watch
+  const active = runtime.db?.prepare(ACTIVE_JOBS_SQL);
+  // the repository's outbox: SQLite's rows on the runtime's handle, or PostgreSQL's (RE_BOT_DATABASE_URL)
   const outboxStore = repo.outbox;
   const metrics = createMetrics({
     jobCounts: () => repo.metrics.jobCounts(),
@@ -144,9 +145,9 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     outbox: outboxStats(outboxStore),
   });
 
-  const hasWork = () => Boolean((active.get() as { active: number }).active);
+  const hasWork = (): boolean | Promise<boolean> => (active ? Boolean((active.get() as { active: number }).active) : repo.metrics.hasActiveJobs());
   let slackUp = false;
-  const dbProbe = repo.dialect === 'postgres' ? postgresProbe({ url: repo.location, ping: (ms) => repo.ping(ms) }) : sqliteProbe(runtime.db, settings.dbPath);
+  const dbProbe = repo.dialect === 'postgres' ? postgresProbe({ url: repo.location, ping: (ms) => repo.ping(ms) }) : sqliteProbe(runtime.db!, settings.dbPath);
   const ready = async (): Promise<ReadyResult> => {
     const checks: Record<string, boolean | string> = {};
     checks.db = await checkDatabase(dbProbe);
@@ -158,7 +159,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     }
     checks.slack = slackUp || (config.mode === 'socket' ? 'socket not connected' : 'auth.test has not succeeded yet');
     // shown, but not a reason to stop taking Slack requests: a dead worker is restarted and resumes its jobs
-    const info = { jobWorker: jobsInProcess ? 'in process' : worker?.alive() ? 'running' : hasWork() ? 'starting' : 'idle (starts on the next job)' };
+    const info = { jobWorker: jobsInProcess ? 'in process' : worker?.alive() ? 'running' : (await Promise.resolve(hasWork()).catch(() => false)) ? 'starting' : 'idle (starts on the next job)' };
     return { ok: Object.values(checks).every((v) => v === true), checks, info };
   };
   const health = { metrics, ready };

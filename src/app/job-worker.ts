@@ -131,8 +131,8 @@ export interface JobWorker {
 export interface JobWorkerOptions {
   env: NodeJS.ProcessEnv;
   log: Logger;
-  /** true when the store has queued, running or waiting jobs: fork now, and again if the worker exits */
-  hasWork: () => boolean;
+  /** true when the store has queued, running or waiting jobs: fork now, and again if the worker exits (PostgreSQL: a promise) */
+  hasWork: () => boolean | Promise<boolean>;
   /** a progress line dropped from the full relay queue */
   onDrop?: () => void;
   /** the worker wrote Slack outbox rows: wake the sender */
@@ -161,12 +161,16 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
     },
   });
   const env = { ...workerEnv(o.env), ...(FROM_SOURCE ? { RE_BOT_FROM_SOURCE: '1' } : {}) };
-  const hasWork = () => {
+  /** calls `then` with the answer: at once for SQLite's synchronous check, when it arrives for PostgreSQL's */
+  const withWork = (then: (work: boolean) => void): void => {
+    let r: boolean | Promise<boolean>;
     try {
-      return o.hasWork();
+      r = o.hasWork();
     } catch {
-      return true; // cannot tell (DB busy): a worker that finds nothing exits again
+      return then(true); // cannot tell (DB busy or unreachable): a worker that finds nothing exits again
     }
+    if (typeof r === 'boolean') return then(r);
+    r.then(then, () => then(true));
   };
 
   const spawnWorker = () => {
@@ -193,25 +197,31 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
       if (idleExit) {
         o.log.info({ code }, 'job worker exited: idle');
         // a decision taken while it was exiting: its kick went to the exiting worker
-        if (hasWork()) spawnWorker();
+        withWork((w) => w && spawnWorker());
         return;
       }
-      // its jobs keep their leases; the next worker reclaims them (dead owner on this host) and resumes them
-      if (!hasWork()) {
-        o.log.error({ code, signal }, 'job worker exited; no jobs are active, it starts again on the next one');
-        return;
-      }
-      const delay = Math.min(30_000, 500 * 2 ** restarts++);
-      o.log.error({ code, signal, restartInMs: delay }, 'job worker exited; restarting it');
-      restartTimer = setTimeout(spawnWorker, delay);
-      restartTimer.unref();
+      // its jobs keep their leases; the next worker reclaims them (dead owner on this host, or an expired lease)
+      withWork((w) => {
+        if (stopping || child || restartTimer) return;
+        if (!w) return o.log.error({ code, signal }, 'job worker exited; no jobs are active, it starts again on the next one');
+        const delay = Math.min(30_000, 500 * 2 ** restarts++);
+        o.log.error({ code, signal, restartInMs: delay }, 'job worker exited; restarting it');
+        restartTimer = setTimeout(spawnWorker, delay);
+        restartTimer.unref();
+      });
     });
   };
   // active jobs from before a restart (running with a dead owner, queued, waiting for approval): resume them
-  if (hasWork()) spawnWorker();
-  // and jobs this process did not submit (another process writing the same store): one indexed EXISTS query
+  withWork((w) => w && spawnWorker());
+  // and jobs this process did not submit (another process or replica writing the same store): one EXISTS query
+  let watching = false;
   const watch = setInterval(() => {
-    if (!child && !restartTimer && !stopping && hasWork()) spawnWorker();
+    if (child || restartTimer || stopping || watching) return;
+    watching = true;
+    withWork((w) => {
+      watching = false;
+      if (w) spawnWorker();
+    });
   }, o.watchMs ?? 2000);
   watch.unref();
 

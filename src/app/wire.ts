@@ -13,13 +13,18 @@ import { errorMessage } from '../redact.ts';
 import { secretRefsOf, type SetupSpec } from '../spec/schema.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { loadSecretKey, sealedTtlMsFromEnv } from '../store/crypto.ts';
-import { sqliteRepository, type Repository } from '../store/repo.ts';
+import { openRepository, sqliteRepository, type Repository } from '../store/repo.ts';
 import { cachedReads } from './status-cache.ts';
 import { reportingSlotWaits, type SlotWaitReporter } from '../infra/child-limit.ts';
 import { createSecretResolver, secretResolverForSpec, unresolvedSecretsFailure } from './secrets.ts';
 
 export interface RuntimeOptions {
   dbPath: string;
+  /**
+   * `postgres://…` (RE_BOT_DATABASE_URL, read by `re-bot start` and its worker): the shared PostgreSQL store of
+   * several replicas instead of the SQLite file at `dbPath`. The CLI commands never pass one (they work on SQLite).
+   */
+  databaseUrl?: string;
   policy?: Partial<ApprovalPolicy>;
   /** kubeconfig for every job (default: the spec's cluster.kubeconfig, else $KUBECONFIG / ~/.kube/config) */
   kubeconfigPath?: string;
@@ -36,12 +41,13 @@ export interface RuntimeOptions {
 }
 
 export interface Runtime {
-  store: Store;
+  /** the SQLite store (undefined on PostgreSQL) */
+  store?: Store;
   /** the same database through the async repository (src/store/repo.ts): what call sites move to, one by one (docs/ha.md) */
   repo: Repository;
   engine: LocalJobEngine;
-  /** the better-sqlite3 handle (the Slack outbox keeps its rows in the same DB) */
-  db: Store['sqlite'];
+  /** the better-sqlite3 handle (undefined on PostgreSQL) */
+  db?: Store['sqlite'];
   sealSecret(value: string, purpose: string): Promise<string>;
   eraseSecret(id: string): Promise<void>;
   /** known deployment names, alphabetical */
@@ -55,15 +61,22 @@ export const DEFAULT_POLICY: ApprovalPolicy = { approvers: [], required: 1, allo
 
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const sealedTtlMs = opts.sealedTtlMs ?? sealedTtlMsFromEnv();
-  const store = openStore({ path: opts.dbPath });
-  // the same better-sqlite3 handle: no second connection, one view of every write. The sealed-secret key is read
-  // (or its file created) now, so that a malformed RE_BOT_SECRET_KEY stops the start, not the first seal.
-  const repo = sqliteRepository(store, { secretKey: loadSecretKey(store) });
+  let store: Store | undefined;
+  let repo: Repository;
+  if (opts.databaseUrl) {
+    // RE_BOT_DATABASE_URL's shape and RE_BOT_SECRET_KEY are checked before connecting (ConfigError, exit 2)
+    repo = await openRepository(opts.databaseUrl);
+  } else {
+    store = openStore({ path: opts.dbPath });
+    // the same better-sqlite3 handle: no second connection, one view of every write. The sealed-secret key is read
+    // (or its file created) now, so that a malformed RE_BOT_SECRET_KEY stops the start, not the first seal.
+    repo = sqliteRepository(store, { secretKey: loadSecretKey(store) });
+  }
   const resolveAnySecret = createSecretResolver((id) => repo.secrets.open(id).catch(() => null));
   // the step and adapter modules load on first use: a Slack process whose jobs run in the worker never needs them
   const handlers = opts.handlers ?? (await import('../checklist/index.ts')).ALL_HANDLERS;
   const jobKinds = opts.jobKinds ?? (opts.handlers?.length ? undefined : JOB_KINDS);
-  const engine = createEngineOrClose(store, () => createJobEngine({
+  const engine = await createEngineOrClose(repo, store, () => createJobEngine({
     repo,
     handlers,
     policy: { ...DEFAULT_POLICY, ...opts.policy },
@@ -142,31 +155,33 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     store,
     repo,
     engine,
-    db: store.sqlite,
+    db: store?.sqlite,
     sealSecret: (value, purpose) => repo.secrets.seal(value, purpose),
     eraseSecret: (id) => repo.secrets.erase(id),
     deployments: () => repo.deployments.names(),
     lastSpec: async (name) => (await repo.deployments.lastSpec(name)) as SetupSpec | undefined,
     // reused between commits: a burst of `/re status` for the same deployments reads the store once each (the
-    // cache keeps the read's promise, so concurrent askers share one read and get the same report object)
-    status: cachedReads(store.sqlite, (name) => statusReportOf(repo, name)),
+    // cache keeps the read's promise, so concurrent askers share one read and get the same report object). On
+    // PostgreSQL another replica's commits are not seen by data_version: reuse for 1 s only
+    status: cachedReads(store?.sqlite ?? null, (name) => statusReportOf(repo, name), store ? {} : { ttlMs: 1000 }),
     async close() {
       clearInterval(sweeper);
       offErase();
       offTokens();
       await engine.stop();
       await repo.close();
-      store.close();
+      store?.close();
     },
   };
 }
 
 /** A refused engine (a step without a handler) must not leave the DB open behind the error. */
-function createEngineOrClose(store: Store, create: () => LocalJobEngine): LocalJobEngine {
+async function createEngineOrClose(repo: Repository, store: Store | undefined, create: () => LocalJobEngine): Promise<LocalJobEngine> {
   try {
     return create();
   } catch (err) {
-    store.close();
+    await repo.close().catch(() => undefined);
+    store?.close();
     throw err;
   }
 }

@@ -11,7 +11,7 @@ import { logger } from '../log.ts';
 import { errorMessage } from '../redact.ts';
 import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
 import { defaultDbPath } from '../store/db.ts';
-import { OutboxWriter, SqliteOutboxStore } from '../slack/outbox.ts';
+import { OutboxWriter } from '../slack/outbox.ts';
 import { attachProgress } from '../slack/progress.ts';
 
 export async function run(_args: string[]): Promise<number> {
@@ -26,13 +26,13 @@ export async function run(_args: string[]): Promise<number> {
   // read from the RE_BOT_* variables alone, the Slack ones stand in only to satisfy the shared parser
   const policyEnv = { ...process.env, RE_BOT_SLACK_MODE: 'http', SLACK_BOT_TOKEN: 'xoxb-not-given-to-the-worker', SLACK_SIGNING_SECRET: 'not-given-to-the-worker' };
   const config = loadSlackConfig(policyEnv);
-  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), policy: approvalPolicyFrom(config), concurrency });
+  const rt = await createRuntime({ dbPath: resolve(defaultDbPath()), databaseUrl: process.env.RE_BOT_DATABASE_URL?.trim() || undefined, policy: approvalPolicyFrom(config), concurrency });
   const tell = (m: FromWorker) => {
     if (process.connected) process.send!(m);
   };
   // Slack progress is rendered here, where the events happen; the Slack process only sends the rows
   const nudge = outboxNudger(() => tell({ type: 'outbox' }));
-  const outbox = new OutboxWriter(new SqliteOutboxStore(rt.db), nudge, log);
+  const outbox = new OutboxWriter(rt.repo.outbox, nudge, log);
   const detachProgress = attachProgress(rt.engine, outbox, log, { approvers: config.approvers });
   rt.engine.on((event) => {
     const lean = relayedEvent(event);
@@ -65,17 +65,22 @@ export async function run(_args: string[]): Promise<number> {
     tell({ type: 'ready', pid: process.pid });
     // no queued, running or waiting job for the idle period: exit (the Slack process forks a new worker on
     // the next decision that gives it work); waiting approvals keep it up, it expires them
-    const active = rt.db.prepare(ACTIVE_JOBS_SQL);
+    const active = rt.db?.prepare(ACTIVE_JOBS_SQL);
     const idleMs = idleSeconds * 1000;
     let idleSince = Date.now();
-    const idleTimer = setInterval(() => {
-      if (stopping) return;
+    let asking = false;
+    const idleTimer = setInterval(async () => {
+      if (stopping || asking) return;
       let busy = true;
+      asking = true;
       try {
-        busy = Boolean((active.get() as { active: number }).active);
+        busy = active ? Boolean((active.get() as { active: number }).active) : await rt.repo.metrics.hasActiveJobs();
       } catch {
-        /* DB busy: ask again next time */
+        /* DB busy or unreachable: ask again next time */
+      } finally {
+        asking = false;
       }
+      if (stopping) return;
       if (busy) idleSince = Date.now();
       else if (Date.now() - idleSince >= idleMs) {
         clearInterval(idleTimer);

@@ -21,12 +21,14 @@ const MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../migra
 export const DEFAULT_DB_PATH = './data/re-bot.db';
 
 /**
- * RE_BOT_DATABASE_URL names a PostgreSQL store (src/store/pg, docs/ha.md) that the engine, outbox and Slack
- * do not use yet. Ignoring it would let N replicas each run every job on a SQLite file of their own: refuse.
+ * RE_BOT_DATABASE_URL selects PostgreSQL for `re-bot start` and its worker (src/app/wire.ts, docs/ha.md), which
+ * never open a SQLite store then. Everything that does open one (the CLI's run, status, history, cancel, retry,
+ * demo) works on a local SQLite file: with the variable set it would read or write a different database than
+ * the bot's, so it refuses instead, naming the variable.
  */
 export function refuseDatabaseUrl(env: NodeJS.ProcessEnv = process.env): void {
   if (env.RE_BOT_DATABASE_URL?.trim()) {
-    throw new ConfigError([{ variable: 'RE_BOT_DATABASE_URL', message: 'is set, but this re-bot runs on SQLite only (RE_BOT_DB, one replica); PostgreSQL is not wired into the job engine yet (docs/ha.md). Unset it and run one replica' }]);
+    throw new ConfigError([{ variable: 'RE_BOT_DATABASE_URL', message: 'is set, but this command works on a SQLite file (RE_BOT_DB) only; the PostgreSQL store is used by `re-bot start` (the bot and its worker). Unset RE_BOT_DATABASE_URL to run it on SQLite, or use the Slack commands of the bot' }]);
   }
 }
 

@@ -205,7 +205,7 @@ describe('re-bot start (HTTP mode)', () => {
     expect((await b.ready()).ok).toBe(true);
     await b.slack.stop();
     await b.runtime.engine.stop();
-    b.runtime.db.close();
+    b.runtime.db!.close();
     const r = await b.ready();
     expect(r.ok).toBe(false);
     expect(r.checks.db).not.toBe(true);

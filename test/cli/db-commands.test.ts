@@ -51,12 +51,12 @@ describe('a DB that is not there or not re-bot\'s: exit 2, one line naming the p
     expect(readdirSync(join(dir, 'adir'))).toEqual([]);
   });
 
-  it('RE_BOT_DATABASE_URL set: refused with exit 2 naming it (PostgreSQL is not wired in yet), the URL and its password never echoed, no DB created', async () => {
+  it('RE_BOT_DATABASE_URL set: the SQLite-only CLI commands refuse with exit 2 naming it (it is the bot\'s store), the URL and its password never echoed, no DB created', async () => {
     const cwd = scratch('pgurl');
     for (const cmd of ['status', 'history']) {
       const r = await reBot([cmd, 'demo'], { RE_BOT_DB: undefined, RE_BOT_DATABASE_URL: 'postgres://rebot:pw-S3cretValue@db.internal:5432/rebot' }, cwd);
       expect(r.code, r.out).toBe(2);
-      expect(r.stderr).toMatch(/RE_BOT_DATABASE_URL: is set, but this re-bot runs on SQLite only .* Unset it and run one replica/);
+      expect(r.stderr).toMatch(/RE_BOT_DATABASE_URL: is set, but this command works on a SQLite file \(RE_BOT_DB\) only; .*`re-bot start`.* Unset RE_BOT_DATABASE_URL/);
       expect(r.out).not.toContain('S3cretValue');
       expect(r.out).not.toMatch(STACK);
     }

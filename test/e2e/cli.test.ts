@@ -51,7 +51,7 @@ describe('re-bot run in a terminal', () => {
       expect(second.out).toMatch(/resuming job job_\S+ \(waiting_approval/);
       const rt = await createRuntime({ dbPath: db });
       try {
-        expect(rt.store.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 });
+        expect(rt.store!.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 });
         expect((await rt.engine.latestJobFor('cli-later'))!.state).toBe('succeeded');
       } finally {
         await rt.close();

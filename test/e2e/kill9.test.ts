@@ -111,10 +111,10 @@ describe('kill -9 at random moments', () => {
         try {
           const job = (await rt.engine.latestJobFor(name))!;
           expect(job.state).toBe('succeeded');
-          expect(rt.store.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 }); // resumed, never restarted
+          expect(rt.store!.sqlite.prepare('select count(*) n from jobs').get()).toEqual({ n: 1 }); // resumed, never restarted
           const rollouts = local.spec.images.client && builds ? 2 : 1;
           // one approval per Helm upgrade, each decided once, none re-asked
-          expect(job.approvals.map((a) => a.state), JSON.stringify({ steps: job.steps.map((s) => [s.stepId, s.state, s.summary]), jobs: rt.store.sqlite.prepare('select id, state from jobs').all() })).toEqual(Array(rollouts).fill('approved'));
+          expect(job.approvals.map((a) => a.state), JSON.stringify({ steps: job.steps.map((s) => [s.stepId, s.state, s.summary]), jobs: rt.store!.sqlite.prepare('select id, state from jobs').all() })).toEqual(Array(rollouts).fill('approved'));
           for (const a of job.approvals) expect(a.approvals).toHaveLength(1);
           // each approved upgrade reached the cluster exactly once
           const history = await createHelmAdapter({ kubeconfigPath: kube.kubeconfigPath }).history('astro-agent', name);

@@ -374,6 +374,8 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
     const env = c.env as any[];
     expect(env.some((e) => e.name === 'RE_BOT_DB')).toBe(false);
     expect(env.find((e) => e.name === 'RE_BOT_DATABASE_URL')).toEqual({ name: 'RE_BOT_DATABASE_URL', valueFrom: { secretKeyRef: { name: 're-bot-database', key: 'url' } } });
+    // one sealed-secret key for every replica (re-bot refuses PostgreSQL without it)
+    expect(env.find((e) => e.name === 'RE_BOT_SECRET_KEY')).toEqual({ name: 'RE_BOT_SECRET_KEY', valueFrom: { secretKeyRef: { name: 're-bot-database', key: 'secret-key' } } });
     // the Secret is created by hand, never generated from a value in git
     expect(ha.some((o) => o.kind === 'Secret')).toBe(false);
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
@@ -390,7 +392,7 @@ describe('manifests (kustomize, built by the registry-shipped kubectl)', () => {
     bd.spec.template.spec.volumes = bd.spec.template.spec.volumes.filter((v: any) => v.name !== 'data');
     const bc = bd.spec.template.spec.containers[0];
     bc.volumeMounts = bc.volumeMounts.filter((m: any) => m.mountPath !== '/data');
-    bc.env = [env.find((e) => e.name === 'RE_BOT_DATABASE_URL'), ...bc.env.filter((e: any) => e.name !== 'RE_BOT_DB')];
+    bc.env = [env.find((e) => e.name === 'RE_BOT_DATABASE_URL'), env.find((e) => e.name === 'RE_BOT_SECRET_KEY'), ...bc.env.filter((e: any) => e.name !== 'RE_BOT_DB')];
     const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
     const sorted = (objs: Obj[]) => [...objs].sort((a, b) => key(a).localeCompare(key(b)));
     expect(sorted(ha.filter((o) => o.kind !== 'PodDisruptionBudget'))).toEqual(sorted(expected));

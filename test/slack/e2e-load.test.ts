@@ -81,7 +81,7 @@ it('50 concurrent real-engine jobs in one channel, 20% 429s: one parent each, ev
   runtime.engine.start();
 
   const jobs = await Promise.all(Array.from({ length: N }, (_, i) => runtime.engine.submit({ spec: sampleSpec(`load-${i}`), requestedBy: { id: REQUESTER }, origin: { kind: 'slack', channel: CHANNEL } })));
-  const v = (j: JobView) => jobView(runtime.store, j.id)!;
+  const v = (j: JobView) => jobView(runtime.store!, j.id)!;
   const idx = (j: JobView) => Number(j.deployment.split('-').at(-1));
 
   // every job either waits for its approval (its request posted in its thread) or failed before it

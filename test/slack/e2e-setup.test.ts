@@ -42,7 +42,7 @@ async function setup(name: string, o: Partial<Parameters<typeof startRealSlack>[
   return s;
 }
 
-const job = (s: RealSlack, id: string) => jobView(s.rt.store, id)!;
+const job = (s: RealSlack, id: string) => jobView(s.rt.store!, id)!;
 const settledTo = (s: RealSlack, id: string, states: string[], ms = 60_000) =>
   until(() => { const j = job(s, id); return states.includes(j.state) && j; }, ms, `job ${id} in ${states.join('|')}`);
 
@@ -107,7 +107,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     const refusal = await until(() => h.emu.ephemerals.find((e) => e.user === REQUESTER), 5000, 'self-approval refusal');
     expect(refusal.channel).toBe(CHANNEL);
     expect(refusal.text).toMatch(/cannot approve your own request/);
-    expect(exportAudit(s.rt.store, { jobId: j.id }).some((a) => a.action === 'approval.refused' && a.result === 'self_approval' && a.actor === REQUESTER)).toBe(true);
+    expect(exportAudit(s.rt.store!, { jobId: j.id }).some((a) => a.action === 'approval.refused' && a.result === 'self_approval' && a.actor === REQUESTER)).toBe(true);
     expect(job(s, j.id).state).toBe('waiting_approval');
 
     await h.press(APPROVER, approval.ts, 're_approve');
@@ -149,7 +149,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     expect(kube.list('apps/v1', 'Deployment', s.namespace).map((d) => d.metadata.name)).toEqual(expect.arrayContaining([`${s.name}-worker-default-worker`, `${s.name}-dag-processor`]));
 
     // afterwards the sealed secrets are erased (rows stay for the audit trail, without ciphertext)
-    const rows = s.rt.store.db.select().from(sealedSecrets).all();
+    const rows = s.rt.store!.db.select().from(sealedSecrets).all();
     expect(rows).toHaveLength(4); // deployment API token, agent token, git user, git token
     for (const r of rows) expect(r, r.purpose).toMatchObject({ ciphertext: null, iv: null, tag: null, erasedAt: expect.any(String) });
   }, 90_000);
@@ -164,7 +164,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
       const e = await until(() => h.emu.ephemerals.find((x) => x.user === who), 5000, `refusal for ${who}`);
       expect(e.channel).toBe(CHANNEL);
       expect(e.text).toMatch(/not recorded.*not an approver/);
-      expect(exportAudit(s.rt.store, { jobId: j.id }).some((a) => a.action === 'approval.refused' && a.result === 'not_approver' && a.actor === who), who).toBe(true);
+      expect(exportAudit(s.rt.store!, { jobId: j.id }).some((a) => a.action === 'approval.refused' && a.result === 'not_approver' && a.actor === who), who).toBe(true);
     }
     // nothing moved: still waiting, the approval still offers its buttons with 0 of 1
     await new Promise((r) => setTimeout(r, 300)); // > 5 engine polls
@@ -182,7 +182,7 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
     await settledTo(s, j.id, ['cancelled'], 5000);
     await h.rt.outbox.idle();
     expect(blocksText(h.emu.messages.get(`${CHANNEL}/${approval.ts}`))).not.toContain('"re_approve"');
-    for (const r of s.rt.store.db.select().from(sealedSecrets).all()) expect(r.erasedAt, r.purpose).toBeTruthy();
+    for (const r of s.rt.store!.db.select().from(sealedSecrets).all()) expect(r.erasedAt, r.purpose).toBeTruthy();
   }, 60_000);
 
   it('3. a crash-looping component fails step 2 (threaded, broadcast, mentions, reason, log tail, Retry/Cancel); healed, Retry succeeds', async () => {

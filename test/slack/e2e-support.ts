@@ -121,7 +121,7 @@ async function harnessFor(o: RealSlackOptions, rt: Runtime, engine: JobEngine, d
     status: rt.status,
     lastSpec: rt.lastSpec,
     deployments: rt.deployments,
-    audit: (e) => appendAudit(rt.store, { actor: e.actor, action: e.action, jobId: e.jobId, deployment: e.deployment, result: e.result, details: e.details }),
+    audit: (e) => appendAudit(rt.store!, { actor: e.actor, action: e.action, jobId: e.jobId, deployment: e.deployment, result: e.result, details: e.details }),
     ...o.harness,
     ...(reuse ? { emu: reuse.emu, secretKey: reuse.secretKey, ownsEmu: true } : {}),
   });

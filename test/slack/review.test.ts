@@ -170,7 +170,7 @@ describe('issue 14: the approval is a review, the thread is a story', () => {
     const failure = h.emu.replies(CHANNEL, parentTs).find((m) => (m.blocks as any[])?.[0]?.block_id === 'failure')!;
     expect(all(failure)).toContain(escaped);
     expect(all(failure)).toContain(`rejected by <@${USER_APPROVER}>`);
-    const decided = exportAudit(s.rt.store, { jobId: j.id }).find((a) => a.action === 'approval.decided');
+    const decided = exportAudit(s.rt.store!, { jobId: j.id }).find((a) => a.action === 'approval.decided');
     expect(decided).toMatchObject({ actor: USER_APPROVER, decision: 'reject', details: expect.objectContaining({ reason }) });
     for (const m of [parentOf(s, parentTs), ...h.emu.replies(CHANNEL, parentTs)]) expect(rawIds(all(m)), 'user ids only as mentions').toEqual([]);
   }, 90_000);
