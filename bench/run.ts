@@ -6,6 +6,8 @@
  *   npm run bench -- --only ack,status sections: status, ack (ack latency + memory/start), overhead, slack, redact
  *   npm run bench -- --only pg         opt-in, not in the default run: PostgreSQL beside SQLite at the store level
  *                                      (needs initdb/pg_ctl, as the PostgreSQL tests do; reports "not run" without)
+ *   npm run bench -- --only pg-jobs    opt-in: real `re-bot start` replicas, setups/min and /re status latency, SQLite
+ *                                      (1 replica) beside PostgreSQL (1 and 3); bench/pg-jobs.ts
  *   npm run bench -- --set ack.rounds=2,ack.jobs=20   override single counts (a shorter run of one figure)
  *   npm run bench -- --json FILE       also write every figure and raw detail as JSON
  *   npm run bench -- --markdown        also print the table as Markdown (for BENCHMARKS.md)
