@@ -65,7 +65,8 @@ export function postgresMissing(): string | null {
   return null;
 }
 
-function freePort(): Promise<number> {
+/** a port free on 127.0.0.1 right now (also the chaos replicas' ports, test/e2e/replicas.ts) */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.unref();
