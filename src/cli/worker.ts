@@ -13,6 +13,7 @@ import { approvalPolicyFrom, loadSlackConfig } from '../slack/config.ts';
 import { defaultDbPath } from '../store/db.ts';
 import { OutboxWriter } from '../slack/outbox.ts';
 import { attachProgress } from '../slack/progress.ts';
+import { announceUnannounced } from '../app/unannounced.ts';
 
 export async function run(_args: string[]): Promise<number> {
   if (!process.send) {
@@ -63,6 +64,13 @@ export async function run(_args: string[]): Promise<number> {
     process.once('SIGINT', () => void stop().then(done));
     rt.engine.start();
     tell({ type: 'ready', pid: process.pid });
+    const announce = () =>
+      void (stopping ? Promise.resolve(0) : announceUnannounced(rt.repo, rt.engine, (key) => outbox.has(key)))
+        .then((n) => n && log.warn({ approvals: n }, 'announced approvals whose Slack message was lost with a killed worker'))
+        .catch((err) => log.error({ err: errorMessage(err) }, 'could not check for unannounced approvals'));
+    announce();
+    const announcer = setInterval(announce, 30_000);
+    announcer.unref();
     // no queued, running or waiting job for the idle period: exit (the Slack process forks a new worker on
     // the next decision that gives it work); waiting approvals keep it up, it expires them
     const active = rt.db?.prepare(ACTIVE_JOBS_SQL);
