@@ -88,6 +88,9 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
   // checkpoint writes land in the order they were made: SQLite writes at once (set() persists before the step
   // goes on), PostgreSQL's pool could reorder concurrent statements, so each waits for the one before
   let lastWrite: Promise<unknown> = Promise.resolve();
+  // a burst of progress lines (helm output) shares one job read while it is in flight: one view, not one per line
+  let progressView: Promise<JobView> | undefined;
+  const viewForProgress = () => (progressView ??= d.view(job.id).finally(() => (progressView = undefined)));
   const ordered = repo.dialect !== 'sqlite';
   try {
     if (!handler) throw new StepFailure(`no handler registered for step ${step.stepId}`);
@@ -126,7 +129,10 @@ export async function runStep(d: RunnerDeps, job: JobRow, step: StepRow, ac: Abo
         const s = finished.get(stepId);
         return s ? ((s.output as Record<string, unknown> | null) ?? undefined) : undefined;
       },
-      progress: (message) => void d.view(job.id).then((v) => d.emit({ type: 'step.progress', job: v, stepId: step.stepId, message: redact(message) }), () => {}),
+      progress: (message) => {
+        const line = redact(message);
+        void viewForProgress().then((v) => d.emit({ type: 'step.progress', job: v, stepId: step.stepId, message: line }), () => {});
+      },
       requireApproval: (req) => d.requireApproval(job, step.stepId, req),
       signal: ac.signal,
       log: (env.log ?? rootLogger()).child({ jobId: job.id, stepId: step.stepId }),

@@ -16,6 +16,7 @@ export const failureKey = (jobId: string, attempt: number) => `job:${jobId}:a${a
 export const finalKey = (jobId: string, attempt: number) => `job:${jobId}:a${attempt}:final`;
 
 const RETRIED = '🔁 Retried';
+const LINE_RENDER_MS = 250;
 
 /**
  * Replace the Retry/Cancel buttons of an attempt's failure reply by what happened to it. `generic`: the retry as
@@ -57,6 +58,12 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
   // same: the last event's state. Its first post is not deferred (replies are threaded under it).
   const dirty = new Map<string, { job: JobView; channel: string; line?: string }>();
   let flushScheduled = false;
+  let lineTimer: NodeJS.Timeout | undefined;
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flush);
+  };
   const flush = () => {
     flushScheduled = false;
     for (const [id, d] of dirty) {
@@ -88,9 +95,15 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
     } else {
       dirty.delete(job.id); // re-inserted: flushed in the order the jobs last changed
       dirty.set(job.id, { job, channel, line: activity.get(job.id) });
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flush);
+      if (e.type !== 'step.progress') scheduleFlush();
+      else if (!lineTimer) {
+        // a line alone changes only the parent's activity text, and Slack shows an update of it once per pacing
+        // interval at most: render it at most every LINE_RENDER_MS, not once per helm output line
+        lineTimer = setTimeout(() => {
+          lineTimer = undefined;
+          scheduleFlush();
+        }, LINE_RENDER_MS);
+        lineTimer.unref?.();
       }
     }
     const reply = (key: string, msg: Record<string, unknown>, priority = 0) => outbox.post(key, channel, msg, pk, priority);
@@ -158,6 +171,8 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
   return async () => {
     off();
     await handled;
+    if (lineTimer) clearTimeout(lineTimer);
+    lineTimer = undefined;
     flush(); // nothing rendered-but-unwritten is lost at stop
     await outbox.flushed();
   };

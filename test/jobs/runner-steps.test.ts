@@ -293,6 +293,17 @@ describe('what is stored and emitted for each outcome', () => {
     expect(lines).toEqual([[j.id, 'b', 'pushing with [REDACTED]'], [j.id, 'b', 'done pushing']]);
   });
 
+  it('a burst of progress lines (helm output) reaches listeners whole and in order', async () => {
+    const burst = Array.from({ length: 50 }, (_, i) => `line ${i}`);
+    const { engine } = track(makeEngine([ok('a'), { id: 'b', run: async (ctx) => { for (const l of burst) ctx.progress(l); await new Promise((r) => setTimeout(r, 20)); ctx.progress('after'); return { status: 'succeeded', summary: 'b' }; } }, ok('c'), ok('d')]));
+    const lines: string[] = [];
+    engine.on((e) => { if (e.type === 'step.progress') lines.push(e.message); });
+    engine.start();
+    const j = await submit(engine);
+    await waitState(engine, j.id, 'succeeded');
+    expect(lines).toEqual([...burst, 'after']);
+  });
+
   it("a step's own audit rows carry its step id, masked", async () => {
     const secret = 'aud-s3cr3t-value-3';
     registerSecret(secret);
