@@ -17,6 +17,14 @@ export function withLogContext<T>(fields: Record<string, unknown>, fn: () => T):
   return context.run({ ...context.getStore(), ...fields }, fn);
 }
 
+/**
+ * Runs fn outside any request's log context: for what outlives the request that happened to start it (a forked
+ * job worker's messages and exit), whose lines would otherwise all carry that first request's id and user.
+ */
+export function withoutLogContext<T>(fn: () => T): T {
+  return context.exit(fn);
+}
+
 export function createLogger(bindings: Record<string, unknown> = {}, destination?: pino.DestinationStream): Logger {
   const root = pino(
     {

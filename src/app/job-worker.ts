@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalJobEngine } from '../jobs/engine.ts';
 import type { JobEvent } from '../jobs/types.ts';
-import type { Logger } from '../log.ts';
+import { withoutLogContext, type Logger } from '../log.ts';
 import { workerEnv } from '../infra/child-env.ts';
 import { workerExecArgv } from './heap.ts';
 import { renderedElsewhere } from '../slack/progress.ts';
@@ -173,7 +173,7 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
     r.then(then, () => then(true));
   };
 
-  const spawnWorker = () => {
+  const spawnWorker = () => withoutLogContext(() => {
     if (stopping || child) return;
     if (restartTimer) clearTimeout(restartTimer);
     restartTimer = undefined;
@@ -210,7 +210,7 @@ export function startJobWorker(engine: LocalJobEngine, o: JobWorkerOptions): Job
         restartTimer.unref();
       });
     });
-  };
+  });
   // active jobs from before a restart (running with a dead owner, queued, waiting for approval): resume them
   withWork((w) => w && spawnWorker());
   // and jobs this process did not submit (another process or replica writing the same store): one EXISTS query

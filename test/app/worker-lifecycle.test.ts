@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventRelay, startJobWorker, workerIdleSecondsFromEnv, type JobWorker } from '../../src/app/job-worker.ts';
 import type { LocalJobEngine } from '../../src/jobs/engine.ts';
 import type { JobEvent } from '../../src/jobs/types.ts';
-import { logger } from '../../src/log.ts';
+import { Writable } from 'node:stream';
+import { createLogger, logger, withLogContext } from '../../src/log.ts';
 import { boundedEphemerals } from '../../src/slack/app.ts';
 import { BoundedSet } from '../../src/slack/context.ts';
 import { openStore } from '../../src/store/db.ts';
@@ -67,6 +68,19 @@ describe('job worker on demand', () => {
     expect(worker.starts()).toBe(2);
     await until(() => worker!.alive(), 30_000, 'the second worker');
   }, 90_000);
+
+  it("the worker forked by a request's decision does not log its lines as that request's", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const { engine } = stubEngine();
+    worker = startJobWorker(engine, { env: env(), log: createLogger({}, sink), hasWork: () => false });
+    await withLogContext({ requestId: 'req-that-forked', slackUser: 'U0FIRST' }, () => engine.submit({} as never));
+    await until(() => lines.some((l) => l.msg === 'job worker exited: idle'), 30_000, 'the worker to start and exit idle');
+    const workerLines = lines.filter((l) => String(l.msg).startsWith('job worker'));
+    expect(workerLines.map((l) => l.msg)).toEqual(expect.arrayContaining(['job worker ready', 'job worker exited: idle']));
+    for (const l of workerLines) expect(l, String(l.msg)).not.toHaveProperty('requestId');
+    for (const l of workerLines) expect(l, String(l.msg)).not.toHaveProperty('slackUser');
+  }, 60_000);
 
   it('a refused decision does not fork it; an accepted one does', async () => {
     const s = stubEngine({ ok: false });
