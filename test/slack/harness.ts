@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { openStore, type Store } from '../../src/store/db.ts';
+import { sqliteRepository } from '../../src/store/repo.ts';
 import { createSecretBox, loadSecretKey, type SecretBox } from '../../src/store/crypto.ts';
 import { SlackEmulator } from '../../src/devkit/slack-emulator/server.ts';
 import { signRequest, slashCommandBody, interactiveBody } from '../../src/devkit/slack-emulator/signer.ts';
@@ -126,6 +127,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     outboxStore: new SqliteOutboxStore(store.sqlite),
     sealSecret: vault.seal,
     eraseSecret: vault.erase,
+    // in the database, as in the bot: a wizard survives restart()
+    wizardStore: sqliteRepository(store).wizards,
     deployments: opts.deployments ?? (() => []),
     status: opts.status,
     lastSpec: opts.lastSpec,
