@@ -147,13 +147,21 @@ export function registerWizard(app: App, ctx: SlackContext): void {
     }
     s.operatorOk = true;
     let outcome: Awaited<ReturnType<typeof submitPage>>;
+    const sealedBefore = new Set(Object.values(s.secrets.sealed));
     try {
       outcome = await submitPage(s, page, view.state.values as any, seal, erase);
-      // the next page may reach another replica: one write, before the ack shows it
-      if (outcome.kind !== 'done') await ctx.wizards.save(s);
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err), page }, 'wizard page failed');
       return ack({ response_action: 'update', view: failedNotice(err) });
+    }
+    // the next page may reach another replica: one write, before the ack shows it
+    if (outcome.kind !== 'done') try {
+      await ctx.wizards.save(s);
+    } catch (err) {
+      ctx.logger.error({ err: errorMessage(err), page }, 'could not store the wizard page');
+      await ack({ response_action: 'update', view: failedNotice(err) });
+      // sealed on this page, referenced by nothing stored
+      return eraseAll(ctx, Object.values(s.secrets.sealed).filter((id) => !sealedBefore.has(id)));
     }
     if (outcome.kind === 'errors') return ack({ response_action: 'errors', errors: outcome.errors });
     if (outcome.kind === 'page') return ack({ response_action: 'update', view: pageView(s, outcome.page, outcome.problems) as any });
