@@ -1,7 +1,8 @@
 /**
- * Wizard sessions and page submissions. Server-side state only: `private_metadata` carries an opaque
- * session key and the page id. Secrets typed in a page are sealed (SealFn) once the page validates and
- * are kept here only as sealed ids; they are never rendered back into a view.
+ * Wizard sessions and page submissions. Server-side state only: `private_metadata` carries an opaque session key
+ * and the page id; the session is in a WizardStore (the database in the bot, src/slack/wizard-store.ts). Secrets
+ * typed in a page are sealed (SealFn) once the page validates and are kept only as sealed ids; they are never
+ * rendered back into a view.
  */
 import { randomUUID } from 'node:crypto';
 import type { SpecPolicy } from '../spec/safety.ts';

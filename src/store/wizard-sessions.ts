@@ -5,8 +5,8 @@ import type { Store } from './db.ts';
 import { wizardSessions } from './schema.ts';
 
 type DbRow = typeof wizardSessions.$inferSelect;
-export const toWizardRow = (r: DbRow): WizardSessionRow => ({ key: r.key, user: r.userId, channel: r.channel, createdAt: r.createdAt, expiresAt: r.expiresAt, session: r.session });
-export const fromWizardRow = (r: WizardSessionRow): DbRow => ({ key: r.key, userId: r.user, channel: r.channel, createdAt: r.createdAt, expiresAt: r.expiresAt, session: r.session });
+const toWizardRow = (r: DbRow): WizardSessionRow => ({ key: r.key, user: r.userId, channel: r.channel, createdAt: r.createdAt, expiresAt: r.expiresAt, session: r.session });
+const fromWizardRow = (r: WizardSessionRow): DbRow => ({ key: r.key, userId: r.user, channel: r.channel, createdAt: r.createdAt, expiresAt: r.expiresAt, session: r.session });
 
 /** `now`: the repository clock (expiry) */
 export function sqliteWizardSessions(store: Store, now: () => number): WizardStore {
@@ -14,7 +14,7 @@ export function sqliteWizardSessions(store: Store, now: () => number): WizardSto
   return {
     async put(row) {
       const { key: _key, ...rest } = fromWizardRow(row);
-      db.insert(wizardSessions).values(fromWizardRow(row)).onConflictDoUpdate({ target: wizardSessions.key, set: rest }).run();
+      db.insert(wizardSessions).values({ key: row.key, ...rest }).onConflictDoUpdate({ target: wizardSessions.key, set: rest }).run();
     },
     async get(key) {
       const r = db.select().from(wizardSessions).where(and(eq(wizardSessions.key, key), gt(wizardSessions.expiresAt, now()))).get();
