@@ -112,7 +112,7 @@ async function runOne(dialect: Dialect, replicas: number, setups: number, log: (
     const failures: string[] = [];
     await Promise.all(Array.from({ length: 4 }, async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        await runWizard(emu, upReplica(s)!, next, { apiToken: BENCH_SECRETS.RE_BOT_DEMO_API_TOKEN, agentToken: BENCH_SECRETS.RE_BOT_DEMO_AGENT_TOKEN }).catch((err) => failures.push(`${next.name}: ${err}`));
+        await runWizard(emu, () => upReplica(s), next, { apiToken: BENCH_SECRETS.RE_BOT_DEMO_API_TOKEN, agentToken: BENCH_SECRETS.RE_BOT_DEMO_AGENT_TOKEN }).catch((err) => failures.push(`${next.name}: ${err}`));
       }
     }));
     const deadline = Date.now() + 15 * 60_000;

@@ -172,6 +172,7 @@ export async function startBot(opts: BotOptions = {}): Promise<Bot> {
     outboxStore: outboxStore,
     sealSecret: runtime.sealSecret,
     eraseSecret: runtime.eraseSecret,
+    wizardStore: runtime.repo.wizards,
     deployments: runtime.deployments,
     status: runtime.status,
     lastSpec: runtime.lastSpec,

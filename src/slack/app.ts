@@ -117,7 +117,7 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
   const tell = boundedEphemerals(outbox, deps, logger);
   const ctx: SlackContext = {
     deps, engine, config, logger, outbox, client, directory,
-    wizards: new WizardSessions(),
+    wizards: new WizardSessions(deps.wizardStore),
     tell,
     refusedClicks: new BoundedSet(),
     isOperator: async (user) => config.operators.includes('*') || (await directory.groups.isMember(user, config.operators)),

@@ -8,6 +8,7 @@ import type { Outbox, OutboxStore } from './outbox.ts';
 import type { Directory } from './directory.ts';
 import type { HistoryRow, StatusReport } from './status-blocks.ts';
 import type { EraseFn, SealFn, WizardSessions } from './wizard.ts';
+import type { WizardStore } from './wizard-store.ts';
 
 /** A read the deps may answer now (test fakes) or later (the repository, src/store/repo.ts). */
 export type Awaitable<T> = T | Promise<T>;
@@ -30,6 +31,8 @@ export interface SlackAppDeps {
   sealSecret: SealFn;
   /** erase a sealed secret the wizard dropped (replaced by a new value, or the wizard was closed) */
   eraseSecret?: EraseFn;
+  /** where wizard sessions live between pages (the runtime: `repo.wizards`, any replica reads them); default in memory */
+  wizardStore?: WizardStore;
   /** known deployment names (for "did you mean") */
   deployments: () => Awaitable<string[]>;
   /** `/re status` from stored state (statusReport(store, name)); default: built from engine.latestJobFor */

@@ -1,13 +1,15 @@
 /**
- * Wizard sessions and page submissions. Server-side state only: `private_metadata` carries an opaque
- * session key and the page id. Secrets typed in a page are sealed (SealFn) once the page validates and
- * are kept here only as sealed ids; they are never rendered back into a view.
+ * Wizard sessions and page submissions. Server-side state only: `private_metadata` carries an opaque session key
+ * and the page id; the session is in a WizardStore (the database in the bot, src/slack/wizard-store.ts). Secrets
+ * typed in a page are sealed (SealFn) once the page validates and are kept only as sealed ids; they are never
+ * rendered back into a view.
  */
 import { randomUUID } from 'node:crypto';
 import type { SpecPolicy } from '../spec/safety.ts';
 import type { SetupSpec } from '../spec/schema.ts';
 import { PAGE_IDS, pageById, visibleFields, isChoice, type Field, type PageId } from './wizard-fields.ts';
 import { keepFor, invalidKeeps } from './wizard-keep.ts';
+import { MemoryWizardStore, type WizardSessionRow, type WizardStore } from './wizard-store.ts';
 import { buildRaw, pageErrors, prefillFromSpec, validate, type Located, type SecretState, type Values } from './wizard-spec.ts';
 
 export type SealFn = (value: string, purpose: string) => Promise<string>;
@@ -25,43 +27,85 @@ export interface WizardSession {
   prefilledFrom?: string;
   /** spec safety policy (RE_BOT_ALLOWED_NAMESPACES …), checked on every page */
   policy?: SpecPolicy;
+  /** the operator check said yes once (pages skip it; the job's start checks again) */
+  operatorOk?: boolean;
 }
 
-export class WizardSessions {
-  private m = new Map<string, WizardSession>();
-  constructor(private ttlMs = 2 * 3600_000) {}
+/** The session as stored: the Sets as arrays; `typed` (a page being validated) is never kept. */
+function sessionJson(s: WizardSession): string {
+  const { typed: _typed, acknowledged, ...secrets } = s.secrets;
+  return JSON.stringify({
+    values: s.values, secrets: { ...secrets, acknowledged: [...(acknowledged ?? [])] }, base: s.base, prefilledFrom: s.prefilledFrom,
+    policy: s.policy, operatorOk: s.operatorOk,
+  });
+}
+function sessionOf(row: WizardSessionRow): WizardSession {
+  const j = JSON.parse(row.session);
+  return {
+    key: row.key, channel: row.channel, user: row.user, createdAt: Date.parse(row.createdAt), values: j.values ?? {},
+    secrets: { ...j.secrets, sealed: j.secrets?.sealed ?? {}, keep: j.secrets?.keep ?? {}, acknowledged: new Set(j.secrets?.acknowledged ?? []) },
+    base: j.base, prefilledFrom: j.prefilledFrom, policy: j.policy, operatorOk: j.operatorOk,
+  };
+}
 
-  /** `previousBy`: who submitted `previous` (its env/file secret refs are offered to that user only) */
-  create(s: { channel: string; user: string; deployment?: string; previous?: SetupSpec; previousBy?: string; policy?: SpecPolicy }): WizardSession {
-    this.sweep();
+/**
+ * The sessions, in a WizardStore: the database in the running bot (any replica answers any page), a Map in tests.
+ * Every read returns a fresh object; a page that changed it calls `save`. Two writes to one session at once (a
+ * Back click racing a submission) are not merged: the last one wins.
+ */
+export class WizardSessions {
+  constructor(private store: WizardStore = new MemoryWizardStore(), private ttlMs = 2 * 3600_000, private now: () => number = Date.now) {}
+
+  /**
+   * A new session, not stored yet (`save` stores it). `previousBy`: who submitted `previous` (its env/file secret
+   * refs are offered to that user only).
+   */
+  start(s: { channel: string; user: string; deployment?: string; previous?: SetupSpec; previousBy?: string; policy?: SpecPolicy }): WizardSession {
+    // best effort, never waited for: an expired row is unreadable anyway
+    this.store.sweep().catch(() => {});
     const p = s.previous ? prefillFromSpec(s.previous) : undefined;
     const kept = keepFor(s.user, s.previousBy, p?.keep ?? {});
-    const session: WizardSession = {
+    return {
       key: randomUUID(),
       channel: s.channel,
       user: s.user,
-      createdAt: Date.now(),
+      createdAt: this.now(),
       values: p?.values ?? (s.deployment ? { 'deployment.name': s.deployment } : {}),
       secrets: { sealed: {}, ...kept, keptUrls: p?.keptUrls, acknowledged: new Set() },
       base: p?.base,
       prefilledFrom: s.previous ? s.previous.deployment.name : undefined,
       policy: s.policy,
     };
-    this.m.set(session.key, session);
+  }
+  async create(s: Parameters<WizardSessions['start']>[0]): Promise<WizardSession> {
+    const session = this.start(s);
+    await this.save(session);
     return session;
   }
-  get(key: string): WizardSession | undefined {
-    const s = this.m.get(key);
-    return s && Date.now() - s.createdAt < this.ttlMs ? s : undefined;
+  /** stores the session as it is now; it still expires `ttlMs` after it was created */
+  async save(s: WizardSession): Promise<void> {
+    await this.store.put({ key: s.key, user: s.user, channel: s.channel, createdAt: new Date(s.createdAt).toISOString(), expiresAt: s.createdAt + this.ttlMs, session: sessionJson(s) });
+  }
+  /** undefined when missing, expired, or unreadable */
+  async get(key: string): Promise<WizardSession | undefined> {
+    if (!key) return undefined;
+    const row = await this.store.get(key);
+    if (!row) return undefined;
+    try {
+      return sessionOf(row);
+    } catch {
+      return undefined;
+    }
   }
   /** removes the session and returns the sealed ids it still owns */
-  delete(key: string): string[] {
-    const s = this.m.get(key);
-    this.m.delete(key);
-    return s ? Object.values(s.secrets.sealed) : [];
-  }
-  private sweep(): void {
-    for (const [k, s] of this.m) if (Date.now() - s.createdAt >= this.ttlMs) this.m.delete(k);
+  async delete(key: string): Promise<string[]> {
+    const row = key ? await this.store.delete(key) : undefined;
+    if (!row) return [];
+    try {
+      return Object.values(sessionOf(row).secrets.sealed);
+    } catch {
+      return [];
+    }
   }
 }
 

@@ -29,6 +29,8 @@ import { agentTokenRows, liveAgentToken, markAgentTokenDeleted, recordAgentToken
 import { appendAudit, exportAudit, verifyAuditChain, type AuditInput } from './audit.ts';
 import { createSecretBox, sweepSealedSecrets } from './crypto.ts';
 import { openStore, type Store } from './db.ts';
+import { sqliteWizardSessions } from './wizard-sessions.ts';
+import type { WizardStore } from '../slack/wizard-store.ts';
 import { approvals as approvalsT, auditEvents, deployments as deploymentsT, jobs as jobsT, jobSteps, slackOutbox } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -157,6 +159,9 @@ export interface AgentTokensRepo {
   rows(deployment: string): Promise<AgentTokenRow[]>;
 }
 
+/** Setup-wizard sessions between pages (src/slack/wizard-store.ts): expiry by the repository clock. */
+export type WizardSessionsRepo = WizardStore;
+
 export interface DeploymentsRepo {
   /** alphabetical */
   names(): Promise<string[]>;
@@ -194,6 +199,7 @@ export interface Repository {
   secrets: SecretsRepo;
   outbox: OutboxRepo;
   agentTokens: AgentTokensRepo;
+  wizards: WizardSessionsRepo;
   deployments: DeploymentsRepo;
   status: StatusRepo;
   metrics: MetricsRepo;
@@ -380,6 +386,7 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
       live: async (deployment) => liveAgentToken(store, deployment),
       rows: async (deployment) => agentTokenRows(store, deployment),
     },
+    wizards: sqliteWizardSessions(store, () => clock.now()),
     deployments: {
       names: async () => db.select({ name: deploymentsT.name }).from(deploymentsT).orderBy(asc(deploymentsT.name)).all().map((r) => r.name),
       exists: async (name) => statusQueries(store).deploymentExists(name),

@@ -143,3 +143,18 @@ export const agentTokens = sqliteTable('agent_tokens', {
   createdAt: text('created_at').notNull(),
   deletedAt: text('deleted_at'),
 }, (t) => [index('agent_tokens_deployment').on(t.deployment)]);
+
+/**
+ * Setup-wizard sessions between pages (src/slack/wizard.ts), so that any replica, or the bot after a restart,
+ * answers the next page. `session` is JSON text holding sealed-secret ids and env/file ref names, never a typed secret.
+ */
+export const wizardSessions = sqliteTable('wizard_sessions', {
+  /** the random UUID in the modal's private_metadata */
+  key: text('key').primaryKey(),
+  userId: text('user_id').notNull(),
+  channel: text('channel').notNull(),
+  createdAt: text('created_at').notNull(),
+  /** ms since epoch */
+  expiresAt: integer('expires_at').notNull(),
+  session: text('session').notNull(),
+}, (t) => [index('wizard_sessions_expires_at').on(t.expiresAt)]);

@@ -213,14 +213,21 @@ export function slash(emu: SlackEmulator, user: string, channel: string, text: s
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * `/re setup <deployment>` and every wizard page as prefilled, all on one replica (the wizard's session lives in
- * that replica's memory). Throws when the replica dies or forgets the session midway: the caller tries again
- * elsewhere, as a user would after "Run `/re setup` again".
+ * `/re setup <deployment>` and every wizard page as prefilled, each request on the replica `pick` gives then (a
+ * random live one: Slack spreads a modal's pages over the replicas; the session is in the database). Returns the
+ * replicas used, in order. Throws when a replica dies midway or a page is refused: the caller tries again, as a
+ * user would after "Run `/re setup` again".
  */
-export async function runWizard(emu: SlackEmulator, r: Replica, s: ChaosSetup, secrets: { apiToken: string; agentToken: string }): Promise<void> {
+export async function runWizard(emu: SlackEmulator, pick: () => Replica | undefined, s: ChaosSetup, secrets: { apiToken: string; agentToken: string }, used: number[] = []): Promise<number[]> {
+  const next = () => {
+    const r = pick();
+    if (!r) throw new Error('no replica is up');
+    used.push(r.index);
+    return r;
+  };
   emu.closeViews(s.requester);
   const opened = emu.callsTo('views.open').length;
-  const ack = await send(r, slash(emu, s.requester, s.channel, `setup ${s.name}`));
+  const ack = await send(next(), slash(emu, s.requester, s.channel, `setup ${s.name}`));
   if (ack.status !== 200) throw new Error(`/re setup answered ${ack.status}`);
   const end = Date.now() + 10_000;
   while (!(emu.callsTo('views.open').length > opened && emu.topView(s.requester))) {
@@ -231,14 +238,14 @@ export async function runWizard(emu: SlackEmulator, r: Replica, s: ChaosSetup, s
     const top = emu.topView(s.requester);
     if (!top) throw new Error('no wizard page open');
     const typed: Record<string, string> = page === 0 && s.typesSecrets ? { 'deployment.apiToken': secrets.apiToken, 'agent.token': secrets.agentToken } : {};
-    const res = await send(r, interactiveBody(viewSubmission(emu, s.requester, typed)));
+    const res = await send(next(), interactiveBody(viewSubmission(emu, s.requester, typed)));
     if (res.status !== 200) throw new Error(`wizard page ${page} answered ${res.status}`);
     const applied = emu.applyViewAck(s.requester, top.id, res.json);
     if (!applied.ok) throw new Error(`Slack would refuse the wizard ack: ${applied.error}`);
     if (res.json?.response_action === 'errors') throw new Error(`wizard page ${page}: ${JSON.stringify(res.json.errors)}`);
     const text = JSON.stringify(res.json?.view ?? {});
     if (/session expired|Something went wrong|not allowed/.test(text)) throw new Error(`wizard page ${page}: ${text.slice(0, 300)}`);
-    if (!res.json) return; // the last page: the modal closes and the job is submitted
+    if (!res.json) return used; // the last page: the modal closes and the job is submitted
   }
   throw new Error('the wizard did not finish in 12 pages');
 }

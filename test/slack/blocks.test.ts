@@ -88,9 +88,9 @@ describe('messages stay within Block Kit limits whatever the input', () => {
     expect(messages[0].text).toContain('R&amp;D quota &lt;exceeded&gt;');
   });
 
-  it('every wizard page, with every choice, is a valid modal', () => {
+  it('every wizard page, with every choice, is a valid modal (from the session as stored)', async () => {
     const sessions = new WizardSessions();
-    const s = sessions.create({ channel: 'C1', user: 'U1', previous: sampleSpec() });
+    const s = (await sessions.get((await sessions.create({ channel: 'C1', user: 'U1', previous: sampleSpec() })).key))!;
     for (const page of PAGES) {
       const choices = page.items.flatMap((i) => ('select' in i ? [i] : []));
       const combos = choices.length ? choices.flatMap((c) => (c.select.options ?? []).map(([v]) => ({ [c.select.path]: v }))) : [{}];

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { openStore, type Store } from '../../src/store/db.ts';
+import { sqliteRepository } from '../../src/store/repo.ts';
+import type { WizardStore } from '../../src/slack/wizard-store.ts';
 import { createSecretBox, loadSecretKey, type SecretBox } from '../../src/store/crypto.ts';
 import { SlackEmulator } from '../../src/devkit/slack-emulator/server.ts';
 import { signRequest, slashCommandBody, interactiveBody } from '../../src/devkit/slack-emulator/signer.ts';
@@ -71,6 +73,8 @@ export interface Harness {
   dbPath: string;
   secretKey: Buffer;
   vault: TestVault;
+  /** where the app keeps wizard sessions (the `wizard_sessions` table of this DB) */
+  wizardStore: WizardStore;
   /** `/re <text>`; for status/history `json` is what the app posted to the response_url (`acked`: the ack body) */
   command(user: string, text: string, channel?: string): Promise<Reply & { trigger: string; acked?: string }>;
   interact(payload: unknown): Promise<Reply>;
@@ -119,6 +123,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     ...opts.env,
   });
   const vault = new TestVault(box);
+  // in the database, as in the bot: a wizard survives restart()
+  const wizardStore = sqliteRepository(store).wizards;
   const rt = createSlackApp({
     engine,
     config,
@@ -126,6 +132,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     outboxStore: new SqliteOutboxStore(store.sqlite),
     sealSecret: vault.seal,
     eraseSecret: vault.erase,
+    wizardStore,
     deployments: opts.deployments ?? (() => []),
     status: opts.status,
     lastSpec: opts.lastSpec,
@@ -160,7 +167,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const viewUpdates = () => emu.callsTo('views.update').length;
 
   const h: Harness = {
-    emu, rt, engine, store, box, url, logs, acks, dbPath, secretKey, vault, raw, interact,
+    emu, rt, engine, store, box, url, logs, acks, dbPath, secretKey, vault, wizardStore, raw, interact,
     async command(user, text, channel = CHANNEL) {
       const trigger = emu.issueTrigger(user);
       const responseId = `cmd-${trigger}`;

@@ -123,6 +123,37 @@ describe('wizard: no job started, no secret left sealed', () => {
   });
 });
 
+describe('wizard: the database failing with its session', () => {
+  it('storing a page fails: the user is told, and the tokens sealed on that page are erased (nothing stored refers to them)', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy) });
+    await h.wizard(REQUESTER, []);
+    vi.spyOn(h.wizardStore, 'put').mockRejectedValue(new Error('database is locked'));
+    const ack = await h.page(REQUESTER, wizardPages()[0]);
+    expect(JSON.stringify(ack.view)).toContain('Something went wrong: database is locked. Run `/re setup` again.');
+    expect(h.vault.values.size).toBe(2);
+    await until(() => h!.vault.erased.size === 2, 3000, 'the page’s secrets erased');
+    expect(h.logs.join('')).toContain('could not store the wizard page');
+  });
+
+  it('storing a new session fails: no modal opens and the user is told why', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy) });
+    vi.spyOn(h.wizardStore, 'put').mockRejectedValue(new Error('connection terminated unexpectedly'));
+    await h.command(REQUESTER, 'setup');
+    const told = await until(() => toldTo(h!, REQUESTER, /Could not open the setup wizard/), 3000, 'the notice');
+    expect(told.text).toContain('connection terminated unexpectedly');
+    expect(h.emu.callsTo('views.open')).toHaveLength(0);
+  });
+
+  it('reading the session fails: the page answers with a notice, not an error Slack shows as "We had some trouble connecting"', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy) });
+    await h.wizard(REQUESTER, []);
+    vi.spyOn(h.wizardStore, 'get').mockRejectedValue(new Error('connection terminated unexpectedly'));
+    const ack = await h.page(REQUESTER, wizardPages()[0]);
+    expect(JSON.stringify(ack.view)).toContain('Something went wrong: connection terminated unexpectedly.');
+    expect(h.vault.values.size).toBe(0);
+  });
+});
+
 describe('wizard: operator lookup that never answers', () => {
   it('a page submitted while the lookup is still running 2 s later ends the wizard saying Slack did not answer; nothing sealed', async () => {
     vi.spyOn(GroupResolver.prototype, 'isMember').mockImplementation(() => new Promise<boolean>(() => undefined));

@@ -61,4 +61,18 @@ describe('setup wizard: operator check fails closed', () => {
     expect(JSON.stringify(ack.view)).toMatch(/not allowed to start setups/);
     expect(sealedRows(h)).toBe(0);
   });
+
+  it('an operator’s yes is kept with the session: after a restart the pages do not ask Slack again, the final submit does', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine, env: { RE_BOT_OPERATORS: 'S0APPROVERS' } });
+    const pages = wizardPages();
+    await h.wizard(REQUESTER, pages.slice(0, 2));
+    expect(h.emu.callsTo('usergroups.users.list')).toHaveLength(1);
+    h = await h.restart(); // a cold user-group cache and no check in memory
+    for (const p of pages.slice(2, -1)) await h.page(REQUESTER, p);
+    expect(h.emu.callsTo('usergroups.users.list')).toHaveLength(1);
+    await h.page(REQUESTER, pages.at(-1)!);
+    await until(() => engine.submitted.length === 1, 3000, 'the job');
+    expect(h.emu.callsTo('usergroups.users.list')).toHaveLength(2);
+  });
 });

@@ -179,13 +179,57 @@ describe('setup wizard (modals)', () => {
     expect(h.emu.callsTo('users.info')[0].args.user).toBe(REQUESTER);
   });
 
-  it('a submission for a session the bot no longer knows (restart) closes with a notice instead of failing', async () => {
+  it('a wizard survives a restart of the bot between pages: the job starts with what was typed before it', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine });
+    const pages = wizardPages();
+    await h.wizard(REQUESTER, pages.slice(0, 2));
+    h = await h.restart();
+    for (const p of pages.slice(2)) await h.page(REQUESTER, p);
+    await until(() => engine.submitted.length === 1, 3000, 'submit');
+    const submitted = engine.submitted[0];
+    expect(submitted.deployment).toMatchObject({ name: 'sales-prod', id: 'clx0abc123', namespace: 'cosmic-nebula-1234' });
+    expect(submitted.secretsBackend).toEqual(expect.objectContaining({ provider: 'aws-secrets-manager', region: 'us-east-1' }));
+    // sealed before the restart, opened by the bot after it
+    const token = submitted.agent.token as { stored: string };
+    expect(h.box.openSecret(token.stored)).toBe(SECRETS.agentToken);
+    expect(h.acks.join('\n')).not.toContain('expired');
+    expect(h.emu.ephemerals.map((e) => e.text).join('\n')).not.toMatch(/expired|Setup not started/);
+    // the finished wizard's row is gone
+    expect(h.store.sqlite.prepare('SELECT count(*) FROM wizard_sessions').pluck().get()).toBe(0);
+  });
+
+  it('a submission for a session that expired (2 h) or is unknown closes with a notice instead of failing', async () => {
     h = await startHarness({ engine: new FakeEngine(policy) });
     await h.wizard(REQUESTER, []);
-    h = await h.restart();
+    h.store.sqlite.prepare('UPDATE wizard_sessions SET expires_at = ?').run(Date.now() - 1);
     const ack = await h.page(REQUESTER, wizardPages()[0]);
     expect(ack.response_action).toBe('update');
     expect(JSON.stringify(ack.view)).toContain('expired');
+    expect(h.vault.values.size).toBe(0); // nothing typed there was sealed
+
+    await h.wizard(REQUESTER, []);
+    h.store.sqlite.prepare('DELETE FROM wizard_sessions').run();
+    expect(JSON.stringify((await h.page(REQUESTER, wizardPages()[0])).view)).toContain('expired');
+  });
+
+  it('a stored wizard session holds sealed ids and ref names, never a typed secret; closing the wizard deletes it', async () => {
+    h = await startHarness({ engine: new FakeEngine(policy) });
+    const pages = wizardPages();
+    await h.wizard(REQUESTER, pages.slice(0, 4));
+    const rows = h.store.sqlite.prepare('SELECT * FROM wizard_sessions').all() as Array<Record<string, unknown>>;
+    expect(rows).toHaveLength(1);
+    const raw = JSON.stringify(rows);
+    expect(raw).toContain('clx0abc123'); // the typed values are there
+    for (const id of h.vault.values.keys()) expect(raw).toContain(id);
+    expect(h.vault.values.size).toBe(4);
+    for (const secret of Object.values(SECRETS)) {
+      expect(raw).not.toContain(secret);
+      expect(raw).not.toContain(Buffer.from(secret).toString('base64'));
+    }
+    await h.closeWizard(REQUESTER);
+    await until(() => h!.vault.erased.size === 4, 3000, 'erase');
+    expect(h.store.sqlite.prepare('SELECT count(*) FROM wizard_sessions').pluck().get()).toBe(0);
   });
 
   it('no secret typed in the wizard appears in any view, private_metadata or ack', async () => {

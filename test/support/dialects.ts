@@ -189,7 +189,7 @@ function sqliteStore(s: Store): DialectStore {
     reset: async () => {
       clock.offset = 0;
       s.sqlite.exec(`DELETE FROM approval_votes; DELETE FROM approvals; DELETE FROM job_steps; DELETE FROM jobs; DELETE FROM audit_events; DELETE FROM sealed_secrets;
-      DELETE FROM deployments; DELETE FROM slack_outbox; DELETE FROM agent_tokens; DELETE FROM sqlite_sequence WHERE name = 'audit_events';`);
+      DELETE FROM deployments; DELETE FROM slack_outbox; DELETE FROM agent_tokens; DELETE FROM wizard_sessions; DELETE FROM sqlite_sequence WHERE name = 'audit_events';`);
     },
   };
 }
@@ -243,7 +243,7 @@ function postgresStore(s: PgStore, url: string): DialectStore {
     // restart identity: seq numbers start at 1 in each test
     reset: async () => {
       clock.offset = 0;
-      await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events, sealed_secrets, deployments, slack_outbox, slack_channel_leases, agent_tokens restart identity cascade`);
+      await db.execute(pgSql`truncate approval_votes, approvals, job_steps, jobs, audit_events, sealed_secrets, deployments, slack_outbox, slack_channel_leases, agent_tokens, wizard_sessions restart identity cascade`);
     },
   };
 }

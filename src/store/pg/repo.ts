@@ -18,6 +18,7 @@ import { PgOutboxStore } from './outbox.ts';
 import { approvals, auditEvents, deployments, jobs, jobSteps } from './schema.ts';
 import { createPgSecretBox, pgSecretKey, sweepSealedSecretsPg } from './secrets.ts';
 import { jobViewPg, statusAnswerPg } from './status.ts';
+import { pgWizardSessions } from './wizard-sessions.ts';
 
 /** `DONE_STEP` of src/jobs/runner.ts: a step in one of these states is finished */
 const DONE_STEP = ['succeeded', 'warned', 'skipped', 'prepared'];
@@ -135,6 +136,7 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
       live: (deployment) => liveAgentTokenPg(db, deployment),
       rows: (deployment) => agentTokenRowsPg(db, deployment),
     },
+    wizards: pgWizardSessions(db, () => clock.now()),
     deployments: {
       names: async () => (await db.select({ name: deployments.name }).from(deployments).orderBy(asc(deployments.name))).map((r) => r.name),
       exists: async (name) => (await db.select({ name: deployments.name }).from(deployments).where(eq(deployments.name, name))).length > 0,

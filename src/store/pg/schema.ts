@@ -159,3 +159,13 @@ export const slackChannelLeases = pgTable('slack_channel_leases', {
   owner: text('owner').notNull(),
   expiresAt: ms('expires_at').notNull(),
 });
+
+/** Setup-wizard sessions between pages: the same as SQLite's (sealed ids and ref names, never a typed secret). */
+export const wizardSessions = pgTable('wizard_sessions', {
+  key: text('key').primaryKey(),
+  userId: text('user_id').notNull(),
+  channel: text('channel').notNull(),
+  createdAt: text('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  session: text('session').notNull(),
+}, (t) => [index('wizard_sessions_expires_at').on(t.expiresAt)]);
