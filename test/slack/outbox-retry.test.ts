@@ -215,6 +215,7 @@ describe('outbox back-off and giving up (fake clock)', () => {
     await store.upsert({ key: 'p', kind: 'post', channel: 'C1', ref: 'gone', args: { text: 'reply to a crashed reply' } });
     await store.upsert({ key: 'lost', kind: 'post', channel: 'C2', ref: 'x', args: { text: 'x' } });
     await store.markSending((await store.get('lost'))!.id, 'me');
+    await store.markUnknown((await store.get('lost'))!.id, 'lookup failed: missing_scope', 'me'); // recovered, and could not be looked up
     await store.upsert({ key: 'r', kind: 'post', channel: 'C2', ref: 'lost', args: { text: 'under lost' } });
     await store.upsert({ key: 'u', kind: 'update', channel: 'C2', ref: 'lost', args: { text: 'edit lost' } });
     await store.upsert({ key: 'ok', kind: 'post', channel: 'C2', args: { text: 'fine' } });

@@ -71,7 +71,7 @@ describeTwins('PostgreSQL outbox rows, beside SQLite\'s', (twins) => {
 
     const final = await rows();
     expect(final.map((r) => [r!.key, r!.state, r!.attempts, r!.ts ?? null])).toEqual([
-      ['p1', 'sent', 1, '111.1'], ['r1', 'unknown', 1, null], ['r2', 'pending', 0, null], ['u1', 'pending', 1, null],
+      ['p1', 'sent', 1, '111.1'], ['r1', 'pending', 1, null], ['r2', 'pending', 0, null], ['u1', 'pending', 1, null],
       ['e1', 'failed', 1, null], ['p2', 'pending', 2, null], ['r3', 'pending', 0, null],
     ]);
     expect(final[3]!.args).toEqual({ text: 'v3' });

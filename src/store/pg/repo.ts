@@ -120,6 +120,7 @@ export function pgRepository(store: PgStore, opts: RepositoryOptions = {}, o: { 
       markSent: (id, ts, owner) => outbox.markSent(id, ts, owner),
       markRetry: (id, notBefore, error, owner, refund) => outbox.markRetry(id, notBefore, error, owner, refund),
       markFailed: (id, error, owner) => outbox.markFailed(id, error, owner),
+      markUnknown: (id, error, owner) => outbox.markUnknown(id, error, owner),
       dropPending: (id, error) => outbox.dropPending(id, error),
       recoverInFlight: (owner, channels) => outbox.recoverInFlight(owner, channels),
       recoverOrphaned: () => outbox.recoverOrphaned(),
