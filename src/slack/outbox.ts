@@ -419,7 +419,7 @@ export class Outbox extends OutboxWriter {
       const then = e.ref ? 'the reply is not re-sent (it may be missing from the thread)' : 'the thread parent is posted again (it may appear twice)';
       this.o.logger.warn(
         { key: e.key, channel: e.channel, err: errorMessage(err), scopesNeeded: needed },
-        `outbox: could not look up in Slack a post left in flight by a stopped sender (the bot needs the ${needed} scope to read the channel); ${then}`,
+        `outbox: could not look up in Slack a post left in flight by a stopped sender (reading the channel back needs the ${needed} scope); ${then}`,
       );
       if (!e.ref) return true;
       this.kept(await s.markUnknown(e.id, `lookup failed: ${errorMessage(err)}`, owner), e);

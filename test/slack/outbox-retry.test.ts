@@ -228,3 +228,56 @@ describe('outbox back-off and giving up (fake clock)', () => {
     expect((await store.get('r'))!.error).toBe('target lost was never posted');
   });
 });
+
+describe('outbox: looking up a post left in flight (fake clock)', () => {
+  /** a thread parent its sender left `sending` (it died), Slack holding it or not */
+  async function leftInFlight(landed: boolean) {
+    const o = fakeOutbox({ pacingMs: 10, pollMs: 10, baseBackoffMs: 100 });
+    await o.store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'job started' } });
+    await o.store.markSending((await o.store.get('p'))!.id, 'dead');
+    if (landed) o.slack.messages.push({ channel: 'C1', ts: '1800000000.000777', text: 'job started', metadata: { event_type: 're_bot_outbox', event_payload: { key: 'p' } } });
+    return o;
+  }
+
+  it('a lookup that fails with 5xx or a network error is retried with back-off (one attempt each), then finds the post: nothing posted', async () => {
+    const o = await leftInFlight(true);
+    o.slack.fail('conversations.history', http(), network());
+    started(o);
+    await at(1000);
+    expect(o.slack.to('conversations.history').map((c) => [c.at, c.error ? 'failed' : 'ok'])).toEqual([[0, 'failed'], [200, 'failed'], [600, 'ok']]); // 100 ms × 2^(attempt − 1), the dead sender's attempt counted
+    expect(o.slack.to('chat.postMessage')).toEqual([]);
+    expect(await o.store.get('p')).toMatchObject({ state: 'sent', ts: '1800000000.000777', attempts: 4 });
+  });
+
+  it('a rate-limited lookup waits Retry-After without using an attempt', async () => {
+    const o = await leftInFlight(false);
+    o.slack.fail('conversations.history', limited(2));
+    started(o);
+    await at(5000);
+    expect(o.slack.to('conversations.history').map((c) => c.at)).toEqual([0, 2000]);
+    expect(o.slack.posted().map((c) => [c.args.text, c.at])).toEqual([['job started', 2000]]);
+    expect((await o.store.get('p'))!.attempts).toBe(2);
+  });
+
+  it('lookups that keep failing give up after maxAttempts and fall back: the parent is posted once more, with a warning', async () => {
+    const o = await leftInFlight(false);
+    o.slack.fail('conversations.history', ...Array.from({ length: 10 }, () => http()));
+    started(o);
+    await at(60_000);
+    expect(o.slack.to('conversations.history')).toHaveLength(7); // attempts 2..8 (the dead sender's was the first)
+    expect(o.slack.posted().map((c) => c.args.text)).toEqual(['job started']);
+    expect(o.logs.filter((l) => l.level === 'warn').map((l) => l.fields.key)).toContain('p');
+  });
+
+  it('a channel too busy to search (more than 3 pages of 200 since the post was queued): the parent is posted again, with a warning', async () => {
+    const o = await leftInFlight(false);
+    for (let i = 0; i < 650; i++) o.slack.messages.push({ channel: 'C1', ts: `1800000001.${String(i).padStart(6, '0')}`, text: `chatter ${i}` });
+    started(o);
+    await at(1000);
+    expect(o.slack.to('conversations.history').map((c) => c.args.cursor)).toEqual([undefined, '200', '400']);
+    expect(o.slack.posted().map((c) => c.args.text)).toEqual(['job started']);
+    const warn = o.logs.find((l) => l.level === 'warn' && l.fields.key === 'p')!;
+    expect(warn.fields.err).toMatch(/not found in the 600 newest messages/);
+    expect(warn.msg).toMatch(/the thread parent is posted again/);
+  });
+});
