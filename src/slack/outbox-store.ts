@@ -63,8 +63,11 @@ export interface OutboxStore {
   /** pending → sending, one more attempt; false: `owner` lost the channel, do not send */
   markSending(id: number, owner: string): Promise<boolean>;
   markSent(id: number, ts: string | undefined, owner: string): Promise<boolean>;
-  /** back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure) */
-  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean): Promise<boolean>;
+  /**
+   * back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure);
+   * `verify`: the post may have reached Slack (a timeout, a 5xx): look it up before posting it again
+   */
+  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean, verify?: boolean): Promise<boolean>;
   /** a pending or sending row → failed */
   markFailed(id: number, error: string, owner: string): Promise<boolean>;
   /** sending → unknown: a post recovered from a dead sender that could not be looked up (not re-sent) */
@@ -143,9 +146,10 @@ export class MemoryOutboxStore implements OutboxStore {
     delete r.verify;
     return true;
   }
-  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false, verify = false) {
     const r = this.byId(id);
     Object.assign(r, { state: 'pending', notBefore, error, attempts: r.attempts - (refund ? 1 : 0) });
+    if (verify) r.verify = true;
     return true;
   }
   async markFailed(id: number, error: string, _owner?: string) {
@@ -230,7 +234,7 @@ export class SqliteOutboxStore implements OutboxStore {
       ),
       sending: db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`),
       sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0, verify = 0 WHERE id = ?`),
-      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ? WHERE id = ?`),
+      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ?, verify = MAX(verify, ?) WHERE id = ?`),
       failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
       unknown: db.prepare(`UPDATE slack_outbox SET state = 'unknown', error = ? WHERE id = ? AND state = 'sending'`),
       drop: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ? AND state = 'pending'`),
@@ -279,8 +283,8 @@ export class SqliteOutboxStore implements OutboxStore {
     this.q.sent.run(ts ?? null, id);
     return true;
   }
-  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
-    this.q.retry.run(notBefore, error, refund ? 1 : 0, id);
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false, verify = false) {
+    this.q.retry.run(notBefore, error, refund ? 1 : 0, verify ? 1 : 0, id);
     return true;
   }
   async markFailed(id: number, error: string, _owner?: string) {

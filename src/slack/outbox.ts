@@ -18,7 +18,8 @@ export type { NewOutboxEntry, OutboxEntry, OutboxKind, OutboxState, OutboxStore 
  *   message; a few ephemerals at a time, which never hold up a channel's progress posts;
  * - pacing counts from when Slack answered the previous post too, so a slow request cannot bunch two posts;
  * - 429 → that kind of write waits Retry-After (posts: that channel; updates/ephemerals: all of them, as
- *   Slack limits those methods per workspace); 5xx/network → exponential backoff; ok:false → failed, logged.
+ *   Slack limits those methods per workspace); 5xx/network → exponential backoff (a post is looked up in Slack
+ *   by its key before the next try: it may have landed); ok:false → failed, logged.
  * - idempotency: `key` is unique; a post whose ts is recorded is never posted again. Every post carries its key in
  *   the message metadata; a post its sender left in flight (it died) is looked up in Slack by that key before it
  *   is posted again (src/slack/outbox-verify.ts), so it is neither doubled nor lost.
@@ -374,7 +375,8 @@ export class Outbox extends OutboxWriter {
       if (transient && attempts < (this.o.maxAttempts ?? 8)) {
         const until = now + (this.o.baseBackoffMs ?? 500) * 2 ** (attempts - 1);
         if (e.kind === 'post') this.holds.set(this.holdKey(e), until);
-        this.kept(await s.markRetry(e.id, until, errorMessage(err), owner), e);
+        // a post that timed out or got a 5xx may have reached Slack all the same: looked up before the next try
+        this.kept(await s.markRetry(e.id, until, errorMessage(err), owner, false, e.kind === 'post'), e);
         return;
       }
       this.o.logger.error({ key: e.key, kind: e.kind, err: errorMessage(err), detail: err?.data?.errors }, 'outbox: Slack write failed');

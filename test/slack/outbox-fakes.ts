@@ -29,7 +29,7 @@ export class FakeSlack {
   calls: Call[] = [];
   /** how long Slack takes to answer, per method (fake ms) */
   latencyMs: Partial<Record<Method, number>> = {};
-  private faults: Partial<Record<Method, Array<{ error: Error; when?: (args: Record<string, any>) => boolean }>>> = {};
+  private faults: Partial<Record<Method, Array<{ error: Error; when?: (args: Record<string, any>) => boolean; landed?: boolean }>>> = {};
   private gates: Partial<Record<Method, Promise<void>>> = {};
   /** methods whose calls take effect in Slack and then never answer (the sender dies with the request in flight) */
   private hung = new Set<Method>();
@@ -55,6 +55,10 @@ export class FakeSlack {
   fail(method: Method, ...errors: Error[]): void {
     (this.faults[method] ??= []).push(...errors.map((error) => ({ error })));
   }
+  /** the next posts reach Slack (the message is created) and the caller gets these errors all the same (a timeout) */
+  landThenFail(...errors: Error[]): void {
+    (this.faults['chat.postMessage'] ??= []).push(...errors.map((error) => ({ error, landed: true })));
+  }
   /** the next calls of `method` whose args match fail with these errors, in order */
   failIf(method: Method, when: (args: Record<string, any>) => boolean, ...errors: Error[]): void {
     (this.faults[method] ??= []).push(...errors.map((error) => ({ error, when })));
@@ -79,7 +83,8 @@ export class FakeSlack {
     const faults = this.faults[method] ?? [];
     const i = faults.findIndex((f) => !f.when || f.when(args));
     if (i >= 0) {
-      const [{ error }] = faults.splice(i, 1);
+      const [{ error, landed }] = faults.splice(i, 1);
+      if (landed) this.messages.push({ channel: args.channel, ts: `1800000000.${String(++this.seq).padStart(6, '0')}`, thread_ts: args.thread_ts, text: args.text, metadata: args.metadata });
       c.error = error;
       throw error;
     }

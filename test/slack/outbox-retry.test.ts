@@ -269,6 +269,19 @@ describe('outbox: looking up a post left in flight (fake clock)', () => {
     expect(o.logs.filter((l) => l.level === 'warn').map((l) => l.fields.key)).toContain('p');
   });
 
+  it('a post that timed out after Slack created it is found by its key before the retry: not posted twice; one that did not land is posted once', async () => {
+    const o = started(fakeOutbox({ pacingMs: 10, pollMs: 10, baseBackoffMs: 100 }));
+    o.slack.landThenFail(network());
+    o.outbox.post('p', 'C1', { text: 'landed' });
+    o.slack.fail('chat.postMessage', http(503));
+    o.outbox.post('q', 'C2', { text: 'refused' });
+    await at(1000);
+    expect(o.slack.to('chat.postMessage').map((c) => [c.args.text, c.at])).toEqual([['landed', 0], ['refused', 0], ['refused', 100]]);
+    expect(o.slack.to('conversations.history').map((c) => [c.args.channel, c.at])).toEqual([['C1', 100], ['C2', 100]]);
+    expect(await o.store.get('p')).toMatchObject({ state: 'sent', ts: o.slack.messages[0].ts });
+    expect(o.slack.messages.map((m) => m.text).sort()).toEqual(['landed', 'refused']);
+  });
+
   it('a channel too busy to search (more than 3 pages of 200 since the post was queued): the parent is posted again, with a warning', async () => {
     const o = await leftInFlight(false);
     for (let i = 0; i < 650; i++) o.slack.messages.push({ channel: 'C1', ts: `1800000001.${String(i).padStart(6, '0')}`, text: `chatter ${i}` });

@@ -58,7 +58,7 @@ describe('outbox', () => {
       expect(next!.at - r.at).toBeGreaterThanOrEqual(3 * 10 - 2);
     }
     expect(emu.parents('C1').map((m) => m.text)).toEqual(['hello']);
-    const bad = emu.calls.filter((c) => c.args.channel === 'C2' && c.status === 200);
+    const bad = emu.calls.filter((c) => c.method === 'chat.postMessage' && c.args.channel === 'C2' && c.status === 200);
     expect(bad).toHaveLength(1);
     expect(bad[0].response.error).toBe('invalid_blocks');
   });

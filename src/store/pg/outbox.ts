@@ -107,10 +107,10 @@ export class PgOutboxStore {
     return r.rowCount === 1;
   }
 
-  /** back to pending until notBefore; `refund` gives back the attempt (a 429) */
-  async markRetry(id: number, notBefore: number, error: string, owner: string, refund = false): Promise<boolean> {
-    const r = await this.pool.query(`update slack_outbox set state = 'pending', not_before = $1, error = $2, attempts = attempts - $3 where id = $4 and state = 'sending' and ${holds(5)}`,
-      [notBefore, error, refund ? 1 : 0, id, owner]);
+  /** back to pending until notBefore; `refund` gives back the attempt (a 429); `verify`: look the post up before posting it again */
+  async markRetry(id: number, notBefore: number, error: string, owner: string, refund = false, verify = false): Promise<boolean> {
+    const r = await this.pool.query(`update slack_outbox set state = 'pending', not_before = $1, error = $2, attempts = attempts - $3, verify = greatest(verify, $6) where id = $4 and state = 'sending' and ${holds(5)}`,
+      [notBefore, error, refund ? 1 : 0, id, owner, verify ? 1 : 0]);
     return r.rowCount === 1;
   }
 
