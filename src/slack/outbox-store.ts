@@ -5,13 +5,19 @@ import { redactDeep } from '../redact.ts';
  * Persistence for the Slack outbox. One row per logical message (`key` is its idempotency key).
  * Crash recovery (`recoverInFlight`): a row left in `sending` has an unknown outcome.
  *  - updates are re-sent (an update is idempotent);
- *  - thread replies and ephemerals become `unknown` and are NOT re-sent: a missing reply beats a duplicate;
- *  - thread parents (posts without `ref`) are re-sent: every later write of the job hangs off the parent,
- *    so losing it would lose the whole thread. This is the one place a duplicate is possible, and only
- *    when the process died between Slack accepting the post and us recording its ts.
+ *  - posts (thread parents and replies) go back to pending with `verify` set: every post carries its key in the
+ *    message metadata, so the sender looks for it in the channel first (src/slack/outbox-verify.ts) and records
+ *    the ts it finds instead of posting again; only when that lookup cannot be made (a missing history scope) does
+ *    it fall back to re-posting a parent (a possible duplicate: losing it would lose the whole thread) and giving
+ *    a reply up as `unknown` (a possible loss: a missing reply beats a duplicate);
+ *  - ephemerals become `unknown` and are NOT re-sent: they carry no metadata and cannot be read back.
  */
 export type OutboxKind = 'post' | 'update' | 'ephemeral';
 export type OutboxState = 'pending' | 'sending' | 'sent' | 'failed' | 'unknown';
+
+/** what recovery does with a row left `sending` (the SQL of both dialects says the same) */
+export const RECOVERED_STATE_SQL = `CASE WHEN kind = 'ephemeral' THEN 'unknown' ELSE 'pending' END`;
+export const RECOVERED_VERIFY_SQL = `CASE WHEN kind = 'post' THEN 1 ELSE verify END`;
 
 export interface OutboxEntry {
   id: number;
@@ -27,6 +33,8 @@ export interface OutboxEntry {
   notBefore: number;
   error?: string;
   enqueuedAt?: number;
+  /** a post left in flight by a sender that died: look it up in Slack by its key before posting it */
+  verify?: boolean;
   /**
    * posts only: a higher priority is sent before earlier-queued posts of the same channel, once its thread
    * parent is posted (an approval request overtakes step replies; replies of equal priority keep their order)
@@ -55,10 +63,15 @@ export interface OutboxStore {
   /** pending → sending, one more attempt; false: `owner` lost the channel, do not send */
   markSending(id: number, owner: string): Promise<boolean>;
   markSent(id: number, ts: string | undefined, owner: string): Promise<boolean>;
-  /** back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure) */
-  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean): Promise<boolean>;
+  /**
+   * back to pending until notBefore; `refund` gives back the attempt (a 429 is Slack pacing us, not a failure);
+   * `verify`: the post may have reached Slack (a timeout, a 5xx): look it up before posting it again
+   */
+  markRetry(id: number, notBefore: number, error: string, owner: string, refund?: boolean, verify?: boolean): Promise<boolean>;
   /** a pending or sending row → failed */
   markFailed(id: number, error: string, owner: string): Promise<boolean>;
+  /** sending → unknown: a post recovered from a dead sender that could not be looked up (not re-sent) */
+  markUnknown(id: number, error: string, owner: string): Promise<boolean>;
   /** a pending row → failed whoever holds its channel (the Slack process dropping an ephemeral it queued); false when it was no longer pending */
   dropPending(id: number, error: string): Promise<boolean>;
   /**
@@ -130,15 +143,23 @@ export class MemoryOutboxStore implements OutboxStore {
     r.ts = ts ?? r.ts;
     r.state = r.dirty ? 'pending' : 'sent';
     r.dirty = false;
+    delete r.verify;
     return true;
   }
-  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false, verify = false) {
     const r = this.byId(id);
     Object.assign(r, { state: 'pending', notBefore, error, attempts: r.attempts - (refund ? 1 : 0) });
+    if (verify) r.verify = true;
     return true;
   }
   async markFailed(id: number, error: string, _owner?: string) {
     Object.assign(this.byId(id), { state: 'failed', error });
+    return true;
+  }
+  async markUnknown(id: number, error: string, _owner?: string) {
+    const r = this.byId(id);
+    if (r.state !== 'sending') return false;
+    Object.assign(r, { state: 'unknown', error });
     return true;
   }
   async dropPending(id: number, error: string) {
@@ -151,7 +172,8 @@ export class MemoryOutboxStore implements OutboxStore {
     let n = 0;
     for (const r of this.rows.values())
       if (r.state === 'sending' && (!channels || channels.includes(r.channel))) {
-        r.state = r.kind === 'update' || (r.kind === 'post' && !r.ref) ? 'pending' : 'unknown';
+        r.state = r.kind === 'ephemeral' ? 'unknown' : 'pending';
+        if (r.kind === 'post') r.verify = true;
         n++;
       }
     return n;
@@ -211,13 +233,14 @@ export class SqliteOutboxStore implements OutboxStore {
          WHERE state = 'pending' AND kind = ? AND not_before <= ? ORDER BY id LIMIT ?`,
       ),
       sending: db.prepare(`UPDATE slack_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?`),
-      sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0 WHERE id = ?`),
-      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ? WHERE id = ?`),
+      sent: db.prepare(`UPDATE slack_outbox SET ts = COALESCE(?, ts), state = CASE WHEN dirty = 1 THEN 'pending' ELSE 'sent' END, dirty = 0, verify = 0 WHERE id = ?`),
+      retry: db.prepare(`UPDATE slack_outbox SET state = 'pending', not_before = ?, error = ?, attempts = attempts - ?, verify = MAX(verify, ?) WHERE id = ?`),
       failed: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ?`),
+      unknown: db.prepare(`UPDATE slack_outbox SET state = 'unknown', error = ? WHERE id = ? AND state = 'sending'`),
       drop: db.prepare(`UPDATE slack_outbox SET state = 'failed', error = ? WHERE id = ? AND state = 'pending'`),
-      recover: db.prepare(`UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END WHERE state = 'sending'`),
+      recover: db.prepare(`UPDATE slack_outbox SET state = ${RECOVERED_STATE_SQL}, verify = ${RECOVERED_VERIFY_SQL} WHERE state = 'sending'`),
       recoverIn: db.prepare(
-        `UPDATE slack_outbox SET state = CASE WHEN kind = 'update' OR (kind = 'post' AND ref IS NULL) THEN 'pending' ELSE 'unknown' END
+        `UPDATE slack_outbox SET state = ${RECOVERED_STATE_SQL}, verify = ${RECOVERED_VERIFY_SQL}
          WHERE state = 'sending' AND channel IN (SELECT value FROM json_each(?))`,
       ),
       channels: db.prepare(`SELECT DISTINCT channel FROM slack_outbox WHERE state = 'pending' AND not_before <= ? ORDER BY channel LIMIT ?`),
@@ -227,7 +250,10 @@ export class SqliteOutboxStore implements OutboxStore {
   }
   private row(r: any): OutboxEntry | undefined {
     if (!r) return undefined;
-    return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined };
+    return {
+      id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: r.not_before, error: r.error ?? undefined,
+      ...(r.enqueued_at !== undefined ? { enqueuedAt: r.enqueued_at } : {}), ...(r.verify ? { verify: true } : {}),
+    };
   }
   async upsert(e: NewOutboxEntry) {
     this.q.upsert.run(e.key, e.kind, e.channel, e.ref ?? null, JSON.stringify(redactDeep(e.args)), Date.now(), e.priority ?? 0);
@@ -257,13 +283,16 @@ export class SqliteOutboxStore implements OutboxStore {
     this.q.sent.run(ts ?? null, id);
     return true;
   }
-  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false) {
-    this.q.retry.run(notBefore, error, refund ? 1 : 0, id);
+  async markRetry(id: number, notBefore: number, error: string, _owner?: string, refund = false, verify = false) {
+    this.q.retry.run(notBefore, error, refund ? 1 : 0, verify ? 1 : 0, id);
     return true;
   }
   async markFailed(id: number, error: string, _owner?: string) {
     this.q.failed.run(error, id);
     return true;
+  }
+  async markUnknown(id: number, error: string, _owner?: string) {
+    return this.q.unknown.run(error, id).changes === 1;
   }
   async dropPending(id: number, error: string) {
     return this.q.drop.run(error, id).changes === 1;

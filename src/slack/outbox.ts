@@ -4,6 +4,7 @@ import type { WebClient } from '@slack/web-api';
 import { errorMessage } from '../redact.ts';
 import type { Logger } from '../log.ts';
 import type { NewOutboxEntry, OutboxEntry, OutboxStore } from './outbox-store.ts';
+import { ChannelLost, findPosted, HISTORY_SCOPES, outboxMetadata } from './outbox-verify.ts';
 
 export { MemoryOutboxStore, SqliteOutboxStore } from './outbox-store.ts';
 export type { NewOutboxEntry, OutboxEntry, OutboxKind, OutboxState, OutboxStore } from './outbox-store.ts';
@@ -17,8 +18,11 @@ export type { NewOutboxEntry, OutboxEntry, OutboxKind, OutboxState, OutboxStore 
  *   message; a few ephemerals at a time, which never hold up a channel's progress posts;
  * - pacing counts from when Slack answered the previous post too, so a slow request cannot bunch two posts;
  * - 429 → that kind of write waits Retry-After (posts: that channel; updates/ephemerals: all of them, as
- *   Slack limits those methods per workspace); 5xx/network → exponential backoff; ok:false → failed, logged.
- * - idempotency: `key` is unique; a post whose ts is recorded is never posted again.
+ *   Slack limits those methods per workspace); 5xx/network → exponential backoff (a post is looked up in Slack
+ *   by its key before the next try: it may have landed); ok:false → failed, logged.
+ * - idempotency: `key` is unique; a post whose ts is recorded is never posted again. Every post carries its key in
+ *   the message metadata; a post its sender left in flight (it died) is looked up in Slack by that key before it
+ *   is posted again (src/slack/outbox-verify.ts), so it is neither doubled nor lost.
  * - several senders (replicas on PostgreSQL, docs/ha.md section 3): a sender only sends in the channels whose
  *   lease it holds (`takeChannels` at each poll, `renewChannel` before each Slack call), so the pace of a channel
  *   holds across replicas; when the store says it lost a channel (`mark*` false) it stops sending there at once.
@@ -160,7 +164,7 @@ export class Outbox extends OutboxWriter {
   start(): void {
     this.running = true;
     this.recovered = this.o.store.recoverInFlight(this.owner).then(
-      (n) => void (n && this.o.logger.warn({ entries: n }, 'outbox: writes in flight at the last stop have an unknown outcome; replies are not re-sent, thread parents and updates are')),
+      (n) => void (n && this.o.logger.warn({ entries: n }, 'outbox: writes in flight at the last stop have an unknown outcome; posts are looked up in Slack before being posted again, updates are re-sent, ephemerals are not')),
       (err) => this.o.logger.error({ err: errorMessage(err) }, 'outbox: recovery of the writes in flight failed'),
     );
     this.timer = setInterval(() => this.tick(), this.o.pollMs ?? Math.max(1, Math.min(200, this.pacingMs)));
@@ -261,7 +265,7 @@ export class Outbox extends OutboxWriter {
     if (Date.now() - this.lastOrphanSweep >= this.leaseMs / 2) {
       this.lastOrphanSweep = Date.now();
       const n = await s.recoverOrphaned();
-      if (n) this.o.logger.warn({ entries: n }, 'outbox: writes in flight in channels nobody holds (their sender stopped) have an unknown outcome; replies are not re-sent, thread parents and updates are');
+      if (n) this.o.logger.warn({ entries: n }, 'outbox: writes in flight in channels nobody holds (their sender stopped) have an unknown outcome; posts are looked up in Slack before being posted again, updates are re-sent, ephemerals are not');
     }
     const taken = await s.takeChannels({ owner, leaseMs: this.leaseMs, max: this.o.maxChannels ?? 1000 });
     const fresh = taken.filter((c) => !this.channels.has(c));
@@ -269,7 +273,7 @@ export class Outbox extends OutboxWriter {
     if (fresh.length) {
       // a previous holder may have died mid-request in these channels
       const n = await s.recoverInFlight(owner, fresh);
-      if (n) this.o.logger.warn({ entries: n, channels: fresh }, 'outbox: writes in flight when their channel changed hands have an unknown outcome; replies are not re-sent, thread parents and updates are');
+      if (n) this.o.logger.warn({ entries: n, channels: fresh }, 'outbox: writes in flight when their channel changed hands have an unknown outcome; posts are looked up in Slack before being posted again, updates are re-sent, ephemerals are not');
     }
     if (!this.running) return;
     const now = Date.now();
@@ -349,7 +353,8 @@ export class Outbox extends OutboxWriter {
     const args = e.args as any;
     try {
       if (e.kind === 'post') {
-        const r = await c.chat.postMessage({ ...args, channel: e.channel, ...(targetTs ? { thread_ts: targetTs } : {}) });
+        if (e.verify && !(await this.verified(e, targetTs, attempts))) return;
+        const r = await c.chat.postMessage({ ...args, channel: e.channel, ...(targetTs ? { thread_ts: targetTs } : {}), metadata: outboxMetadata(e.key) });
         this.kept(await s.markSent(e.id, r.ts, owner), e);
       } else if (e.kind === 'update') {
         await c.chat.update({ ...args, channel: e.channel, ts: targetTs! });
@@ -370,11 +375,61 @@ export class Outbox extends OutboxWriter {
       if (transient && attempts < (this.o.maxAttempts ?? 8)) {
         const until = now + (this.o.baseBackoffMs ?? 500) * 2 ** (attempts - 1);
         if (e.kind === 'post') this.holds.set(this.holdKey(e), until);
-        this.kept(await s.markRetry(e.id, until, errorMessage(err), owner), e);
+        // a post that timed out or got a 5xx may have reached Slack all the same: looked up before the next try
+        this.kept(await s.markRetry(e.id, until, errorMessage(err), owner, false, e.kind === 'post'), e);
         return;
       }
       this.o.logger.error({ key: e.key, kind: e.kind, err: errorMessage(err), detail: err?.data?.errors }, 'outbox: Slack write failed');
       this.kept(await s.markFailed(e.id, errorMessage(err), owner), e);
     }
+  }
+
+  /**
+   * A post left in flight by a sender that died (row `sending` → pending with `verify`, marked sending again by
+   * the caller): true when it is to be posted now, false when this call settled the row. Found in Slack by its
+   * metadata key → recorded sent with that ts, not posted. A 429 or a transient error → retried later like a
+   * failed post (the lookup counts as an attempt). When the lookup cannot be made (a missing history scope, an
+   * unknown channel, attempts used up, a channel too busy to search), today's rule: a thread parent is posted again
+   * (possibly twice), a reply is given up as `unknown` (possibly lost); a warning names the scopes needed.
+   */
+  private async verified(e: OutboxEntry, targetTs: string | undefined, attempts: number): Promise<boolean> {
+    const s = this.o.store;
+    const owner = this.owner;
+    let ts: string | undefined;
+    try {
+      ts = await findPosted(this.o.client, e, targetTs, () => s.renewChannel({ channel: e.channel, owner, leaseMs: this.leaseMs }));
+    } catch (err: any) {
+      if (err instanceof ChannelLost) {
+        this.drop(e.channel);
+        return false;
+      }
+      const now = Date.now();
+      if (err?.code === 'slack_webapi_rate_limited_error') {
+        const until = now + (Number(err.retryAfter) || 1) * (this.o.retryAfterUnitMs ?? 1000);
+        this.holds.set(this.holdKey(e), Math.max(until, this.holds.get(this.holdKey(e)) ?? 0));
+        this.kept(await s.markRetry(e.id, until, 'lookup ratelimited', owner, true), e);
+        return false;
+      }
+      const transient = err?.code === 'slack_webapi_http_error' || err?.code === 'slack_webapi_request_error';
+      if (transient && attempts < (this.o.maxAttempts ?? 8)) {
+        const until = now + (this.o.baseBackoffMs ?? 500) * 2 ** (attempts - 1);
+        this.holds.set(this.holdKey(e), until);
+        this.kept(await s.markRetry(e.id, until, `lookup: ${errorMessage(err)}`, owner), e);
+        return false;
+      }
+      const needed = err?.data?.needed ?? HISTORY_SCOPES.join(', ');
+      const then = e.ref ? 'the reply is not re-sent (it may be missing from the thread)' : 'the thread parent is posted again (it may appear twice)';
+      this.o.logger.warn(
+        { key: e.key, channel: e.channel, err: errorMessage(err), scopesNeeded: needed },
+        `outbox: could not look up in Slack a post left in flight by a stopped sender (reading the channel back needs the ${needed} scope); ${then}`,
+      );
+      if (!e.ref) return true;
+      this.kept(await s.markUnknown(e.id, `lookup failed: ${errorMessage(err)}`, owner), e);
+      return false;
+    }
+    if (!ts) return true; // Slack never got it: post it now
+    this.o.logger.info({ key: e.key, channel: e.channel, ts }, 'outbox: a post left in flight by a stopped sender had reached Slack; recorded, not posted again');
+    this.kept(await s.markSent(e.id, ts, owner), e);
+    return false;
   }
 }

@@ -105,6 +105,8 @@ export const slackOutbox = sqliteTable('slack_outbox', {
   enqueuedAt: integer('enqueued_at').notNull().default(0),
   /** posts of a higher priority go before earlier-queued posts of the same channel (approval requests) */
   priority: integer('priority').notNull().default(0),
+  /** 1: a post whose sender died mid-request (row left `sending`): look for it in Slack (metadata key) before posting */
+  verify: integer('verify').notNull().default(0),
 }, (t) => [index('slack_outbox_due').on(t.state, t.notBefore)]);
 
 export const auditEvents = sqliteTable('audit_events', {

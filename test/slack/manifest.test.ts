@@ -34,7 +34,7 @@ describe('app-manifest.yml', () => {
     expect(re.usage_hint).toMatch(/setup/);
     expect(re.url).toBeUndefined();
     expect([...manifest.oauth_config.scopes.bot].sort()).toEqual(
-      ['chat:write', 'chat:write.public', 'commands', 'im:write', 'usergroups:read', 'users:read'].sort(),
+      ['chat:write', 'chat:write.public', 'commands', 'im:write', 'usergroups:read', 'users:read', 'channels:history', 'groups:history', 'im:history'].sort(),
     );
   });
 });

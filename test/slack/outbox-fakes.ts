@@ -13,7 +13,7 @@ import type { Logger } from '../../src/log.ts';
 /** the fake clock starts here; `at(ms)` is relative to it */
 export const T0 = 1_800_000_000_000;
 
-export type Method = 'chat.postMessage' | 'chat.update' | 'chat.postEphemeral';
+export type Method = 'chat.postMessage' | 'chat.update' | 'chat.postEphemeral' | 'conversations.history' | 'conversations.replies';
 export interface Call {
   method: Method;
   args: Record<string, any>;
@@ -29,18 +29,35 @@ export class FakeSlack {
   calls: Call[] = [];
   /** how long Slack takes to answer, per method (fake ms) */
   latencyMs: Partial<Record<Method, number>> = {};
-  private faults: Partial<Record<Method, Array<{ error: Error; when?: (args: Record<string, any>) => boolean }>>> = {};
+  private faults: Partial<Record<Method, Array<{ error: Error; when?: (args: Record<string, any>) => boolean; landed?: boolean }>>> = {};
   private gates: Partial<Record<Method, Promise<void>>> = {};
+  /** methods whose calls take effect in Slack and then never answer (the sender dies with the request in flight) */
+  private hung = new Set<Method>();
   private seq = 0;
+  /** the messages in Slack: what chat.postMessage created (also those whose answer never came back) */
+  readonly messages: Array<{ channel: string; ts: string; thread_ts?: string; text?: string; metadata?: any }> = [];
   readonly chat = {
     postMessage: (a: Record<string, any>) => this.call('chat.postMessage', a),
     update: (a: Record<string, any>) => this.call('chat.update', a),
     postEphemeral: (a: Record<string, any>) => this.call('chat.postEphemeral', a),
   };
+  /** Slack's reads, as the lookup of a post left in flight uses them (newest first for history; 200 a page) */
+  readonly conversations = {
+    history: (a: Record<string, any>) => this.call('conversations.history', a),
+    replies: (a: Record<string, any>) => this.call('conversations.replies', a),
+  };
+  /** calls of `method` reach Slack (a post is created) and their answer never comes back */
+  hang(method: Method): void {
+    this.hung.add(method);
+  }
 
   /** the next calls of `method` fail with these errors, in order */
   fail(method: Method, ...errors: Error[]): void {
     (this.faults[method] ??= []).push(...errors.map((error) => ({ error })));
+  }
+  /** the next posts reach Slack (the message is created) and the caller gets these errors all the same (a timeout) */
+  landThenFail(...errors: Error[]): void {
+    (this.faults['chat.postMessage'] ??= []).push(...errors.map((error) => ({ error, landed: true })));
   }
   /** the next calls of `method` whose args match fail with these errors, in order */
   failIf(method: Method, when: (args: Record<string, any>) => boolean, ...errors: Error[]): void {
@@ -66,12 +83,32 @@ export class FakeSlack {
     const faults = this.faults[method] ?? [];
     const i = faults.findIndex((f) => !f.when || f.when(args));
     if (i >= 0) {
-      const [{ error }] = faults.splice(i, 1);
+      const [{ error, landed }] = faults.splice(i, 1);
+      if (landed) this.messages.push({ channel: args.channel, ts: `1800000000.${String(++this.seq).padStart(6, '0')}`, thread_ts: args.thread_ts, text: args.text, metadata: args.metadata });
       c.error = error;
       throw error;
     }
+    if (method === 'conversations.history' || method === 'conversations.replies') return this.read(method, args);
     c.ts = method === 'chat.postMessage' ? `1800000000.${String(++this.seq).padStart(6, '0')}` : args.ts;
+    if (method === 'chat.postMessage') this.messages.push({ channel: args.channel, ts: c.ts!, thread_ts: args.thread_ts, text: args.text, metadata: args.metadata });
+    if (this.hung.has(method)) {
+      c.doneAt = undefined;
+      return new Promise(() => undefined);
+    }
     return { ok: true, channel: args.channel, ts: c.ts };
+  }
+
+  private read(method: Method, a: Record<string, any>) {
+    const after = (m: { ts: string }) => a.oldest === undefined || Number(m.ts) > Number(a.oldest);
+    const inChannel = this.messages.filter((m) => m.channel === a.channel);
+    const list = method === 'conversations.history'
+      ? inChannel.filter((m) => !m.thread_ts && after(m)).reverse()
+      : [...inChannel.filter((m) => m.ts === a.ts), ...inChannel.filter((m) => m.thread_ts === a.ts && after(m))];
+    const start = Number(a.cursor ?? 0);
+    const limit = Number(a.limit ?? 100);
+    const more = start + limit < list.length;
+    const messages = list.slice(start, start + limit).map(({ metadata, ...m }) => ({ ...m, ...(a.include_all_metadata && metadata ? { metadata } : {}) }));
+    return { ok: true, messages, has_more: more, response_metadata: { next_cursor: more ? String(start + limit) : '' } };
   }
 
   to(method: Method): Call[] {
@@ -79,7 +116,7 @@ export class FakeSlack {
   }
   /** messages Slack accepted, in the order it accepted them */
   posted(channel?: string): Call[] {
-    return this.to('chat.postMessage').filter((c) => c.ts && (!channel || c.args.channel === channel));
+    return this.to('chat.postMessage').filter((c) => c.ts && !c.error && (!channel || c.args.channel === channel));
   }
   texts(channel?: string): string[] {
     return this.posted(channel).map((c) => c.args.text);

@@ -1,10 +1,12 @@
 /**
  * Start, stop, restart and idle on a fake clock: a write is recorded as sent only once Slack answered it; a stop
  * waits for what is in flight, so a restart never posts it twice; after a crash the in-flight writes are
- * recovered (thread parents and updates re-sent, replies not) and the operator is told; nothing is sent after
+ * recovered (updates re-sent; posts looked up in Slack by their metadata key, recorded when found, posted once
+ * when not, and today's fallback when the lookup is refused) and the operator is told; nothing is sent after
  * stop(); idle() resolves when everything is out, or says how much is still pending.
  */
 import { describe, expect, it, vi } from 'vitest';
+import { WebAPIPlatformError } from '@slack/web-api';
 import { STORES, at, fakeOutbox, settle, useStartedOutboxes } from './outbox-fakes.ts';
 import { openStore } from '../../src/store/db.ts';
 import { SqliteOutboxStore } from '../../src/slack/outbox.ts';
@@ -113,13 +115,18 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(second.logs.filter((l) => l.level === 'warn')).toEqual([]); // nothing was in flight
   });
 
-  it('after a crash: the thread parent and the update in flight are re-sent once, the reply is not; the operator is warned', async () => {
+  /**
+   * A sender dies with a reply (C1), a new thread parent (C2) and an update in flight. `landed`: Slack had created
+   * both messages (their answers never came back); otherwise the requests never left (Slack has nothing).
+   */
+  async function crashWithPostsInFlight(landed: boolean) {
     const db = openStore({ path: ':memory:' }).sqlite;
     const crashed = fakeOutbox({ store: new SqliteOutboxStore(db), pacingMs: 10, pollMs: 10 });
     crashed.outbox.start();
     crashed.outbox.post('old', 'C1', { text: 'old job' });
     await at(100);
-    crashed.slack.hold('chat.postMessage');
+    if (landed) crashed.slack.hang('chat.postMessage');
+    else crashed.slack.hold('chat.postMessage');
     crashed.slack.hold('chat.update');
     crashed.outbox.post('reply', 'C1', { text: 'maybe posted' }, 'old');
     crashed.outbox.post('parent', 'C2', { text: 'new job' });
@@ -128,15 +135,68 @@ describe('outbox lifecycle (fake clock)', () => {
     expect(crashed.slack.calls.slice(1).map((c) => c.args.text)).toEqual(['maybe posted', 'new job', 'old job (edited)']);
     (crashed.outbox as any).running = false; // the process dies: the requests never return
     clearInterval((crashed.outbox as any).timer);
+    return { db, crashed, oldTs: crashed.slack.posted()[0].ts! };
+  }
 
+  it('after a crash with posts Slack had created: the next sender finds them by their key, posts nothing twice, re-sends the update; replies thread under the found parent', async () => {
+    const { db, crashed, oldTs } = await crashWithPostsInFlight(true);
     const after = started(fakeOutbox({ store: new SqliteOutboxStore(db), pacingMs: 10, pollMs: 10 }));
+    // what Slack holds is the next sender's Slack too
+    after.slack.messages.push(...crashed.slack.messages);
     await at(1000);
-    expect(after.logs).toEqual([
-      { level: 'warn', fields: { entries: 3 }, msg: 'outbox: writes in flight at the last stop have an unknown outcome; replies are not re-sent, thread parents and updates are' },
+    expect(after.logs.filter((l) => l.level === 'warn')).toEqual([
+      { level: 'warn', fields: { entries: 3 }, msg: 'outbox: writes in flight at the last stop have an unknown outcome; posts are looked up in Slack before being posted again, updates are re-sent, ephemerals are not' },
     ]);
-    expect(after.slack.texts()).toEqual(['new job']);
+    expect(after.slack.to('chat.postMessage')).toEqual([]);
+    // the reply was looked for in its thread, the parent in its channel, from (a margin before) when each was queued
+    expect(after.slack.to('conversations.replies').map((c) => c.args)).toEqual([
+      { channel: 'C1', ts: oldTs, include_all_metadata: true, oldest: ((1_800_000_000_000 + 100 - 5 * 60_000) / 1000).toFixed(6), limit: 200 },
+    ]);
+    expect(after.slack.to('conversations.history').map((c) => [c.args.channel, c.args.include_all_metadata])).toEqual([['C2', true]]);
+    const found = crashed.slack.posted();
+    expect(await after.store.head('reply')).toEqual({ state: 'sent', ts: found.find((c) => c.args.text === 'maybe posted')!.ts, channel: 'C1' });
+    expect(await after.store.head('parent')).toEqual({ state: 'sent', ts: found.find((c) => c.args.text === 'new job')!.ts, channel: 'C2' });
     expect(after.slack.to('chat.update').map((c) => c.args.text)).toEqual(['old job (edited)']);
-    expect((await after.store.head('reply'))!.state).toBe('unknown');
+    // the next reply of the recovered parent threads under the ts found in Slack
+    after.outbox.post('next', 'C2', { text: 'step done' }, 'parent');
+    await at(2000);
+    expect(after.slack.posted().map((c) => [c.args.text, c.args.thread_ts])).toEqual([['step done', found.find((c) => c.args.text === 'new job')!.ts]]);
+  });
+
+  it('after a crash before Slack got the posts: the next sender looks, finds nothing, and posts each exactly once', async () => {
+    const { db, oldTs } = await crashWithPostsInFlight(false);
+    const after = started(fakeOutbox({ store: new SqliteOutboxStore(db), pacingMs: 10, pollMs: 10 }));
+    after.slack.messages.push({ channel: 'C1', ts: oldTs, text: 'old job', metadata: { event_type: 're_bot_outbox', event_payload: { key: 'old' } } });
+    await at(1000);
+    expect(after.slack.to('conversations.replies')).toHaveLength(1);
+    expect(after.slack.to('conversations.history')).toHaveLength(1);
+    expect(after.slack.posted().map((c) => [c.args.text, c.args.thread_ts, c.args.metadata.event_payload.key])).toEqual([
+      ['maybe posted', oldTs, 'reply'], ['new job', undefined, 'parent'],
+    ]);
+    await at(3000);
+    expect(after.slack.to('chat.postMessage')).toHaveLength(2);
+    expect((await after.store.get('reply'))).toMatchObject({ state: 'sent', ts: after.slack.posted()[0].ts });
+    expect(after.logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('after a crash, a lookup refused for a missing scope falls back: the thread parent is posted again, the reply is given up; a warning names the scope', async () => {
+    const { db, oldTs } = await crashWithPostsInFlight(false);
+    const after = fakeOutbox({ store: new SqliteOutboxStore(db), pacingMs: 10, pollMs: 10 });
+    const missing = (needed: string) => new WebAPIPlatformError({ ok: false, error: 'missing_scope', needed, provided: 'chat:write,commands' } as any);
+    after.slack.fail('conversations.replies', missing('channels:history'));
+    after.slack.fail('conversations.history', missing('channels:history'));
+    started(after);
+    await at(1000);
+    expect(after.slack.posted().map((c) => c.args.text)).toEqual(['new job']);
+    expect(await after.store.get('reply')).toMatchObject({ state: 'unknown', error: 'lookup failed: An API error occurred: missing_scope' });
+    const warned = after.logs.filter((l) => l.level === 'warn' && /could not look up/.test(l.msg));
+    expect(warned.map((l) => [l.fields.key, l.fields.scopesNeeded])).toEqual([['reply', 'channels:history'], ['parent', 'channels:history']]);
+    expect(warned[0].msg).toMatch(/needs the channels:history scope.*the reply is not re-sent/);
+    expect(warned[1].msg).toMatch(/the thread parent is posted again/);
+    // later rows of the channel are not held up by the given-up reply
+    after.outbox.post('more', 'C1', { text: 'later reply' }, 'old');
+    await at(2000);
+    expect(after.slack.posted().map((c) => [c.args.text, c.args.thread_ts])).toEqual([['new job', undefined], ['later reply', oldTs]]);
   });
 
   it('idle() resolves at once when nothing is pending, and when the last write is answered', async () => {

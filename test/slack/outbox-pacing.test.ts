@@ -158,7 +158,8 @@ for (const [name, make] of STORES) {
       outbox.post('x', 'C2', { text: 'other job' });
       await at(2000);
       const [parent, ...replies] = slack.posted('C1');
-      expect(parent.args).toEqual({ text: 'job started', channel: 'C1' });
+      // every post carries its outbox key in the message metadata (looked up after a crash)
+      expect(parent.args).toEqual({ text: 'job started', channel: 'C1', metadata: { event_type: 're_bot_outbox', event_payload: { key: 'p' } } });
       expect(replies.map((c) => [c.args.text, c.args.thread_ts])).toEqual([['step 1', parent.ts], ['step 2', parent.ts], ['step 3', parent.ts]]);
       expect(replies.map((c) => c.at)).toEqual([130, 260, 390]);
       expect(slack.posted('C2').map((c) => [c.args.text, c.at, c.args.thread_ts])).toEqual([['other job', 0, undefined]]);

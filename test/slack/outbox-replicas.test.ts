@@ -5,6 +5,8 @@
  * message reaches Slack exactly once, each channel's thread keeps its order, and the pace of a channel holds across
  * both senders (only the lease holder sends it). A sender that dies between two posts (stops renewing, releases
  * nothing) has its channels taken over once its leases expire, with nothing lost or sent twice.
+ * A sender killed with posts in flight: the replica that takes its channels over looks each up in Slack by its
+ * metadata key, records the one Slack has and posts the one it has not, once.
  */
 import { afterEach, expect, it } from 'vitest';
 import type { WebClient } from '@slack/web-api';
@@ -27,21 +29,47 @@ interface Post {
   at: number;
   doneAt?: number;
   ts?: string;
+  metadata?: { event_type: string; event_payload: { key: string } };
 }
 
-/** a Slack that records every chat.postMessage with who sent it, when it arrived and when it was answered */
-function recordingSlack(by: string, posts: Post[]): WebClient {
-  let seq = 0;
+/** the sender is killed with this post in flight: `landed` Slack created the message, else the request never left */
+type Kill = (by: string, text: string) => 'landed' | 'lost' | undefined;
+let lastTs = 0;
+/** wall-clock seconds.micros, increasing, as Slack's ts */
+const nextTs = () => {
+  lastTs = Math.max(lastTs + 1, Date.now() * 1000);
+  return (lastTs / 1e6).toFixed(6);
+};
+
+/**
+ * One Slack for every replica: records each chat.postMessage with who sent it, when it arrived and when it was
+ * answered, and answers the lookups (conversations.history newest first, conversations.replies) from those posts.
+ */
+function recordingSlack(by: string, posts: Post[], kill?: Kill, lookups?: string[]): WebClient {
   const postMessage = async (a: Record<string, any>) => {
-    const p: Post = { by, channel: a.channel, text: a.text, threadTs: a.thread_ts, at: Date.now() };
+    const dies = kill?.(by, a.text);
+    if (dies === 'lost') return new Promise(() => undefined);
+    const p: Post = { by, channel: a.channel, text: a.text, threadTs: a.thread_ts, at: Date.now(), metadata: a.metadata };
     posts.push(p);
+    p.ts = nextTs();
+    if (dies === 'landed') return new Promise(() => undefined);
     await sleep(LATENCY_MS);
     p.doneAt = Date.now();
-    p.ts = `${by}.${++seq}`;
     return { ok: true, channel: a.channel, ts: p.ts };
   };
+  const shown = (p: Post, a: Record<string, any>) => ({ ts: p.ts, text: p.text, ...(a.include_all_metadata && p.metadata ? { metadata: p.metadata } : {}) });
+  const history = async (a: Record<string, any>) => {
+    lookups?.push(`${by} history ${a.channel}`);
+    const list = posts.filter((p) => p.channel === a.channel && !p.threadTs && Number(p.ts) > Number(a.oldest)).reverse();
+    return { ok: true, messages: list.map((p) => shown(p, a)), response_metadata: { next_cursor: '' } };
+  };
+  const replies = async (a: Record<string, any>) => {
+    lookups?.push(`${by} replies ${a.channel}`);
+    const list = posts.filter((p) => p.channel === a.channel && (p.ts === a.ts || (p.threadTs === a.ts && Number(p.ts) > Number(a.oldest))));
+    return { ok: true, messages: list.map((p) => shown(p, a)), response_metadata: { next_cursor: '' } };
+  };
   const other = async (a: Record<string, any>) => ({ ok: true, channel: a.channel, ts: a.ts });
-  return { chat: { postMessage, update: other, postEphemeral: other } } as unknown as WebClient;
+  return { chat: { postMessage, update: other, postEphemeral: other }, conversations: { history, replies } } as unknown as WebClient;
 }
 
 describeTwins('[postgres] outbox senders on two replicas', (twins) => {
@@ -51,12 +79,12 @@ describeTwins('[postgres] outbox senders on two replicas', (twins) => {
     outboxes = [];
   });
 
-  function replicas(posts: Post[], logs: LogLine[]) {
+  function replicas(posts: Post[], logs: LogLine[], kill?: Kill, lookups?: string[]) {
     const t = twins();
     const repos: Record<'A' | 'B', Repository> = { A: pgRepository(t.pg), B: pgRepository(t.pg2) };
     const sender = (name: 'A' | 'B') => {
       const o = new Outbox({
-        client: recordingSlack(name, posts), store: repos[name].outbox, logger: fakeLogger(logs), owner: `replica-${name}`,
+        client: recordingSlack(name, posts, kill, lookups), store: repos[name].outbox, logger: fakeLogger(logs), owner: `replica-${name}`,
         pacingMs: PACING_MS, pollMs: 20, channelLeaseMs: LEASE_MS, maxChannels: 2,
       });
       outboxes.push(o);
@@ -100,7 +128,7 @@ describeTwins('[postgres] outbox senders on two replicas', (twins) => {
       const parent = inChannel[0]!;
       expect(inChannel.slice(1).every((p) => p.threadTs === parent.ts)).toBe(true);
       // ≤ 1 post per PACING_MS in the channel, counted from Slack's answer to the previous one, across both senders
-      for (let i = 1; i < inChannel.length; i++) expect(inChannel[i]!.at - inChannel[i - 1]!.doneAt!).toBeGreaterThanOrEqual(PACING_MS - 2);
+      for (let i = 1; i < inChannel.length; i++) expect(inChannel[i]!.at - (inChannel[i - 1]!.doneAt ?? inChannel[i - 1]!.at)).toBeGreaterThanOrEqual(PACING_MS - 2);
     }
   }
 
@@ -152,6 +180,41 @@ describeTwins('[postgres] outbox senders on two replicas', (twins) => {
       const firstByB = Math.min(...posts.filter((p) => p.channel === c && p.by === 'B').map((p) => p.at));
       expect(firstByB - lastByA.get(c)!).toBeGreaterThanOrEqual(LEASE_MS - 20);
     }
+    expect(logs.filter((l) => l.level === 'error')).toEqual([]);
+  }, 60_000);
+
+  it('a sender killed with posts in flight: the replica taking its channels over finds in Slack the one that landed (not posted again) and posts the one that did not, once; replies thread under the found parent', async () => {
+    const posts: Post[] = [];
+    const logs: LogLine[] = [];
+    const lookups: string[] = [];
+    const hung: string[] = [];
+    // A dies mid-request twice: C1's thread parent reached Slack, C2's first reply did not
+    const kill: Kill = (by, text) => {
+      const dies = by !== 'A' ? undefined : text === 'C1:parent' ? 'landed' : text === 'C2:reply1' ? 'lost' : undefined;
+      if (dies) hung.push(text);
+      return dies;
+    };
+    const { t, A, B, writer } = replicas(posts, logs, kill, lookups);
+    A.start();
+    await enqueueAll(writer, 0);
+    while (hung.length < 2) await sleep(5);
+    // the process is killed: its requests never return, its leases are left to expire
+    (A as any).running = false;
+    clearInterval((A as any).timer);
+    outboxes = outboxes.filter((o) => o !== A);
+    const { rows } = await t.pg.pool.query(`select key from slack_outbox where state = 'sending' order by key`);
+    expect(rows.map((r) => r.key)).toEqual(['C1:parent', 'C2:reply1']);
+    B.start();
+
+    await allSent(t, 30_000);
+    expectExactlyOnceInOrderAndPaced(posts);
+    expect(posts.filter((p) => p.text === 'C1:parent').map((p) => p.by)).toEqual(['A']);
+    expect(posts.filter((p) => p.text === 'C2:reply1').map((p) => p.by)).toEqual(['B']);
+    // B looked each up where it would be: the parent in the channel, the reply in its thread
+    expect(lookups.filter((l) => l.startsWith('B ')).sort()).toEqual(['B history C1', 'B replies C2']);
+    const parentRow = (await t.pg.pool.query(`select ts, verify from slack_outbox where key = 'C1:parent'`)).rows[0];
+    expect(parentRow).toEqual({ ts: posts.find((p) => p.text === 'C1:parent')!.ts, verify: 0 });
+    expect(logs.filter((l) => /had reached Slack/.test(l.msg)).map((l) => l.fields.key)).toEqual(['C1:parent']);
     expect(logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 60_000);
 }, 'outbox_replicas');

@@ -215,6 +215,7 @@ describe('outbox back-off and giving up (fake clock)', () => {
     await store.upsert({ key: 'p', kind: 'post', channel: 'C1', ref: 'gone', args: { text: 'reply to a crashed reply' } });
     await store.upsert({ key: 'lost', kind: 'post', channel: 'C2', ref: 'x', args: { text: 'x' } });
     await store.markSending((await store.get('lost'))!.id, 'me');
+    await store.markUnknown((await store.get('lost'))!.id, 'lookup failed: missing_scope', 'me'); // recovered, and could not be looked up
     await store.upsert({ key: 'r', kind: 'post', channel: 'C2', ref: 'lost', args: { text: 'under lost' } });
     await store.upsert({ key: 'u', kind: 'update', channel: 'C2', ref: 'lost', args: { text: 'edit lost' } });
     await store.upsert({ key: 'ok', kind: 'post', channel: 'C2', args: { text: 'fine' } });
@@ -225,5 +226,71 @@ describe('outbox back-off and giving up (fake clock)', () => {
     expect(slack.posted().map((c) => c.args.text)).toEqual(['fine']);
     for (const k of ['p', 'r', 'u']) expect((await store.get(k))!.state).toBe('failed');
     expect((await store.get('r'))!.error).toBe('target lost was never posted');
+  });
+});
+
+describe('outbox: looking up a post left in flight (fake clock)', () => {
+  /** a thread parent its sender left `sending` (it died), Slack holding it or not */
+  async function leftInFlight(landed: boolean) {
+    const o = fakeOutbox({ pacingMs: 10, pollMs: 10, baseBackoffMs: 100 });
+    await o.store.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'job started' } });
+    await o.store.markSending((await o.store.get('p'))!.id, 'dead');
+    if (landed) o.slack.messages.push({ channel: 'C1', ts: '1800000000.000777', text: 'job started', metadata: { event_type: 're_bot_outbox', event_payload: { key: 'p' } } });
+    return o;
+  }
+
+  it('a lookup that fails with 5xx or a network error is retried with back-off (one attempt each), then finds the post: nothing posted', async () => {
+    const o = await leftInFlight(true);
+    o.slack.fail('conversations.history', http(), network());
+    started(o);
+    await at(1000);
+    expect(o.slack.to('conversations.history').map((c) => [c.at, c.error ? 'failed' : 'ok'])).toEqual([[0, 'failed'], [200, 'failed'], [600, 'ok']]); // 100 ms × 2^(attempt − 1), the dead sender's attempt counted
+    expect(o.slack.to('chat.postMessage')).toEqual([]);
+    expect(await o.store.get('p')).toMatchObject({ state: 'sent', ts: '1800000000.000777', attempts: 4 });
+  });
+
+  it('a rate-limited lookup waits Retry-After without using an attempt', async () => {
+    const o = await leftInFlight(false);
+    o.slack.fail('conversations.history', limited(2));
+    started(o);
+    await at(5000);
+    expect(o.slack.to('conversations.history').map((c) => c.at)).toEqual([0, 2000]);
+    expect(o.slack.posted().map((c) => [c.args.text, c.at])).toEqual([['job started', 2000]]);
+    expect((await o.store.get('p'))!.attempts).toBe(2);
+  });
+
+  it('lookups that keep failing give up after maxAttempts and fall back: the parent is posted once more, with a warning', async () => {
+    const o = await leftInFlight(false);
+    o.slack.fail('conversations.history', ...Array.from({ length: 10 }, () => http()));
+    started(o);
+    await at(60_000);
+    expect(o.slack.to('conversations.history')).toHaveLength(7); // attempts 2..8 (the dead sender's was the first)
+    expect(o.slack.posted().map((c) => c.args.text)).toEqual(['job started']);
+    expect(o.logs.filter((l) => l.level === 'warn').map((l) => l.fields.key)).toContain('p');
+  });
+
+  it('a post that timed out after Slack created it is found by its key before the retry: not posted twice; one that did not land is posted once', async () => {
+    const o = started(fakeOutbox({ pacingMs: 10, pollMs: 10, baseBackoffMs: 100 }));
+    o.slack.landThenFail(network());
+    o.outbox.post('p', 'C1', { text: 'landed' });
+    o.slack.fail('chat.postMessage', http(503));
+    o.outbox.post('q', 'C2', { text: 'refused' });
+    await at(1000);
+    expect(o.slack.to('chat.postMessage').map((c) => [c.args.text, c.at])).toEqual([['landed', 0], ['refused', 0], ['refused', 100]]);
+    expect(o.slack.to('conversations.history').map((c) => [c.args.channel, c.at])).toEqual([['C1', 100], ['C2', 100]]);
+    expect(await o.store.get('p')).toMatchObject({ state: 'sent', ts: o.slack.messages[0].ts });
+    expect(o.slack.messages.map((m) => m.text).sort()).toEqual(['landed', 'refused']);
+  });
+
+  it('a channel too busy to search (more than 3 pages of 200 since the post was queued): the parent is posted again, with a warning', async () => {
+    const o = await leftInFlight(false);
+    for (let i = 0; i < 650; i++) o.slack.messages.push({ channel: 'C1', ts: `1800000001.${String(i).padStart(6, '0')}`, text: `chatter ${i}` });
+    started(o);
+    await at(1000);
+    expect(o.slack.to('conversations.history').map((c) => c.args.cursor)).toEqual([undefined, '200', '400']);
+    expect(o.slack.posted().map((c) => c.args.text)).toEqual(['job started']);
+    const warn = o.logs.find((l) => l.level === 'warn' && l.fields.key === 'p')!;
+    expect(warn.fields.err).toMatch(/not found in the 600 newest messages/);
+    expect(warn.msg).toMatch(/the thread parent is posted again/);
   });
 });

@@ -45,7 +45,7 @@ describe('outbox rows', () => {
   it('a row read back has exactly the fields written, absent ones undefined (never null)', async () => {
     const s = new SqliteOutboxStore(openStore({ path: ':memory:' }).sqlite);
     await s.upsert({ key: 'p', kind: 'post', channel: 'C1', args: { text: 'x' }, priority: 3 });
-    expect(await s.get('p')).toStrictEqual({ id: 1, key: 'p', kind: 'post', channel: 'C1', ref: undefined, args: { text: 'x' }, state: 'pending', ts: undefined, attempts: 0, notBefore: 0, error: undefined });
+    expect(await s.get('p')).toStrictEqual({ id: 1, key: 'p', kind: 'post', channel: 'C1', ref: undefined, args: { text: 'x' }, state: 'pending', ts: undefined, attempts: 0, notBefore: 0, error: undefined, enqueuedAt: T0 });
     await s.upsert({ key: 'r', kind: 'post', channel: 'C1', ref: 'p', args: {} });
     expect((await s.get('r'))!.ref).toBe('p');
   });

@@ -91,7 +91,7 @@ for (const [name, make] of stores) {
       expect([...ids].sort((x, y) => x - y)).toEqual(ids);
     });
 
-    it('after a crash: in-flight updates and thread parents are re-sent, replies and ephemerals are not', async () => {
+    it('after a crash: in-flight updates are re-sent, posts (parents and replies) are to be looked up in Slack first, ephemerals are not re-sent', async () => {
       const s = make();
       const rows = [
         { key: 'parent', kind: 'post' as const, channel: 'C1', args: {} },
@@ -103,9 +103,20 @@ for (const [name, make] of stores) {
       for (const r of rows) await s.upsert(r);
       for (const r of rows.slice(0, 4)) await s.markSending((await s.get(r.key))!.id, 'me');
       expect(await s.recoverInFlight('me')).toBe(4);
-      expect(Object.fromEntries(await Promise.all(rows.map(async (r) => [r.key, (await s.head(r.key))!.state])))).toEqual({ parent: 'pending', reply: 'unknown', 'parent#update': 'pending', eph: 'unknown', idle: 'pending' });
+      expect(Object.fromEntries(await Promise.all(rows.map(async (r) => [r.key, (await s.head(r.key))!.state])))).toEqual({ parent: 'pending', reply: 'pending', 'parent#update': 'pending', eph: 'unknown', idle: 'pending' });
+      expect(Object.fromEntries(await Promise.all(rows.map(async (r) => [r.key, (await s.get(r.key))!.verify ?? false])))).toEqual({ parent: true, reply: true, 'parent#update': false, eph: false, idle: false });
       expect(await s.recoverInFlight('me')).toBe(0);
-      expect(await s.pendingCount()).toBe(3);
+      expect(await s.pendingCount()).toBe(4);
+      // sent: the flag is gone; a recovered post that could not be looked up is given up as unknown, only from sending
+      const reply = (await s.get('reply'))!;
+      expect(await s.markUnknown(reply.id, 'lookup failed', 'me')).toBe(false);
+      await s.markSending(reply.id, 'me');
+      expect(await s.markUnknown(reply.id, 'lookup failed: missing_scope', 'me')).toBe(true);
+      expect(await s.get('reply')).toMatchObject({ state: 'unknown', error: 'lookup failed: missing_scope' });
+      const parent = (await s.get('parent'))!;
+      await s.markSending(parent.id, 'me');
+      await s.markSent(parent.id, '1800000000.000001', 'me');
+      expect((await s.get('parent'))!.verify).toBeUndefined();
     });
 
     it('after taking a channel: only the rows in flight in that channel are recovered, not those of channels still sending', async () => {

@@ -58,7 +58,7 @@ describe('outbox', () => {
       expect(next!.at - r.at).toBeGreaterThanOrEqual(3 * 10 - 2);
     }
     expect(emu.parents('C1').map((m) => m.text)).toEqual(['hello']);
-    const bad = emu.calls.filter((c) => c.args.channel === 'C2' && c.status === 200);
+    const bad = emu.calls.filter((c) => c.method === 'chat.postMessage' && c.args.channel === 'C2' && c.status === 200);
     expect(bad).toHaveLength(1);
     expect(bad[0].response.error).toBe('invalid_blocks');
   });
@@ -75,26 +75,68 @@ describe('outbox', () => {
     expect(emu.parents('C1').map((m) => m.text)).toEqual(['after the storm']);
   });
 
-  it('a post acknowledged before a crash is never posted again; an in-flight reply is not re-sent, an in-flight thread parent is', async () => {
-    emu = await new SlackEmulator().start();
+  /** the rows a sender left `sending` when it died: a reply under `done` and a new thread parent, both in C1 */
+  async function crashAfter(landed: boolean) {
     const db = migratedDb();
     const { store } = await setup(db);
     outbox!.post('done', 'C1', { text: 'posted once' });
     outbox!.start();
     await outbox!.idle();
     await outbox!.stop();
-    // simulate a crash while a reply and a new thread parent were in flight
-    await store.upsert({ key: 'lost-reply', kind: 'post', channel: 'C1', ref: 'done', args: { text: 'maybe posted' } });
-    await store.markSending((await store.get('lost-reply'))!.id, 'me');
-    await store.upsert({ key: 'lost-parent', kind: 'post', channel: 'C1', args: { text: 'parent of a job' } });
-    await store.markSending((await store.get('lost-parent'))!.id, 'me');
+    const doneTs = (await store.get('done'))!.ts!;
+    const client = new WebClient('xoxb-t', { slackApiUrl: emu.apiUrl, retryConfig: { retries: 0 } });
+    for (const [key, ref, text] of [['lost-reply', 'done', 'maybe posted'], ['lost-parent', undefined, 'parent of a job']] as const) {
+      await store.upsert({ key, kind: 'post', channel: 'C1', ref, args: { text } });
+      await store.markSending((await store.get(key))!.id, 'me');
+      // Slack created the message, the answer never reached the dead sender
+      if (landed) await client.chat.postMessage({ channel: 'C1', text, ...(ref ? { thread_ts: doneTs } : {}), metadata: { event_type: 're_bot_outbox', event_payload: { key } } });
+    }
+    return { db, store, doneTs };
+  }
+
+  it('a post acknowledged before a crash is never posted again; posts in flight that Slack got are found by their key and not posted again', async () => {
+    emu = await new SlackEmulator().start();
+    const { db, store, doneTs } = await crashAfter(true);
+    expect(emu.posts.get('C1')).toHaveLength(3);
     await setup(db);
     outbox!.post('done', 'C1', { text: 'posted once' });
     outbox!.start();
     await outbox!.idle();
+    expect(emu.posts.get('C1')).toHaveLength(3);
     expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once', 'parent of a job']);
+    expect(emu.replies('C1', doneTs).map((m) => m.text)).toEqual(['maybe posted']);
+    expect(await store.get('lost-reply')).toMatchObject({ state: 'sent', ts: emu.replies('C1', doneTs)[0].ts });
+    expect(await store.get('lost-parent')).toMatchObject({ state: 'sent', ts: emu.parents('C1')[1].ts });
+    // a reply queued now threads under the parent found in Slack
+    outbox!.post('next', 'C1', { text: 'next step' }, 'lost-parent');
+    await outbox!.idle();
+    expect(emu.replies('C1', emu.parents('C1')[1].ts).map((m) => m.text)).toEqual(['next step']);
+  });
+
+  it('posts in flight that never reached Slack are looked up, not found, and posted exactly once', async () => {
+    emu = await new SlackEmulator().start();
+    const { db, store, doneTs } = await crashAfter(false);
+    await setup(db);
+    outbox!.start();
+    await outbox!.idle();
+    expect(emu.posts.get('C1')).toHaveLength(3);
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once', 'parent of a job']);
+    expect(emu.replies('C1', doneTs).map((m) => m.text)).toEqual(['maybe posted']);
+    expect((await store.get('lost-reply'))!.state).toBe('sent');
+    expect(emu.callsTo('conversations.replies').map((c) => c.response.ok)).toEqual([true]);
+    expect(emu.callsTo('conversations.history').map((c) => c.response.ok)).toEqual([true]);
+  });
+
+  it('a bot without the history scopes: the lookup is refused (missing_scope), the parent is posted again, the reply is given up', async () => {
+    emu = await new SlackEmulator({ scopes: ['chat:write', 'chat:write.public', 'commands', 'users:read', 'usergroups:read', 'im:write'] }).start();
+    const { db, store, doneTs } = await crashAfter(true);
+    await setup(db);
+    outbox!.start();
+    await outbox!.idle();
+    expect(emu.callsTo('conversations.history').map((c) => c.response)).toMatchObject([{ ok: false, error: 'missing_scope', needed: 'channels:history' }]);
+    expect(emu.parents('C1').map((m) => m.text)).toEqual(['posted once', 'parent of a job', 'parent of a job']);
+    expect(emu.replies('C1', doneTs).map((m) => m.text)).toEqual(['maybe posted']);
     expect((await store.get('lost-reply'))!.state).toBe('unknown');
-    expect(emu.replies('C1', (await store.get('done'))!.ts!)).toHaveLength(0);
   });
 
   it('paces posts per channel but not updates: an update never waits behind the post pacing', async () => {

@@ -498,9 +498,14 @@ function repositoryContract(store: () => DialectStore) {
     expect(await repo.outbox.markRetry(r1.id, now + 5000, 'ratelimited', 'A', true)).toBe(true);
     expect(await repo.outbox.get('r1')).toMatchObject({ state: 'pending', attempts: 0, notBefore: now + 5000, error: 'ratelimited' });
     expect(await repo.outbox.markSending(r1.id, 'A')).toBe(true);
-    // a restart: the reply in flight is not re-sent (unknown), never doubled
+    // a restart: the reply in flight is to be looked up in Slack before it is posted again
     expect(await repo.outbox.recoverInFlight('A')).toBe(1);
-    expect((await repo.outbox.get('r1'))?.state).toBe('unknown');
+    expect(await repo.outbox.get('r1')).toMatchObject({ state: 'pending', verify: true });
+    // looked up and refused (a missing scope): given up as unknown, never doubled
+    expect(await repo.outbox.markSending(r1.id, 'A')).toBe(true);
+    expect(await repo.outbox.markUnknown(r1.id, 'lookup failed: missing_scope', 'A')).toBe(true);
+    expect(await repo.outbox.get('r1')).toMatchObject({ state: 'unknown', error: 'lookup failed: missing_scope' });
+    expect(await repo.outbox.markUnknown(r1.id, 'again', 'A')).toBe(false);
     await repo.outbox.releaseChannel({ channel: 'C1', owner: 'A' });
   });
 

@@ -51,9 +51,12 @@ export interface EmulatorOptions {
   usergroups?: Record<string, string[]>;
   triggerTtlMs?: number;
   random?: () => number;
+  /**
+   * the bot token's scopes: when given, the methods that need one the token lacks answer `missing_scope` (today
+   * conversations.history / conversations.replies: channels:history, groups:history for G… ids, im:history for D…)
+   */
+  scopes?: string[];
 }
-
-const TS_BASE = 1_700_000_000;
 
 export class SlackEmulator {
   readonly calls: RecordedCall[] = [];
@@ -65,7 +68,10 @@ export class SlackEmulator {
   readonly socketFrames: Json[] = [];
   private triggers = new Map<string, { issuedAt: number; used: boolean; user: string }>();
   private faults: Fault[] = [];
-  private seq = 100;
+  /** the last message ts handed out, in microseconds (ts are wall-clock seconds.micros, strictly increasing) */
+  private lastTsMicros = 0;
+  /** see EmulatorOptions.scopes; undefined: every scope granted */
+  scopes?: string[];
   private viewSeq = 0;
   private http?: Server;
   private wss?: WebSocketServer;
@@ -90,6 +96,7 @@ export class SlackEmulator {
     this.usergroups = opts.usergroups ?? {};
     this.triggerTtlMs = opts.triggerTtlMs ?? 3000;
     this.random = opts.random ?? Math.random;
+    this.scopes = opts.scopes;
   }
 
   get apiUrl(): string {
@@ -165,8 +172,8 @@ export class SlackEmulator {
   }
 
   private nextTs(): string {
-    this.seq += 1;
-    return `${TS_BASE + Math.floor(this.seq / 1_000_000)}.${String(this.seq % 1_000_000).padStart(6, '0')}`;
+    this.lastTsMicros = Math.max(this.lastTsMicros + 1, Date.now() * 1000);
+    return `${Math.floor(this.lastTsMicros / 1_000_000)}.${String(this.lastTsMicros % 1_000_000).padStart(6, '0')}`;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -272,6 +279,9 @@ export class SlackEmulator {
         const g = this.usergroups[a.usergroup];
         return g ? { ok: true, users: g } : { ok: false, error: 'no_such_subteam' };
       }
+      case 'conversations.history':
+      case 'conversations.replies':
+        return this.readMessages(method, a);
       case 'conversations.open':
         return { ok: true, channel: { id: `D${String(a.users ?? 'X').replace(/^U/, '')}` } };
       default:
@@ -301,6 +311,52 @@ export class SlackEmulator {
     list.push(Date.now());
     this.posts.set(a.channel, list);
     return { ok: true, channel: a.channel, ts, message: { text: a.text, blocks: a.blocks, ts, bot_id: 'B0BOT00001' } };
+  }
+
+  /** the history scope a channel id needs (the emulator's convention: D… a DM, G… a private channel, else public) */
+  private historyScope(channel: string): string {
+    return channel.startsWith('D') ? 'im:history' : channel.startsWith('G') ? 'groups:history' : 'channels:history';
+  }
+
+  /**
+   * conversations.history (a channel's top-level messages and broadcast replies, newest first) and
+   * conversations.replies (the thread's parent, then its replies oldest first); `oldest`/`latest` (exclusive unless
+   * `inclusive`), `limit` (history: default 100, at most 999; replies: default 1000), `cursor`; message metadata only
+   * with `include_all_metadata`.
+   */
+  private readMessages(method: string, a: Json): Json {
+    if (!a.channel) return { ok: false, error: 'channel_not_found' };
+    const needed = this.historyScope(String(a.channel));
+    if (this.scopes && !this.scopes.includes(needed)) return { ok: false, error: 'missing_scope', needed, provided: this.scopes.join(',') };
+    const truthy = (v: unknown) => v === true || v === 'true' || v === '1' || v === 1;
+    const inclusive = truthy(a.inclusive);
+    const num = (ts: string) => Number(ts);
+    const inRange = (m: StoredMessage) =>
+      (a.oldest === undefined || (inclusive ? num(m.ts) >= num(a.oldest) : num(m.ts) > num(a.oldest))) &&
+      (a.latest === undefined || (inclusive ? num(m.ts) <= num(a.latest) : num(m.ts) < num(a.latest)));
+    const inChannel = [...this.messages.values()].filter((m) => m.channel === a.channel).sort((x, y) => num(x.ts) - num(y.ts));
+    let list: StoredMessage[];
+    if (method === 'conversations.history') {
+      list = inChannel.filter((m) => (!m.threadTs || m.replyBroadcast) && inRange(m)).reverse();
+    } else {
+      const parent = this.messages.get(`${a.channel}/${a.ts}`);
+      if (!a.ts || !parent) return { ok: false, error: 'thread_not_found' };
+      const root = parent.threadTs ?? parent.ts;
+      const top = this.messages.get(`${a.channel}/${root}`)!;
+      list = [top, ...inChannel.filter((m) => m.threadTs === root && m.ts !== root && inRange(m))];
+    }
+    const max = method === 'conversations.history' ? 999 : 1000;
+    const limit = Math.min(max, Math.max(1, Number(a.limit) || (method === 'conversations.history' ? 100 : 1000)));
+    const start = a.cursor ? Number(Buffer.from(String(a.cursor), 'base64').toString('utf8').replace(/^offset:/, '')) || 0 : 0;
+    const page = list.slice(start, start + limit);
+    const more = start + limit < list.length;
+    const withMeta = truthy(a.include_all_metadata);
+    const messages = page.map((m) => ({
+      type: 'message', user: this.botUserId, bot_id: 'B0BOT00001', ts: m.ts, text: m.text ?? '', ...(m.blocks ? { blocks: m.blocks } : {}),
+      ...(m.threadTs ? { thread_ts: m.threadTs } : {}), ...(m.threadTs && m.replyBroadcast ? { subtype: 'thread_broadcast' } : {}),
+      ...(withMeta && m.metadata ? { metadata: m.metadata } : {}),
+    }));
+    return { ok: true, messages, has_more: more, response_metadata: { next_cursor: more ? Buffer.from(`offset:${start + limit}`).toString('base64') : '' } };
   }
 
   private updateMessage(a: Json): Json {

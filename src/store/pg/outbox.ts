@@ -12,7 +12,7 @@
  * never to rows another live sender has in flight.
  */
 import { redactDeep } from '../../redact.ts';
-import type { OutboxEntry } from '../../slack/outbox-store.ts';
+import { RECOVERED_STATE_SQL, RECOVERED_VERIFY_SQL, type OutboxEntry } from '../../slack/outbox-store.ts';
 import type { PgStore } from './open.ts';
 
 type Pool = PgStore['pool'];
@@ -24,7 +24,10 @@ const COLS = `id, key, kind, channel, ref, '{}' AS args, state, ts, attempts, no
 
 function row(r: Record<string, any> | undefined): OutboxEntry | undefined {
   if (!r) return undefined;
-  return { id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: Number(r.not_before), error: r.error ?? undefined };
+  return {
+    id: r.id, key: r.key, kind: r.kind, channel: r.channel, ref: r.ref ?? undefined, args: JSON.parse(r.args), state: r.state, ts: r.ts ?? undefined, attempts: r.attempts, notBefore: Number(r.not_before), error: r.error ?? undefined,
+    ...(r.enqueued_at != null ? { enqueuedAt: Number(r.enqueued_at) } : {}), ...(r.verify ? { verify: true } : {}),
+  };
 }
 
 export class PgOutboxStore {
@@ -99,21 +102,27 @@ export class PgOutboxStore {
   /** sending → sent with its ts (or back to pending when its args changed meanwhile) while `owner` holds the channel */
   async markSent(id: number, ts: string | undefined, owner: string): Promise<boolean> {
     const r = await this.pool.query(
-      `update slack_outbox set ts = coalesce($1, ts), state = case when dirty = 1 then 'pending' else 'sent' end, dirty = 0
+      `update slack_outbox set ts = coalesce($1, ts), state = case when dirty = 1 then 'pending' else 'sent' end, dirty = 0, verify = 0
        where id = $2 and state = 'sending' and ${holds(3)}`, [ts ?? null, id, owner]);
     return r.rowCount === 1;
   }
 
-  /** back to pending until notBefore; `refund` gives back the attempt (a 429) */
-  async markRetry(id: number, notBefore: number, error: string, owner: string, refund = false): Promise<boolean> {
-    const r = await this.pool.query(`update slack_outbox set state = 'pending', not_before = $1, error = $2, attempts = attempts - $3 where id = $4 and state = 'sending' and ${holds(5)}`,
-      [notBefore, error, refund ? 1 : 0, id, owner]);
+  /** back to pending until notBefore; `refund` gives back the attempt (a 429); `verify`: look the post up before posting it again */
+  async markRetry(id: number, notBefore: number, error: string, owner: string, refund = false, verify = false): Promise<boolean> {
+    const r = await this.pool.query(`update slack_outbox set state = 'pending', not_before = $1, error = $2, attempts = attempts - $3, verify = greatest(verify, $6) where id = $4 and state = 'sending' and ${holds(5)}`,
+      [notBefore, error, refund ? 1 : 0, id, owner, verify ? 1 : 0]);
     return r.rowCount === 1;
   }
 
   /** pending (a reply whose parent was never posted) or sending → failed, while `owner` holds the channel */
   async markFailed(id: number, error: string, owner: string): Promise<boolean> {
     const r = await this.pool.query(`update slack_outbox set state = 'failed', error = $1 where id = $2 and state in ('pending', 'sending') and ${holds(3)}`, [error, id, owner]);
+    return r.rowCount === 1;
+  }
+
+  /** sending → unknown (a recovered post that could not be looked up), while `owner` holds the channel */
+  async markUnknown(id: number, error: string, owner: string): Promise<boolean> {
+    const r = await this.pool.query(`update slack_outbox set state = 'unknown', error = $1 where id = $2 and state = 'sending' and ${holds(3)}`, [error, id, owner]);
     return r.rowCount === 1;
   }
 
@@ -125,11 +134,12 @@ export class PgOutboxStore {
 
   /**
    * The rows a previous holder left in `sending` in the channels `owner` holds now (call after taking a channel,
-   * before sending in it): updates and thread parents back to pending, replies and ephemerals `unknown`.
+   * before sending in it): updates back to pending, posts back to pending with `verify` (looked up in Slack before
+   * being posted again), ephemerals `unknown`.
    */
   async recoverInFlight(owner: string, channels?: string[]): Promise<number> {
     const r = await this.pool.query(
-      `update slack_outbox set state = case when kind = 'update' or (kind = 'post' and ref is null) then 'pending' else 'unknown' end
+      `update slack_outbox set state = ${RECOVERED_STATE_SQL}, verify = ${RECOVERED_VERIFY_SQL}
        where state = 'sending' and ${holds(1)} and ($2::text[] is null or channel = any($2::text[]))`, [owner, channels ?? null]);
     return r.rowCount ?? 0;
   }
@@ -141,7 +151,7 @@ export class PgOutboxStore {
    */
   async recoverOrphaned(): Promise<number> {
     const r = await this.pool.query(
-      `update slack_outbox set state = case when kind = 'update' or (kind = 'post' and ref is null) then 'pending' else 'unknown' end
+      `update slack_outbox set state = ${RECOVERED_STATE_SQL}, verify = ${RECOVERED_VERIFY_SQL}
        where state = 'sending' and not exists (select 1 from slack_channel_leases l where l.channel = slack_outbox.channel and l.expires_at > ${NOW_MS})`);
     return r.rowCount ?? 0;
   }

@@ -111,6 +111,8 @@ export const slackOutbox = pgTable('slack_outbox', {
   error: text('error'),
   enqueuedAt: ms('enqueued_at').notNull().default(0),
   priority: integer('priority').notNull().default(0),
+  /** 1: a post whose sender died mid-request (row left `sending`): look for it in Slack (metadata key) before posting */
+  verify: integer('verify').notNull().default(0),
 }, (t) => [index('slack_outbox_due').on(t.state, t.notBefore)]);
 
 export const auditEvents = pgTable('audit_events', {

@@ -1,0 +1,1 @@
+ALTER TABLE "slack_outbox" ADD COLUMN "verify" integer DEFAULT 0 NOT NULL;

@@ -1,0 +1,1 @@
+ALTER TABLE `slack_outbox` ADD `verify` integer DEFAULT 0 NOT NULL;
