@@ -31,12 +31,14 @@ import { startReplicas, type ReplicaSet } from './replicas.ts';
 import { demoSpec, ROOT, scratchDir, SECRETS } from './support.ts';
 
 /**
- * SQLite with one replica unless RE_BOT_CHAOS_DIALECT=postgres: the three-replica PostgreSQL run is opt-in until
- * the two gaps in docs/ha.md ("Two gaps") are closed. It failed 2 of 4 runs under CI load: a lost approval
- * message (a job left waiting) and a reply of the outbox's kill window; `npm run test:chaos-pg` runs it.
+ * PostgreSQL with three replicas when PostgreSQL is installed (the issue's Done-when), else SQLite with one; both
+ * gaps docs/ha.md found in earlier runs are closed (wizard sessions in the database, posts looked up by their
+ * key after a sender's death). Strict by default: a doubled or lost post fails; RE_BOT_CHAOS_STRICT=0 only
+ * reports them. `npm run test:chaos-pg` forces PostgreSQL.
  */
 const FORCED = process.env.RE_BOT_CHAOS_DIALECT as Dialect | undefined;
-const ON_PG = FORCED === 'postgres' && botAcceptsDatabaseUrl(ROOT);
+const ON_PG = FORCED !== 'sqlite' && botAcceptsDatabaseUrl(ROOT);
+const STRICT = process.env.RE_BOT_CHAOS_STRICT !== '0';
 const replicasFor = (d: Dialect) => Number(process.env.RE_BOT_CHAOS_REPLICAS ?? (d === 'postgres' ? 3 : 1));
 const SETUPS = Number(process.env.RE_BOT_CHAOS_SETUPS ?? 20);
 const CHANNELS = Number(process.env.RE_BOT_CHAOS_CHANNELS ?? 5);
@@ -242,8 +244,8 @@ function chaosRun(DIALECT: Dialect): void {
     // Slack, one sent row: counted like any other), else posted once. Only when the lookup cannot be made does the
     // old window reopen: a thread parent re-sent (a duplicate when Slack had it), a reply left `unknown` (lost when
     // Slack did not). An ephemeral in flight stays `unknown` (it cannot be read back). Those are counted against the
-    // outbox's own "unknown outcome" warnings and reported; RE_BOT_CHAOS_STRICT=1 fails on doubled or lost posts
-    // (the issue's Done-when). Anything else doubled or lost always fails.
+    // outbox's own "unknown outcome" warnings and reported; they fail (the issue's Done-when; RE_BOT_CHAOS_STRICT=0 only reports
+    // them). Anything else doubled or lost always fails.
     const inFlightAtKill = set.replicas.reduce((n, r) => n + [...r.log().matchAll(/"entries":(\d+)[^\n]*unknown outcome/g)].reduce((k, m) => k + Number(m[1]), 0), 0);
     const foundAfterKill = set.replicas.reduce((n, r) => n + [...r.log().matchAll(/had reached Slack; recorded, not posted again/g)].length, 0);
     const outbox = await db.all<{ key: string; kind: string; channel: string; state: string; ts: string | null }>('select key, kind, channel, state, ts from slack_outbox');
@@ -275,7 +277,7 @@ function chaosRun(DIALECT: Dialect): void {
     if (windowHits.length) process.stderr.write(`chaos: KNOWN OUTBOX WINDOW (${inFlightAtKill} writes in flight at kills): ${windowHits.join(' | ')}\n`);
     if (unknownEphemerals.length) process.stderr.write(`chaos: ephemerals in flight at kills, not re-sent (cannot be looked up): ${unknownEphemerals.join(' | ')}\n`);
     expect.soft(windowHits.length + unknownEphemerals.length + foundAfterKill, `more doubled parents/unknown writes/found posts than writes in flight at kills: ${windowHits.join(' | ')}`).toBeLessThanOrEqual(inFlightAtKill);
-    if (process.env.RE_BOT_CHAOS_STRICT === '1') expect.soft(windowHits, 'doubled parents / lost replies (RE_BOT_CHAOS_STRICT=1)').toEqual([]);
+    if (STRICT) expect.soft(windowHits, 'doubled parents / lost replies (RE_BOT_CHAOS_STRICT=0 only reports them)').toEqual([]);
     for (const s of world.setups) {
       const j = rows.find((r) => r.deployment === s.name)!;
       const parentRow = outbox.find((o) => o.key === `job:${j.id}:parent`);
