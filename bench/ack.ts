@@ -139,7 +139,7 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
         type: 'block_actions', user: { id: user, username: user, name: user, team_id: emu!.teamId }, api_app_id: 'A0123APPID', token: 'x',
         container: { type: 'message', message_ts: '1700000000.000100', channel_id: CHANNEL, is_ephemeral: false }, trigger_id: `${Date.now()}.1.${user}`,
         team: { id: emu!.teamId, domain: 'acme' }, channel: { id: CHANNEL, name: 'platform' }, message: { ts: '1700000000.000100', text: '', blocks: [] },
-        state: { values: {} }, response_url: 'http://127.0.0.1:1/none',
+        state: { values: {} }, response_url: emu!.responseUrl(),
         actions: [{ action_id: 're_approve', block_id: 'approval', value, type: 'button', action_ts: `${Date.now() / 1000}` }],
       });
     const drive = async () => {

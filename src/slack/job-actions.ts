@@ -1,5 +1,5 @@
 /** Buttons in the progress thread. Anyone in the channel can click: every click is checked. */
-import type { App } from '@slack/bolt';
+import type { App, RespondFn } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import { errorMessage } from '../redact.ts';
 import { afterAck, type SlackContext } from './context.ts';
@@ -21,6 +21,9 @@ const REFUSAL: Record<string, (approvers: string) => string> = {
 function channelOf(body: any): string {
   return body.channel?.id ?? body.container?.channel_id;
 }
+
+/** Bolt's respond() when the click came with a response_url (a message's buttons do; Bolt's respond throws without one) */
+const responder = (body: any, respond: RespondFn | undefined): RespondFn | undefined => (typeof body?.response_url === 'string' && body.response_url ? respond : undefined);
 
 /**
  * Someone else's job: only users listed (directly or through a user group) in RE_BOT_OPERATORS or
@@ -79,7 +82,7 @@ export const REFUSAL_MEMORY_MS: Partial<Record<string, number>> = { not_approver
  * `viaModal`: a rejection submitted with its reason is always answered; only button clicks are deduplicated
  * (a refused Approve must not silence the Reject the same user then types a reason for).
  */
-async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject', approvalId: string, hash: string, user: string, channel: string, reason?: string, viaModal = false): Promise<void> {
+async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject', approvalId: string, hash: string, user: string, channel: string, reason?: string, viaModal = false, respond?: RespondFn): Promise<void> {
   const noun = decision === 'approve' ? 'approval' : 'rejection';
   // answered once per user, request and button: a repeated refused click is only acked
   const once = `${approvalId}|${user}|${decision}`;
@@ -90,14 +93,30 @@ async function recordDecision(ctx: SlackContext, decision: 'approve' | 'reject',
     const r = await ctx.engine.decide(approvalId, { by: { id: user, display }, decision, hash, userGroups, ...(reason ? { reason } : {}) });
     if (!r.ok) {
       if (!viaModal) ctx.refusedClicks.add(once, REFUSAL_MEMORY_MS[r.reason]);
-      ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
+      // someone not allowed to decide is worth a warning; a late, repeated or stale click is routine (both are audited)
+      if (r.reason === 'not_approver' || r.reason === 'self_approval') ctx.logger.warn({ approvalId, user, reason: r.reason }, 'approval click refused');
+      else ctx.logger.debug({ approvalId, user, reason: r.reason }, 'approval click refused');
       const why = REFUSAL[r.reason]?.(approversText(ctx.config.approvers)) ?? `${esc(r.message)}.`;
-      ctx.tell(channel, user, `Your ${noun} was not recorded: ${why}`);
+      answer(ctx, respond, channel, user, `Your ${noun} was not recorded: ${why}`);
     }
   } catch (err) {
     ctx.logger.error({ approvalId, user, err: errorMessage(err) }, 'approval click failed');
-    ctx.tell(channel, user, `Your ${noun} could not be recorded: ${esc(errorMessage(err))}`);
+    answer(ctx, respond, channel, user, `Your ${noun} could not be recorded: ${esc(errorMessage(err))}`);
   }
+}
+
+/**
+ * The answer to a click, seen only by its clicker: through the click's response_url when it has one (one
+ * kept-alive POST; no outbox row, poll or Web API call on the Slack process, which was most of a refused
+ * click's cost: bench/click.ts), else, or when that POST fails, through the outbox (ctx.tell). Like any
+ * ephemeral it may be lost in a kill; a refusal changes nothing, so the click can simply be repeated.
+ */
+function answer(ctx: SlackContext, respond: RespondFn | undefined, channel: string, user: string, text: string): void {
+  if (!respond) return ctx.tell(channel, user, text);
+  respond({ response_type: 'ephemeral', replace_original: false, text }).catch((err) => {
+    ctx.logger.warn({ err: errorMessage(err) }, 'response_url answer failed; answering through the outbox');
+    ctx.tell(channel, user, text);
+  });
 }
 
 /**
@@ -124,19 +143,19 @@ async function approvalOf(ctx: SlackContext, value: string) {
 
 
 export function registerJobActions(app: App, ctx: SlackContext): void {
-  app.action('re_approve', async ({ ack, body, action }) => {
+  app.action('re_approve', async ({ ack, body, action, respond }) => {
     await ack();
     // the id and hash are all a decision needs: no job read for a click that is only acked
     const [approvalId = '', hash = ''] = String((action as any).value ?? '').split('|');
-    await recordDecision(ctx, 'approve', approvalId, hash, (body as any).user.id, channelOf(body));
+    await recordDecision(ctx, 'approve', approvalId, hash, (body as any).user.id, channelOf(body), undefined, false, responder(body, respond));
   });
   // Reject asks for a reason first (a modal); the decision is recorded when it is submitted
-  app.action('re_reject', async ({ ack, body, action, client }) => {
+  app.action('re_reject', async ({ ack, body, action, client, respond }) => {
     await ack();
     const user: string = (body as any).user.id;
     const channel = channelOf(body);
     const { approvalId, hash, job, approval } = await approvalOf(ctx, String((action as any).value ?? ''));
-    if (!job || !approval) return recordDecision(ctx, 'reject', approvalId, hash, user, channel);
+    if (!job || !approval) return recordDecision(ctx, 'reject', approvalId, hash, user, channel, undefined, false, responder(body, respond));
     try {
       await openModal(client, (body as any).trigger_id, rejectView(job, { ...approval, hash }, channel));
     } catch (err) {

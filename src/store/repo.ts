@@ -17,7 +17,7 @@
  */
 import { and, asc, desc, eq, inArray, like, sql } from 'drizzle-orm';
 import type { ApprovalRequest } from '../checklist/types.ts';
-import { createApprovals, type DecideInput } from './sqlite/approvals.ts';
+import { createApprovals, decideReads, type DecideInput } from './sqlite/approvals.ts';
 import * as queue from '../jobs/queue.ts';
 import { nextStep, SuspendForApproval, updateStep, type StepRow } from '../jobs/runner.ts';
 import { statusQueries, type LockHolder } from '../jobs/status-queries.ts';
@@ -238,6 +238,7 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
   // created on first use: the key file beside the DB is only made when a secret is sealed or opened
   const secretBox = () => (box ??= createSecretBox(store, ...(opts.secretKey ? [opts.secretKey] : [])));
   let outboxStore: SqliteOutboxStore | undefined;
+  let dueChannelsStmt: ReturnType<Store['sqlite']['prepare']> | undefined;
   const outbox = () => (outboxStore ??= new SqliteOutboxStore(store.sqlite));
 
   /** src/store/sqlite/approvals.ts with the engine's failJob (src/jobs/engine.ts); what it did is recorded in `seen` */
@@ -332,8 +333,11 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
         }
       },
       async decide(approvalId, input) {
-        const a0 = getApproval(approvalId);
-        const waiting = a0 ? queue.getJob(store, a0.jobId)?.state === 'waiting_approval' : false;
+        // the prepared reads decide() itself uses: most clicks are refused, and a drizzle read of the whole
+        // approval and job rows (diff, spec and plan JSON) was a third of a refused click's cost
+        const reads = decideReads(store);
+        const a0 = reads.approval(approvalId);
+        const waiting = a0 ? reads.job(a0.jobId)?.state === 'waiting_approval' : false;
         const { a, seen } = approvalsWith(PLACEHOLDER_POLICY);
         const r = await a.decide(approvalId, input);
         const failed = seen.failed ? { jobFailed: seen.failed } : {};
@@ -375,9 +379,9 @@ export function sqliteRepository(store: Store, opts: RepositoryOptions = {}, o: 
       pendingCount: () => outbox().pendingCount(),
       oldestPendingAt: () => outbox().oldestPendingAt(),
       // by the repository clock (SqliteOutboxStore's own is Date.now)
-      takeChannels: async (t) => db.selectDistinct({ channel: slackOutbox.channel }).from(slackOutbox)
-        .where(and(eq(slackOutbox.state, 'pending'), sql`${slackOutbox.notBefore} <= ${clock.now()}`))
-        .orderBy(asc(slackOutbox.channel)).limit(Math.max(0, Math.floor(t.max))).all().map((r) => r.channel),
+      // prepared once: the sender asks on every poll (each enqueue and each finished send)
+      takeChannels: async (t) => (dueChannelsStmt ??= store.sqlite.prepare(`SELECT DISTINCT channel FROM slack_outbox WHERE state = 'pending' AND not_before <= ? ORDER BY channel LIMIT ?`).pluck())
+        .all(clock.now(), Math.max(0, Math.floor(t.max))) as string[],
       renewChannel: async () => true,
       releaseChannel: async () => {},
     },

@@ -40,12 +40,18 @@ describe('keepAliveFetch (Web API client and respond())', () => {
         expect(r.ok).toBe(true);
         expect(await r.json()).toEqual({ ok: true, echo: `text=hi${i}` });
       }
+      // what the Web API client and the metrics read: a clone's body, the original's body after it, headers
+      const r = await f(`${url}/api/chat.postEphemeral`, { method: 'POST', body: 'text=x' });
+      expect(await r.clone().json()).toEqual({ ok: true, echo: 'text=x' });
+      expect(Buffer.from(await r.arrayBuffer()).toString()).toBe('{"ok":true,"echo":"text=x"}');
+      expect(r.headers.get('Content-Type')).toBe('application/json');
+      expect(Object.fromEntries(r.headers.entries())['set-cookie']).toBe('a=1, b=2');
       const limited = await f(`${url}/limited`, { method: 'POST', headers: new Headers({ 'Content-Type': 'application/json' }), body: '{}' });
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toBe('3');
-      expect(seen.map((s) => s.method)).toEqual(Array(11).fill('POST'));
-      expect(seen[10].type).toBe('application/json');
-      // 11 requests one after another: the connection is kept (undici may open a second while one settles)
+      expect(seen.map((s) => s.method)).toEqual(Array(12).fill('POST'));
+      expect(seen[11].type).toBe('application/json');
+      // 12 requests one after another: the connection is kept (undici may open a second while one settles)
       expect(sockets()).toBeLessThanOrEqual(2);
     } finally {
       await f.close();

@@ -193,7 +193,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
         channel: { id: CHANNEL, name: 'release-train' },
         message: { ts: messageTs, text: '', blocks: [] },
         state: { values: {} },
-        response_url: 'http://127.0.0.1:1/none',
+        response_url: emu.responseUrl(undefined, { channel: CHANNEL, user }),
         actions: [{ action_id: actionId, block_id: 'x', value, type: 'button', action_ts: '1700000050.123456' }],
       });
     },

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BoundedSet } from '../../src/slack/context.ts';
 import { FakeEngine } from '../support/fake-engine.ts';
+import { pressInMessage } from '../../src/devkit/slack-emulator/payloads.ts';
 import { startHarness, wizardPages, CHANNEL, REQUESTER, until, type Harness } from './harness.ts';
 
 const policy = { approvers: ['S0APPROVERS'], required: 1, allowSelfApproval: false, expiresInMs: 3600_000 };
@@ -60,6 +61,31 @@ describe('refused approval clicks', () => {
     await h.press(STRANGER, ts, 're_approve');
     await until(async () => (await engine.job(jobId))!.state === 'succeeded', 5000, 'the approval');
     expect(engine.audit.map((a) => a.result)).toEqual(['not_approver', 'approve']);
+  });
+
+  it('a refusal is answered through the click\'s response_url (no outbox row, no Web API call); through the outbox when that post fails', async () => {
+    const engine = new FakeEngine(policy);
+    h = await startHarness({ engine });
+    const { ts } = await waitingApproval(h, engine);
+    const ephemeralCalls = () => h!.emu.calls.filter((c) => c.method === 'chat.postEphemeral').length;
+    const ephemeralRows = () => (h!.store.sqlite.prepare(`SELECT COUNT(*) AS n FROM slack_outbox WHERE kind = 'ephemeral'`).get() as { n: number }).n;
+    const before = [ephemeralRows(), ephemeralCalls()];
+    await h.press(STRANGER, ts, 're_approve');
+    const told = await until(() => (toldTo(h!, STRANGER).length === 1 ? toldTo(h!, STRANGER) : undefined), 3000, 'the refusal');
+    expect(told[0]).toMatch(/^Your approval was not recorded: you are not an approver/);
+    const answer = h.emu.calls.find((c) => c.method === 'response_url' && String(c.args.text).startsWith('Your approval was not recorded'));
+    expect(answer?.args).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+    await h.rt.outbox.idle();
+    expect([ephemeralRows(), ephemeralCalls()]).toEqual(before);
+
+    // a response_url nobody answers: the same answer arrives through chat.postEphemeral
+    const other = 'U0RANDOM02';
+    const payload = pressInMessage(h.emu, other, CHANNEL, ts, 're_approve');
+    payload.response_url = 'http://127.0.0.1:1/gone';
+    await h.interact(payload);
+    const viaOutbox = await until(() => h!.emu.calls.find((c) => c.method === 'chat.postEphemeral' && c.args.user === other), 5000, 'the fallback answer');
+    expect(String(viaOutbox.args.text)).toMatch(/^Your approval was not recorded: you are not an approver/);
+    expect(toldTo(h, other)).toHaveLength(1);
   });
 
   it('final refusals are remembered for good (within the bound); "not an approver" for its lifetime', () => {

@@ -103,7 +103,8 @@ export function pressInMessage(emu: SlackEmulator, user: string, channel: string
       channel: { id: channel, name: 'channel' },
       message: { type: 'message', ts, text: m.text, blocks: m.blocks, ...(m.threadTs ? { thread_ts: m.threadTs } : {}) },
       state: { values: {} },
-      response_url: 'http://127.0.0.1:1/none',
+      // as Slack's: what the app posts there shows as an ephemeral to this user in this channel
+      response_url: emu.responseUrl(undefined, { channel, user }),
       actions: [{ type: 'button', action_id: actionId, block_id: b.block_id, value: el.value, text: el.text, action_ts: String(Date.now() / 1000) }],
     };
   }

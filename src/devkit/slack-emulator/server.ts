@@ -135,10 +135,15 @@ export class SlackEmulator {
     return id;
   }
 
-  /** a response_url for a slash command or interaction payload: what the app posts to it lands in `responses` */
-  responseUrl(id = `r${++this.responseSeq}`): string {
+  /**
+   * a response_url for a slash command or interaction payload: what the app posts to it lands in `responses`;
+   * with `to` (the payload's channel and user), an ephemeral answer also lands in `ephemerals`, as Slack shows it
+   */
+  responseUrl(id = `r${++this.responseSeq}`, to?: { channel: string; user: string }): string {
+    if (to) this.responseTargets.set(id, to);
     return `${this.url}/response/${encodeURIComponent(id)}`;
   }
+  private responseTargets = new Map<string, { channel: string; user: string }>();
   /** the first message posted to responseUrl(id), waiting for it up to timeoutMs */
   waitResponse(id: string, timeoutMs = 5000): Promise<Json | undefined> {
     const got = this.responses.get(id)?.[0];
@@ -219,6 +224,9 @@ export class SlackEmulator {
       return;
     }
     this.calls.push({ method: 'response_url', args: m, at: Date.now(), status: 200, response: { ok: true } });
+    // Slack's default response_type is ephemeral; replace_original/delete_original change the source message instead
+    const to = this.responseTargets.get(id);
+    if (to && m.response_type !== 'in_channel' && !m.replace_original && !m.delete_original) this.ephemerals.push({ channel: to.channel, user: to.user, text: m.text as string | undefined, blocks: m.blocks as unknown[] | undefined });
     const list = this.responses.get(id) ?? [];
     list.push(m);
     this.responses.set(id, list);

@@ -53,7 +53,7 @@ type DecideJob = Pick<JobRow, 'id' | 'deployment' | 'valuesHash' | 'requestedBy'
  * (spec and plan JSON) for the five columns a decision needs.
  */
 const decideQueries = new WeakMap<Store['sqlite'], { approval: (id: string) => DecideApproval | undefined; job: (id: string) => DecideJob | undefined; voted: (approvalId: string, user: string) => boolean }>();
-function decideReads(store: Store) {
+export function decideReads(store: Store) {
   let q = decideQueries.get(store.sqlite);
   if (!q) {
     const approval = store.sqlite.prepare(`SELECT id, job_id AS jobId, step_id AS stepId, hash, title, state, required, policy, expires_at AS expiresAt FROM approvals WHERE id = ?`);
