@@ -6,7 +6,7 @@ import { withLogContext, type Logger } from '../log.ts';
 import { countingFetch, timeAcks, type Metrics } from '../metrics.ts';
 import { errorMessage, registerSecret } from '../redact.ts';
 import { registerCommands } from './commands.ts';
-import { BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
+import { afterAckQueue, BoundedSet, type SlackAppDeps, type SlackContext } from './context.ts';
 import { Directory } from './directory.ts';
 import { keepAliveFetch } from './fetch.ts';
 import { registerJobActions } from './job-actions.ts';
@@ -206,6 +206,7 @@ export const SLOW_REQUEST_MS = 1000;
 function tagRequests(app: App, logger: Logger): void {
   const process = app.processEvent.bind(app);
   app.processEvent = (event) => {
+    afterAckQueue.noteRequest();
     const b = event.body as Record<string, any>;
     const what = b.command ?? b.actions?.[0]?.action_id ?? b.view?.callback_id ?? b.type ?? 'event';
     const fields = { requestId: randomUUID(), slackUser: b.user_id ?? b.user?.id, slackRequest: String(what) };

@@ -1,4 +1,5 @@
 import type { WebClient } from '@slack/web-api';
+import { AfterAckQueue } from './after-ack.ts';
 import type { JobEngine } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { SpecPolicy } from '../spec/safety.ts';
@@ -81,10 +82,13 @@ export interface SlackContext {
 }
 
 /**
- * Awaited right after ack(): the rest of the handler (SQLite, policy, rendering) runs after the event loop
- * has read the other waiting requests and sent their acks, not between one request's ack and the next's.
+ * Awaited right after ack(): the rest of the handler (SQLite, policy, rendering) runs once the requests
+ * arriving now are read and acked, not between one request's ack and the next's (src/slack/after-ack.ts).
  */
-export const afterAck = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+export const afterAck = (): Promise<void> => afterAckQueue.turn();
+
+/** one per process: every Slack app in it shares the event loop (src/slack/after-ack.ts) */
+export const afterAckQueue = new AfterAckQueue();
 
 /** A set that forgets its oldest entries past `max`, and an entry added with a lifetime once it has passed. */
 export class BoundedSet {

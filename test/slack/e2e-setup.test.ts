@@ -215,6 +215,8 @@ describe('issue 5, real engine + real steps on the fake Kubernetes API', () => {
 
       kube.heal(worker);
       await h.press(REQUESTER, failure.ts, 're_retry');
+      // the retry is taken after the ack (src/slack/after-ack.ts): until then the job is still attempt 1's failure
+      await until(() => job(s, j.id).attempt === 2, 5000, 'attempt 2');
       const done = await settledTo(s, j.id, FINAL);
       expect(done.state, done.error).toBe('succeeded');
       expect(done.attempt).toBe(2);
