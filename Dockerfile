@@ -60,5 +60,5 @@ RUN mkdir -p /data && chown 1000:1000 /data
 USER 1000:1000
 VOLUME ["/data"]
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/re-bot.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/re-bot.mjs"]
 CMD ["start"]

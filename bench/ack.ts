@@ -18,6 +18,7 @@ import { SlackEmulator } from '../src/devkit/slack-emulator/server.ts';
 import { interactiveBody, signRequest, slashCommandBody } from '../src/devkit/slack-emulator/signer.ts';
 import { createJobEngine } from '../src/jobs/engine.ts';
 import { DEFAULT_POLICY } from '../src/app/wire.ts';
+import { SLACK_PROCESS_NODE_FLAGS } from '../src/app/heap.ts';
 import { openStore, type Store } from '../src/store/db.ts';
 import { BENCH_SECRETS, demoSpec, ROOT, withoutClientImage } from './lib/spec.ts';
 import { freePort, loopCpuMs, rssBreakdown, rssOf, rssTree, sleep, spawnNode, waitReady, type Child } from './lib/proc.ts';
@@ -73,7 +74,8 @@ export async function runAckBench(o: AckOptions): Promise<{ rows: Row[]; detail:
     for (let i = 0; i < o.starts; i++) {
       const port = await freePort();
       dbPath = join(work, `re-bot-${i}.db`);
-      const child = spawnNode(['bin/re-bot.mjs', 'start'], {
+      // launched as the image and `npx re-bot start` launch it (Dockerfile ENTRYPOINT, the shebang of bin/re-bot.mjs)
+      const child = spawnNode([...SLACK_PROCESS_NODE_FLAGS, 'bin/re-bot.mjs', 'start'], {
         logFile: join(work, `re-bot-start-${i}.log`),
         env: {
           ...BENCH_SECRETS,

@@ -30,6 +30,7 @@ import { claimNext, completeJob, getJob } from '../src/jobs/queue.ts';
 import { SuspendForApproval } from '../src/jobs/runner.ts';
 import { jobView } from '../src/jobs/views.ts';
 import { DEFAULT_POLICY } from '../src/app/wire.ts';
+import { SLACK_PROCESS_NODE_FLAGS } from '../src/app/heap.ts';
 import { appendAudit } from '../src/store/audit.ts';
 import { openStore } from '../src/store/db.ts';
 import { BENCH_SECRETS, demoSpec, ROOT, setBenchSecretEnv, withoutClientImage } from './lib/spec.ts';
@@ -101,7 +102,7 @@ export async function runClickBench(o: ClickOptions): Promise<{ rows: Row[]; det
     o.log(`  seeded ${names.length} finished jobs with ${approvals.length} decided approvals`);
 
     const port = await freePort();
-    const rebot = spawnNode(['bin/re-bot.mjs', 'start'], {
+    const rebot = spawnNode([...SLACK_PROCESS_NODE_FLAGS, 'bin/re-bot.mjs', 'start'], {
       logFile: join(work, 're-bot.log'),
       env: {
         ...BENCH_SECRETS,

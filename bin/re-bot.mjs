@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // Runs the compiled JavaScript in dist/ (`npm run build`; the container image and `npm ci` build it), or the
 // TypeScript sources through tsx when there is no build, the build is older than a source file (an edited
 // checkout), or RE_BOT_FROM_SOURCE=1.

@@ -2,7 +2,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { WORKER_HEAP_FLAGS, workerExecArgv } from '../../src/app/heap.ts';
+import { readFileSync } from 'node:fs';
+import { SLACK_PROCESS_NODE_FLAGS, WORKER_HEAP_FLAGS, workerExecArgv } from '../../src/app/heap.ts';
 
 const run = promisify(execFile);
 const peakOld = async (...args: string[]) => {
@@ -18,6 +19,14 @@ describe('heap settings', () => {
     // V8 takes the last value of a repeated flag
     expect(argv.filter((a) => a.startsWith('--max-semi-space-size=')).at(-1)).toBe('--max-semi-space-size=16');
     expect(argv).toContain('tsx');
+  });
+
+  it('the Slack process is launched with its young-generation flag wherever it starts; the worker does not inherit it', () => {
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(readFileSync('Dockerfile', 'utf8'))![1]) as string[];
+    expect(entrypoint).toEqual(['node', ...SLACK_PROCESS_NODE_FLAGS, 'bin/re-bot.mjs']);
+    expect(readFileSync('bin/re-bot.mjs', 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${SLACK_PROCESS_NODE_FLAGS.join(' ')}`);
+    expect(readFileSync('bench/ack.ts', 'utf8')).toContain("spawnNode([...SLACK_PROCESS_NODE_FLAGS, 'bin/re-bot.mjs', 'start']");
+    expect(workerExecArgv(SLACK_PROCESS_NODE_FLAGS)).toEqual(WORKER_HEAP_FLAGS);
   });
 
   it('the Slack process collects garbage sooner: its old generation peaks far lower under the same churn', async () => {
