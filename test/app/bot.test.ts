@@ -195,7 +195,7 @@ describe('re-bot start (HTTP mode)', () => {
     expect(warned).toMatchObject({ jobId: job.id, stepId: 'verify', err: { message: 'probe failed with token [REDACTED]' } });
     // each Slack request is logged with its id, who asked and what: at debug level (info only when slow)
     const request = parsed.find((l) => l.msg === 'slack request handled' && l.slackRequest === '/re');
-    expect(request).toMatchObject({ level: 20, requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), slackUser: expect.stringMatching(/^U/) });
+    expect(request).toMatchObject({ level: 20, requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), slackUser: expect.stringMatching(/^U/), ackMs: expect.any(Number), ms: expect.any(Number) });
     expect(logs.join('\n')).not.toContain(STEP_SECRET);
     expect(logs.join('\n')).not.toContain('xoxb-bot-test');
   });

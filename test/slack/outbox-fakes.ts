@@ -157,7 +157,8 @@ export function fakeOutbox(opts: Partial<Omit<OutboxOptions, 'client' | 'store' 
   const slack = new FakeSlack();
   const logs: LogLine[] = [];
   const store = opts.store ?? STORES[0][1]();
-  const outbox = new Outbox({ ...opts, client: slack as unknown as WebClient, store, logger: fakeLogger(logs) });
+  // exact send times: a write or a finished send polls at once unless a test asks for the gap (minPollGapMs)
+  const outbox = new Outbox({ minPollGapMs: 0, ...opts, client: slack as unknown as WebClient, store, logger: fakeLogger(logs) });
   return { outbox, slack, store, logs };
 }
 

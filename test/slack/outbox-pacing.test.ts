@@ -38,6 +38,23 @@ describe('outbox pacing (fake clock)', () => {
     expect(custom.slack.posted().map((c) => c.at + 1_800_000_000_000 - t)).toEqual([0, 1000]);
   });
 
+  it('writes in quick succession share a poll: with minPollGapMs 25, ephemerals queued every 5 ms go out in batches 25 ms apart', async () => {
+    const { outbox, slack } = started(fakeOutbox({ minPollGapMs: 25, pollMs: 10_000 }));
+    await at(100);
+    for (let i = 0; i < 6; i++) {
+      outbox.ephemeral(`e${i}`, 'C1', 'U1', { text: `e${i}` });
+      await at(100 + 5 * (i + 1));
+    }
+    await at(300);
+    const sentAt = slack.to('chat.postEphemeral').map((c) => c.at);
+    expect(sentAt).toHaveLength(6);
+    // the first at once (no poll for a while), the rest on polls at least 25 ms apart, not one poll per write
+    expect(sentAt[0]).toBe(100);
+    expect(new Set(sentAt).size).toBeLessThan(6);
+    const polls = [...new Set(sentAt)];
+    for (let i = 1; i < polls.length; i++) expect(polls[i] - polls[i - 1]).toBeGreaterThanOrEqual(25);
+  });
+
   it('a short pacing polls at the pacing: pacingMs 30 posts every 30 ms', async () => {
     const { outbox, slack } = started(fakeOutbox({ pacingMs: 30 }));
     for (let i = 0; i < 4; i++) outbox.post(`p${i}`, 'C1', { text: `p${i}` });
