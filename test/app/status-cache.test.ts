@@ -8,7 +8,7 @@ import { cachedReads } from '../../src/app/status-cache.ts';
 const dir = mkdtempSync(join(tmpdir(), 'status-cache-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function setup(name: string, o: { ttlMs?: number; now?: () => number } = {}) {
+function setup(name: string, o: { ttlMs?: number; staleMs?: number; now?: () => number } = {}) {
   const file = join(dir, `${name}.db`);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -30,16 +30,25 @@ describe('status reads reused between commits', () => {
     expect(reads).toEqual(['prod', 'dev']);
   });
 
-  it('reads again after another process commits (the worker finishing a job)', () => {
-    const { other, reads, status } = setup('other');
+  it('reads again after another process commits (the worker finishing a job), once the report is staleMs old', () => {
+    let t = 0;
+    const { other, reads, status } = setup('other', { now: () => t });
     expect(status('prod')).toBe('running');
     other.prepare("UPDATE jobs SET state = 'succeeded'").run();
+    t = 249; // a burst of asks while the worker commits every few ms: one read
+    expect(status('prod')).toBe('running');
+    t = 250;
     expect(status('prod')).toBe('succeeded');
     expect(reads).toEqual(['prod', 'prod']);
+    // unchanged since: reused up to ttlMs (2 s)
+    t = 2249;
+    expect(status('prod')).toBe('succeeded');
+    expect(reads).toHaveLength(2);
   });
 
-  it('reads again after this process commits (a decision taken here)', () => {
-    const { db, status } = setup('own');
+  it('reads again at once after this process commits (a decision taken here)', () => {
+    const t = 0;
+    const { db, status } = setup('own', { now: () => t });
     expect(status('prod')).toBe('running');
     db.prepare("UPDATE jobs SET state = 'cancelled'").run();
     expect(status('prod')).toBe('cancelled');
