@@ -36,6 +36,23 @@ export function defaultDbPath(): string {
   return process.env.RE_BOT_DB ?? DEFAULT_DB_PATH;
 }
 
+/**
+ * When a commit waits for the disk: `normal` (the default) or `full` (RE_BOT_SQLITE_SYNCHRONOUS). In WAL mode
+ * `normal` loses nothing to a crash of re-bot itself (kill -9, OOM): a committed transaction is in the WAL, which
+ * the OS keeps; only a power loss or kernel crash can roll back the last transactions since the WAL was last
+ * synced, and the database stays consistent (SQLite: "WAL mode is always consistent with synchronous=NORMAL").
+ * `full` syncs the WAL on every commit: about 0.7 ms per commit on this machine's disk, during which the
+ * process's event loop is blocked (better-sqlite3 is synchronous) — in the Slack process, every decision, audit
+ * row and outbox mark (BENCHMARKS.md). What a rolled-back commit means for re-bot: a step re-runs (every step is
+ * safe to re-run), an approval is asked again, a Slack post may be posted a second time.
+ */
+export function sqliteSynchronous(env: NodeJS.ProcessEnv = process.env): 'NORMAL' | 'FULL' {
+  const v = env.RE_BOT_SQLITE_SYNCHRONOUS?.trim().toLowerCase();
+  if (!v || v === 'normal') return 'NORMAL';
+  if (v === 'full') return 'FULL';
+  throw new ConfigError([{ variable: 'RE_BOT_SQLITE_SYNCHRONOUS', message: `expected "normal" (the default) or "full", got "${env.RE_BOT_SQLITE_SYNCHRONOUS}"` }]);
+}
+
 /** The DB and its -wal/-shm files hold sealed secrets, audit and job history: owner-only (0600). */
 function ownerOnly(file: string): void {
   try {
@@ -56,8 +73,10 @@ export function openStore(opts: { path?: string } = {}): Store {
     if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
     ownerOnly(path);
   }
+  const synchronous = sqliteSynchronous();
   const sqlite = new Database(path);
   sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma(`synchronous = ${synchronous}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema });

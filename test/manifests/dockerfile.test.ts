@@ -52,7 +52,8 @@ describe('Dockerfile (read, not built: no container engine here)', () => {
     expect(final.lines.some((l) => l.startsWith('RUN') && /npm ci --omit=dev/.test(l))).toBe(true);
     const user = final.lines.filter((l) => l.startsWith('USER')).at(-1);
     expect(user).toMatch(/^USER [1-9]\d*(:[1-9]\d*)?$/);
-    expect(final.lines).toContain('ENTRYPOINT ["node", "bin/re-bot.mjs"]');
+    // node itself, with the Slack process's launch flag (src/app/heap.ts SLACK_PROCESS_NODE_FLAGS), running the compiled bin
+    expect(final.lines).toContain('ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/re-bot.mjs"]');
     expect(final.lines).toContain('CMD ["start"]');
   });
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { describe, it, expect } from 'vitest';
-import { openStore } from '../../src/store/db.ts';
+import { openStore, sqliteSynchronous } from '../../src/store/db.ts';
+import { ConfigError } from '../../src/config-error.ts';
 import { createSecretBox, loadSecretKey } from '../../src/store/crypto.ts';
 import { forgetAllSecrets, redact } from '../../src/redact.ts';
 import { appendAudit, verifyAuditChain } from '../../src/store/audit.ts';
@@ -19,6 +20,26 @@ describe('store', () => {
     const tables = s.sqlite.prepare("select name from sqlite_master where type='table'").all().map((r: any) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['jobs', 'job_steps', 'approvals', 'approval_votes', 'slack_outbox', 'audit_events', 'sealed_secrets', 'deployments']));
     s.close();
+  });
+
+  it('commits wait for the disk only with RE_BOT_SQLITE_SYNCHRONOUS=full; a wrong value names the variable and what it takes', () => {
+    const before = process.env.RE_BOT_SQLITE_SYNCHRONOUS;
+    try {
+      delete process.env.RE_BOT_SQLITE_SYNCHRONOUS;
+      const dflt = openStore({ path: tmp() });
+      expect(dflt.sqlite.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+      dflt.close();
+      process.env.RE_BOT_SQLITE_SYNCHRONOUS = 'FULL';
+      const full = openStore({ path: tmp() });
+      expect(full.sqlite.pragma('synchronous', { simple: true })).toBe(2);
+      full.close();
+      process.env.RE_BOT_SQLITE_SYNCHRONOUS = 'off';
+      expect(() => openStore({ path: tmp() })).toThrow(ConfigError);
+      expect(() => sqliteSynchronous({ RE_BOT_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/RE_BOT_SQLITE_SYNCHRONOUS.*expected "normal" \(the default\) or "full", got "off"/s);
+    } finally {
+      if (before === undefined) delete process.env.RE_BOT_SQLITE_SYNCHRONOUS;
+      else process.env.RE_BOT_SQLITE_SYNCHRONOUS = before;
+    }
   });
 
   it('sealed secrets never appear in plaintext in the DB file, open back, and can be erased', () => {
