@@ -3,7 +3,8 @@
  * between two commits to the store every answer for a deployment is the same. A report is reused while the DB
  * is unchanged — `data_version` moves on a commit by another connection (the job worker, a CLI command),
  * `total_changes()` on one by this connection — and for at most `ttlMs`, since a report's expiry texts count
- * from now. A commit by another connection is seen within `staleMs` (250 ms), one by this connection at once. Reading both is one tiny statement; a report is a handful of queries and JSON parses.
+ * from now. A commit by another connection is seen within `staleMs` (250 ms), one by this connection at once.
+ * Reading both is one tiny statement; a report is a handful of queries and JSON parses.
  *
  * PostgreSQL has no `data_version`: with `db` null (the runtime on RE_BOT_DATABASE_URL) a report is reused for
  * `ttlMs` only, so a reply can be that much older than a commit made on another replica. There the answer is one
