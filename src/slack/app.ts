@@ -10,6 +10,7 @@ import { afterAckQueue, BoundedSet, type SlackAppDeps, type SlackContext } from 
 import { Directory } from './directory.ts';
 import { keepAliveFetch } from './fetch.ts';
 import { registerJobActions } from './job-actions.ts';
+import { SlackRouter } from './router.ts';
 import { Outbox } from './outbox.ts';
 import { attachProgress } from './progress.ts';
 import { WizardSessions } from './wizard.ts';
@@ -130,9 +131,11 @@ export function createSlackApp(deps: SlackAppDeps & SlackHooks): SlackRuntime {
       }
     },
   };
-  registerCommands(app, ctx);
-  registerJobActions(app, ctx);
-  registerWizard(app, ctx);
+  const routes = new SlackRouter();
+  registerCommands(routes, ctx);
+  registerJobActions(routes, ctx);
+  registerWizard(routes, ctx);
+  routes.attach(app);
   const detach = attachProgress(engine, outbox, logger, { approvers: config.approvers });
 
   return {

@@ -1,5 +1,6 @@
 /** `/re <subcommand>`: static answers (help, usage, typos) come in the ack; everything else acks first. */
-import type { App, RespondFn } from '@slack/bolt';
+import type { RespondFn } from '@slack/bolt';
+import type { Routes } from './router.ts';
 import { errorMessage } from '../redact.ts';
 import { HELP } from './blocks.ts';
 import { afterAck, type SlackContext } from './context.ts';
@@ -35,7 +36,7 @@ function statusAnswer(report: StatusReport, url: string | undefined): ReturnType
   return message;
 }
 
-export function registerCommands(app: App, ctx: SlackContext): void {
+export function registerCommands(app: Routes, ctx: SlackContext): void {
   const { engine, deps } = ctx;
 
   const unknownDeployment = async (name: string) => {

@@ -1,5 +1,6 @@
 /** Buttons in the progress thread. Anyone in the channel can click: every click is checked. */
-import type { App, RespondFn } from '@slack/bolt';
+import type { RespondFn } from '@slack/bolt';
+import type { Routes } from './router.ts';
 import type { WebClient } from '@slack/web-api';
 import { errorMessage } from '../redact.ts';
 import { afterAck, type SlackContext } from './context.ts';
@@ -142,7 +143,7 @@ async function approvalOf(ctx: SlackContext, value: string) {
 }
 
 
-export function registerJobActions(app: App, ctx: SlackContext): void {
+export function registerJobActions(app: Routes, ctx: SlackContext): void {
   app.action('re_approve', async ({ ack, body, action, respond }) => {
     await ack();
     // the id and hash are all a decision needs: no job read for a click that is only acked

@@ -1,5 +1,5 @@
 /** Bolt handlers of the setup wizard: open, page submissions, provider choices, back, close. */
-import type { App } from '@slack/bolt';
+import type { Routes } from './router.ts';
 import { DeploymentLockedError } from '../jobs/types.ts';
 import { errorMessage } from '../redact.ts';
 import type { SetupSpec } from '../spec/schema.ts';
@@ -119,7 +119,7 @@ async function startJob(ctx: SlackContext, s: WizardSession, spec: SetupSpec, us
   }
 }
 
-export function registerWizard(app: App, ctx: SlackContext): void {
+export function registerWizard(app: Routes, ctx: SlackContext): void {
   const seal = (value: string, purpose: string) => ctx.deps.sealSecret(value, purpose);
   const erase = (id: string) => eraseAll(ctx, [id]);
 
