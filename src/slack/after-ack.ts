@@ -6,13 +6,18 @@
  * requests keep arriving, then runs one piece per turn of the event loop, so a request that arrives meanwhile
  * is read and acked after at most one piece. Nothing waits forever: a piece older than `maxDeferMs` runs even
  * while requests keep coming (still one per turn).
+ *
+ * Why 20 ms and 1 s: a burst of 200 requests takes 300–700 ms to read on a busy 2-core node, and arrives with
+ * gaps of a few ms (the sender writes in batches). With 2 ms and 250 ms the pieces started inside the burst
+ * and the `/re status` ack p99 was 1.7–2.4× the bare Bolt app's; with 20 ms and 1 s, 0.97–1.13×, and the last
+ * answer of a burst still reached Slack within 1 s of its start (bench/ack.ts, BENCHMARKS.md).
  */
 import { performance } from 'node:perf_hooks';
 
 export interface AfterAckOptions {
-  /** the work waits until no request has arrived for this long (default 2 ms) */
+  /** the work waits until no request has arrived for this long (default 20 ms) */
   quietMs?: number;
-  /** …or until the oldest piece has waited this long (default 250 ms) */
+  /** …or until the oldest piece has waited this long (default 1 s) */
   maxDeferMs?: number;
   now?: () => number;
 }
@@ -27,8 +32,8 @@ export class AfterAckQueue {
   private readonly now: () => number;
 
   constructor(o: AfterAckOptions = {}) {
-    this.quietMs = o.quietMs ?? 2;
-    this.maxDeferMs = o.maxDeferMs ?? 250;
+    this.quietMs = o.quietMs ?? 20;
+    this.maxDeferMs = o.maxDeferMs ?? 1000;
     this.now = o.now ?? (() => performance.now());
   }
 
