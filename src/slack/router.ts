@@ -2,8 +2,8 @@
  * One Bolt listener per kind of request (the command, block actions, view submissions, closed views), each
  * dispatching on its id through a Map. Bolt runs every registered listener's middleware chain for every
  * request (an array copy, an async chain and a copy of the arguments each, a non-matching one included):
- * with one listener per button and view that was most of the difference between re-bot's ack path and the
- * bare Bolt app's under a burst (BENCHMARKS.md, issue 15).
+ * with one listener per button and view that was about half of the difference between re-bot's ack path and
+ * the bare Bolt app's under a burst (BENCHMARKS.md, issue 15).
  */
 import type { App, Middleware, SlackActionMiddlewareArgs, SlackCommandMiddlewareArgs, SlackViewMiddlewareArgs } from '@slack/bolt';
 
