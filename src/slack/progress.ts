@@ -86,12 +86,18 @@ export function attachProgress(engine: JobEngine, outbox: OutboxWriter, logger?:
     const pk = parentKey(job.id);
     if (e.type === 'step.started' || e.type === 'step.finished' || e.type === 'step.failed' || e.type === 'step.skipped') activity.delete(job.id);
     if (e.type === 'step.progress') activity.set(job.id, e.message);
+    const finished = e.type === 'job.succeeded' || e.type === 'job.failed' || e.type === 'job.cancelled';
     const known = parents.has(pk) || (await outbox.has(pk));
     parents.add(pk);
-    if (e.type === 'job.succeeded' || e.type === 'job.failed' || e.type === 'job.cancelled') parents.delete(pk); // a retry asks again
+    if (finished) parents.delete(pk); // a retry asks again
     if (!known) {
       dirty.delete(job.id);
       outbox.post(pk, channel, checklistMessage(job, activity.get(job.id), approvers));
+    } else if (finished) {
+      // written now, before the final reply below: a finished job gets no later event, so a kill -9 between a
+      // deferred update and the reply would leave its checklist showing a running step for good
+      dirty.delete(job.id);
+      outbox.update(pk, channel, checklistMessage(job, activity.get(job.id), approvers));
     } else {
       dirty.delete(job.id); // re-inserted: flushed in the order the jobs last changed
       dirty.set(job.id, { job, channel, line: activity.get(job.id) });

@@ -58,3 +58,35 @@ it("a burst of 200 progress lines: the parent shows the newest, rendered a few t
   expect((await rt.engine.settled(job.id)).state).toBe('succeeded');
   await detach();
 }, 30_000);
+
+it('the finished checklist is written before the final reply: a kill between them cannot leave the parent showing a running step', async () => {
+  const rt2 = await createRuntime({ dbPath: join(mkdtempSync(join(tmpdir(), 're-bot-final-')), 'db.sqlite'), handlers, infraFor: async () => ({}) as never, pollMs: 20 });
+  try {
+    release();
+    const outbox = new OutboxWriter(rt2.repo.outbox);
+    let lastParent = '';
+    let parentAtFinal: string | undefined;
+    const update = outbox.update.bind(outbox);
+    outbox.update = (key, channel, args) => {
+      if (key.endsWith(':parent')) lastParent = ((args.blocks as any[]) ?? []).find((b) => b.block_id === 'steps')?.text?.text ?? '';
+      update(key, channel, args);
+    };
+    const post = outbox.post.bind(outbox);
+    outbox.post = (key, ...rest) => {
+      if (key.endsWith(':final')) parentAtFinal = lastParent;
+      post(key, ...rest);
+    };
+    const detach = attachProgress(rt2.engine, outbox);
+    const loaded = await loadSpecFile(join(import.meta.dirname, '..', '..', 'examples', 'aws-minimal.yaml'));
+    if (!loaded.ok) throw new Error('example spec does not parse');
+    rt2.engine.start();
+    const job = await rt2.engine.submit({ spec: loaded.spec, requestedBy: { id: 'U0REQ' }, origin: { kind: 'slack', channel: 'C0FINAL' } });
+    expect((await rt2.engine.settled(job.id)).state).toBe('succeeded');
+    await detach();
+    const lines = (parentAtFinal ?? '').split('\n').filter(Boolean);
+    expect(lines).toHaveLength(8);
+    for (const line of lines) expect(line).toMatch(/— (succeeded|warned|skipped)\b/);
+  } finally {
+    await rt2.close();
+  }
+}, 30_000);
